@@ -1,0 +1,212 @@
+//! Stream framing: every message on a QUIC stream is a frame
+//! `length: u32 little-endian` followed by `length` bytes of postcard-encoded body.
+//!
+//! The decoder is sans-IO: feed it whatever bytes arrived and ask for the next message.
+//! "Not enough bytes yet" is `Ok(None)`, never an error. The length is checked against the
+//! maximum as soon as the four header bytes are there, *before* any of the body is
+//! buffered, so a peer cannot make us hold more than `max_frame` bytes per stream.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// Size of the length prefix.
+pub const HEADER_LEN: usize = 4;
+/// Default largest frame body accepted (512 KiB, Photon's message limit).
+pub const DEFAULT_MAX_FRAME: usize = 512 * 1024;
+
+/// Why a frame was rejected. Any of these closes the connection that sent it.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum FrameError {
+    /// The length prefix announces more than the maximum frame size.
+    #[error("frame of {len} bytes exceeds the limit of {max} bytes")]
+    TooLarge {
+        /// Announced body length.
+        len: usize,
+        /// Configured maximum.
+        max: usize,
+    },
+    /// The body does not decode as the expected message.
+    #[error("malformed frame body: {0}")]
+    Malformed(String),
+    /// The stream ended in the middle of a frame.
+    #[error("stream ended inside a frame ({buffered} bytes buffered)")]
+    Truncated {
+        /// Bytes that were buffered when the stream ended.
+        buffered: usize,
+    },
+}
+
+/// Encodes one message as a complete frame (header and body).
+pub fn encode_frame<T: Serialize>(msg: &T) -> Bytes {
+    let mut buf = BytesMut::with_capacity(64);
+    buf.put_u32_le(0);
+    let mut writer = buf.writer();
+    postcard::to_io(msg, &mut writer).expect("encoding into memory cannot fail");
+    let mut buf = writer.into_inner();
+    let len = u32::try_from(buf.len() - HEADER_LEN).expect("frame body over 4 GiB");
+    buf[..HEADER_LEN].copy_from_slice(&len.to_le_bytes());
+    buf.freeze()
+}
+
+/// Decodes a complete body (no length prefix), requiring that every byte is used.
+pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, FrameError> {
+    let (msg, rest) =
+        postcard::take_from_bytes(body).map_err(|e| FrameError::Malformed(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(FrameError::Malformed(format!(
+            "{} trailing bytes after the message",
+            rest.len()
+        )));
+    }
+    Ok(msg)
+}
+
+/// Encodes a message without a length prefix (used for QUIC datagrams, which carry their
+/// own boundaries).
+pub fn encode_body<T: Serialize>(msg: &T) -> Bytes {
+    Bytes::from(postcard::to_stdvec(msg).expect("encoding into memory cannot fail"))
+}
+
+/// Incremental frame decoder for one stream.
+#[derive(Debug)]
+pub struct FrameDecoder {
+    buf: BytesMut,
+    max_frame: usize,
+}
+
+impl FrameDecoder {
+    /// A decoder that accepts bodies up to `max_frame` bytes.
+    pub fn new(max_frame: usize) -> Self {
+        FrameDecoder {
+            buf: BytesMut::new(),
+            max_frame,
+        }
+    }
+
+    /// Appends bytes received from the stream.
+    pub fn extend(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Bytes buffered and not yet decoded.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// How many more bytes the decoder may usefully buffer right now: the rest of the
+    /// current frame, or the header. Readers use this to never buffer past a frame that is
+    /// about to be rejected.
+    pub fn wanted(&self) -> Result<usize, FrameError> {
+        match self.peek_len()? {
+            None => Ok(HEADER_LEN - self.buf.len()),
+            Some(len) => Ok((HEADER_LEN + len).saturating_sub(self.buf.len()).max(1)),
+        }
+    }
+
+    fn peek_len(&self) -> Result<Option<usize>, FrameError> {
+        if self.buf.len() < HEADER_LEN {
+            return Ok(None);
+        }
+        let len = u32::from_le_bytes(self.buf[..HEADER_LEN].try_into().expect("4 bytes")) as usize;
+        if len > self.max_frame {
+            return Err(FrameError::TooLarge {
+                len,
+                max: self.max_frame,
+            });
+        }
+        Ok(Some(len))
+    }
+
+    /// The next complete frame body, `Ok(None)` if more bytes are needed.
+    pub fn next_body(&mut self) -> Result<Option<Bytes>, FrameError> {
+        let Some(len) = self.peek_len()? else {
+            return Ok(None);
+        };
+        if self.buf.len() < HEADER_LEN + len {
+            return Ok(None);
+        }
+        self.buf.advance(HEADER_LEN);
+        Ok(Some(self.buf.split_to(len).freeze()))
+    }
+
+    /// The next complete message, `Ok(None)` if more bytes are needed.
+    pub fn next<T: DeserializeOwned>(&mut self) -> Result<Option<T>, FrameError> {
+        match self.next_body()? {
+            None => Ok(None),
+            Some(body) => decode_body(&body).map(Some),
+        }
+    }
+
+    /// Call when the stream has ended: an error if a partial frame is left over.
+    pub fn finish(&self) -> Result<(), FrameError> {
+        if self.buf.is_empty() {
+            Ok(())
+        } else {
+            Err(FrameError::Truncated {
+                buffered: self.buf.len(),
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partial_input_is_not_an_error() {
+        let frame = encode_frame(&(7u8, "hi".to_string()));
+        let mut d = FrameDecoder::new(64);
+        for b in &frame[..frame.len() - 1] {
+            d.extend(&[*b]);
+            assert_eq!(d.next::<(u8, String)>().unwrap(), None);
+        }
+        assert!(d.finish().is_err(), "a cut frame is reported at end of stream");
+        d.extend(&frame[frame.len() - 1..]);
+        assert_eq!(d.next::<(u8, String)>().unwrap(), Some((7, "hi".into())));
+        assert_eq!(d.next::<(u8, String)>().unwrap(), None);
+        d.finish().unwrap();
+    }
+
+    #[test]
+    fn oversized_frame_is_rejected_from_the_header_alone() {
+        let mut d = FrameDecoder::new(16);
+        d.extend(&17u32.to_le_bytes());
+        assert_eq!(
+            d.next_body(),
+            Err(FrameError::TooLarge { len: 17, max: 16 })
+        );
+        assert!(d.wanted().is_err(), "the reader is told to stop reading");
+    }
+
+    #[test]
+    fn wanted_never_reaches_past_the_current_frame() {
+        let mut d = FrameDecoder::new(100);
+        assert_eq!(d.wanted().unwrap(), 4);
+        d.extend(&10u32.to_le_bytes());
+        assert_eq!(d.wanted().unwrap(), 10);
+        d.extend(&[0; 4]);
+        assert_eq!(d.wanted().unwrap(), 6);
+    }
+
+    #[test]
+    fn trailing_bytes_in_a_body_are_malformed() {
+        let mut body = postcard::to_stdvec(&5u8).unwrap();
+        body.push(0);
+        assert!(matches!(
+            decode_body::<u8>(&body),
+            Err(FrameError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn two_frames_in_one_read() {
+        let mut d = FrameDecoder::new(64);
+        d.extend(&encode_frame(&1u32));
+        d.extend(&encode_frame(&300u32));
+        assert_eq!(d.next::<u32>().unwrap(), Some(1));
+        assert_eq!(d.next::<u32>().unwrap(), Some(300));
+        assert_eq!(d.buffered(), 0);
+    }
+}

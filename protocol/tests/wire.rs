@@ -1,0 +1,346 @@
+//! Golden bytes (one comment per field), reject tests and round-trip properties for the
+//! wire format. If one of the golden tests fails, the wire format changed: update
+//! docs/PROTOCOL.md and bump the protocol version, or undo the change.
+
+use bytes::Bytes;
+use proptest::prelude::*;
+use switchboard_protocol::*;
+
+fn frame_body(frame: &[u8]) -> &[u8] {
+    let len = u32::from_le_bytes(frame[..4].try_into().unwrap()) as usize;
+    assert_eq!(frame.len(), 4 + len, "length prefix covers the body exactly");
+    &frame[4..]
+}
+
+#[test]
+fn golden_hello() {
+    let f = encode_frame(&ClientToMaster::Hello(Hello::new("rs")));
+    #[rustfmt::skip]
+    assert_eq!(&f[..], &[
+        5, 0, 0, 0,       // frame length 5, u32 little-endian
+        0,                // ClientToMaster::Hello
+        1,                // version 1 (varint)
+        2, b'r', b's',    // agent "rs"
+    ]);
+}
+
+#[test]
+fn golden_authenticate() {
+    let f = encode_frame(&ClientToMaster::Request {
+        id: 300,
+        op: MasterOp::Authenticate {
+            user_id: "al".into(),
+            token: String::new(),
+        },
+    });
+    #[rustfmt::skip]
+    assert_eq!(frame_body(&f), &[
+        1,                // ClientToMaster::Request
+        0xac, 0x02,       // id 300 (varint)
+        0,                // MasterOp::Authenticate
+        2, b'a', b'l',    // user_id
+        0,                // token ""
+    ]);
+}
+
+#[test]
+fn golden_create_game() {
+    let mut options = RoomOptions {
+        max_players: 4,
+        ..RoomOptions::default()
+    };
+    options.properties.insert("m".into(), Value::Int(-2));
+    options.lobby_properties.push("m".into());
+    let f = encode_frame(&ClientToMaster::Request {
+        id: 1,
+        op: MasterOp::CreateGame {
+            game: Some("g".into()),
+            options,
+        },
+    });
+    #[rustfmt::skip]
+    assert_eq!(frame_body(&f), &[
+        1, 1,             // Request, id 1
+        1,                // MasterOp::CreateGame
+        1, 1, b'g',       // game: Some("g")
+        4,                // max_players 4
+        1,                // is_open true
+        1,                // is_visible true
+        1,                // properties: 1 entry
+        1, b'm',          //   key "m"
+        2, 3,             //   Value::Int(-2), zigzag -> 3
+        1, 1, b'm',       // lobby_properties ["m"]
+        0,                // publish_user_id false
+    ]);
+}
+
+#[test]
+fn golden_redirect_response() {
+    let f = encode_frame(&MasterToClient::Response(Response {
+        id: 2,
+        result: Ok(MasterReply::Redirect(Redirect {
+            game: "g".into(),
+            address: "h:1".into(),
+            ticket: Bytes::from_static(&[0xaa, 0xbb]),
+        })),
+    }));
+    #[rustfmt::skip]
+    assert_eq!(frame_body(&f), &[
+        1,                    // MasterToClient::Response
+        2,                    // id 2
+        0,                    // Ok
+        1,                    // MasterReply::Redirect
+        1, b'g',              // game
+        3, b'h', b':', b'1',  // address
+        2, 0xaa, 0xbb,        // ticket bytes
+    ]);
+}
+
+#[test]
+fn golden_error_response() {
+    let f = encode_frame(&GameToClient::Response(Response {
+        id: 9,
+        result: Err(OpError::new(ResultCode::GameFull, "full")),
+    }));
+    #[rustfmt::skip]
+    assert_eq!(frame_body(&f), &[
+        1,                      // GameToClient::Response
+        9,                      // id
+        1,                      // Err
+        0xfa, 0xff, 0x03,       // code 32765 as zigzag varint (65530)
+        4, b'f', b'u', b'l', b'l',
+    ]);
+}
+
+#[test]
+fn golden_raise_event_and_datagrams() {
+    let ev = RaiseEvent {
+        code: 7,
+        receivers: ReceiverGroup::All,
+        targets: vec![2, 3],
+        data: Bytes::from_static(b"xy"),
+    };
+    let f = encode_frame(&ClientToGame::RaiseEvent(ev.clone()));
+    #[rustfmt::skip]
+    assert_eq!(frame_body(&f), &[
+        2,                // ClientToGame::RaiseEvent
+        7,                // code (u8: one raw byte)
+        1,                // ReceiverGroup::All
+        2, 2, 3,          // targets [2, 3]
+        2, b'x', b'y',    // data
+    ]);
+    let d = encode_body(&DatagramUp::RaiseEvent(ev));
+    assert_eq!(&d[..], &[0, 7, 1, 2, 2, 3, 2, b'x', b'y']);
+    let down = encode_body(&DatagramDown::Event(EventData {
+        sender: 1,
+        code: 200,
+        data: Bytes::from_static(b"z"),
+    }));
+    #[rustfmt::skip]
+    assert_eq!(&down[..], &[
+        0,        // DatagramDown::Event
+        1,        // sender
+        200,      // code: one raw byte, not a varint
+        1, b'z',  // data
+    ]);
+}
+
+#[test]
+fn golden_room_events() {
+    let f = encode_frame(&GameToClient::Event(RoomEvent::Join {
+        actor: ActorInfo {
+            actor: 2,
+            user_id: String::new(),
+        },
+        actors: vec![1, 2],
+    }));
+    assert_eq!(frame_body(&f), &[2, 0, 2, 0, 2, 1, 2]);
+    let f = encode_frame(&GameToClient::Event(RoomEvent::Leave {
+        actor: 1,
+        master_client: 2,
+    }));
+    assert_eq!(frame_body(&f), &[2, 1, 1, 2]);
+}
+
+#[test]
+fn golden_register() {
+    let f = encode_frame(&GsToMaster::Register(Register {
+        server_id: "a".into(),
+        address: "b".into(),
+        secret: "c".into(),
+        games: vec![GameState {
+            game: "g".into(),
+            player_count: 1,
+            max_players: 0,
+            is_open: true,
+            is_visible: false,
+            lobby_properties: Properties::new(),
+        }],
+    }));
+    #[rustfmt::skip]
+    assert_eq!(frame_body(&f), &[
+        1,              // GsToMaster::Register
+        1, b'a',        // server_id
+        1, b'b',        // address
+        1, b'c',        // secret
+        1,              // 1 game
+        1, b'g', 1, 0, 1, 0, 0, // game, player_count, max_players, open, visible, props
+    ]);
+}
+
+#[test]
+fn truncated_bodies_are_rejected() {
+    let f = encode_frame(&ClientToMaster::Request {
+        id: 1,
+        op: MasterOp::JoinGame { game: "abc".into() },
+    });
+    let body = frame_body(&f);
+    for cut in 0..body.len() {
+        assert!(
+            decode_body::<ClientToMaster>(&body[..cut]).is_err(),
+            "a body cut at {cut} must not decode"
+        );
+    }
+}
+
+#[test]
+fn unknown_tags_are_rejected() {
+    assert!(decode_body::<ClientToMaster>(&[9]).is_err());
+    assert!(decode_body::<ClientToMaster>(&[1, 1, 42]).is_err());
+    assert!(decode_body::<DatagramUp>(&[1]).is_err());
+    assert!(decode_body::<GsToMaster>(&[200]).is_err());
+    // CreateGame whose is_open bool is 2: only 0 and 1 are booleans.
+    assert!(decode_body::<ClientToGame>(&[1, 1, 0, 0, 0, 0, 2, 1, 0, 0, 0]).is_err());
+    assert!(decode_body::<ClientToGame>(&[1, 1, 0, 0, 0, 0, 1, 1, 0, 0, 0]).is_ok());
+}
+
+#[test]
+fn oversized_frames_are_rejected_before_buffering() {
+    let mut d = FrameDecoder::new(frame::DEFAULT_MAX_FRAME);
+    d.extend(&(frame::DEFAULT_MAX_FRAME as u32 + 1).to_le_bytes());
+    assert!(matches!(d.next_body(), Err(FrameError::TooLarge { .. })));
+}
+
+#[test]
+fn invalid_utf8_is_rejected() {
+    // Hello with agent bytes that are not UTF-8.
+    assert!(decode_body::<ClientToMaster>(&[0, 1, 1, 0xff]).is_err());
+}
+
+fn value() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::Int),
+        any::<f64>()
+            .prop_filter("NaN is not equal to itself", |f| !f.is_nan())
+            .prop_map(Value::Float),
+        ".{0,8}".prop_map(Value::Str),
+        prop::collection::vec(any::<u8>(), 0..16).prop_map(|v| Value::Bytes(v.into())),
+    ]
+}
+
+fn room_options() -> impl Strategy<Value = RoomOptions> {
+    (
+        any::<u32>(),
+        any::<bool>(),
+        any::<bool>(),
+        prop::collection::btree_map(".{0,6}", value(), 0..4),
+        prop::collection::vec(".{0,6}", 0..3),
+        any::<bool>(),
+    )
+        .prop_map(
+            |(max_players, is_open, is_visible, properties, lobby_properties, publish)| {
+                RoomOptions {
+                    max_players,
+                    is_open,
+                    is_visible,
+                    properties,
+                    lobby_properties,
+                    publish_user_id: publish,
+                }
+            },
+        )
+}
+
+fn raise_event() -> impl Strategy<Value = RaiseEvent> {
+    (
+        any::<u8>(),
+        prop_oneof![
+            Just(ReceiverGroup::Others),
+            Just(ReceiverGroup::All),
+            Just(ReceiverGroup::MasterClient)
+        ],
+        prop::collection::vec(any::<u32>(), 0..4),
+        prop::collection::vec(any::<u8>(), 0..64),
+    )
+        .prop_map(|(code, receivers, targets, data)| RaiseEvent {
+            code,
+            receivers,
+            targets,
+            data: data.into(),
+        })
+}
+
+fn client_to_game() -> impl Strategy<Value = ClientToGame> {
+    prop_oneof![
+        (any::<u16>(), ".{0,10}").prop_map(|(version, agent)| ClientToGame::Hello(Hello {
+            version,
+            agent
+        })),
+        (
+            any::<u32>(),
+            prop::collection::vec(any::<u8>(), 0..40),
+            ".{0,10}",
+            room_options()
+        )
+            .prop_map(|(id, t, game, options)| ClientToGame::Request {
+                id,
+                op: GameOp::CreateGame {
+                    ticket: t.into(),
+                    game,
+                    options
+                }
+            }),
+        any::<u32>().prop_map(|id| ClientToGame::Request {
+            id,
+            op: GameOp::LeaveGame
+        }),
+        raise_event().prop_map(ClientToGame::RaiseEvent),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn client_to_game_round_trips(msg in client_to_game()) {
+        let f = encode_frame(&msg);
+        let mut d = FrameDecoder::new(frame::DEFAULT_MAX_FRAME);
+        d.extend(&f);
+        prop_assert_eq!(d.next::<ClientToGame>().unwrap(), Some(msg));
+    }
+
+    #[test]
+    fn datagrams_round_trip(ev in raise_event()) {
+        let msg = DatagramUp::RaiseEvent(ev);
+        prop_assert_eq!(decode_body::<DatagramUp>(&encode_body(&msg)).unwrap(), msg);
+    }
+
+    #[test]
+    fn master_messages_round_trip(id in any::<u32>(), user in ".{0,12}", opts in room_options()) {
+        for msg in [
+            ClientToMaster::Request { id, op: MasterOp::Authenticate { user_id: user.clone(), token: user.clone() } },
+            ClientToMaster::Request { id, op: MasterOp::CreateGame { game: Some(user.clone()), options: opts.clone() } },
+            ClientToMaster::Request { id, op: MasterOp::JoinGame { game: user.clone() } },
+        ] {
+            prop_assert_eq!(decode_body::<ClientToMaster>(&encode_frame(&msg)[4..]).unwrap(), msg);
+        }
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
+        let _ = decode_body::<ClientToMaster>(&bytes);
+        let _ = decode_body::<ClientToGame>(&bytes);
+        let _ = decode_body::<GsToMaster>(&bytes);
+        let _ = decode_body::<DatagramUp>(&bytes);
+    }
+}
