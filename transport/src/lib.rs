@@ -1,1 +1,15 @@
-//! placeholder
+//! QUIC transport shared by the master, the game servers and the client library:
+//! endpoint construction with explicit transport limits ([`limits`]), TLS identities and
+//! trust ([`tls`]), and framed messages on QUIC streams ([`framed`]).
+//!
+//! This crate moves bytes; the protocol itself lives in `switchboard-protocol`.
+
+pub mod endpoint;
+pub mod framed;
+pub mod limits;
+pub mod tls;
+
+pub use endpoint::{ConnectError, client_endpoint, close, connect, server_endpoint};
+pub use framed::{FramedRecv, RecvError, send_frame};
+pub use limits::Limits;
+pub use tls::{ServerIdentity, TlsError, Trust};

@@ -1,0 +1,115 @@
+//! Endpoint construction and connecting by `host:port`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use quinn::{ClientConfig, Connection, Endpoint, ServerConfig, VarInt};
+use switchboard_protocol::CloseCode;
+
+use crate::{Limits, ServerIdentity, TlsError, Trust};
+
+/// Binds a server endpoint speaking one ALPN protocol.
+pub fn server_endpoint(
+    addr: SocketAddr,
+    identity: &ServerIdentity,
+    alpn: &[u8],
+    limits: &Limits,
+) -> Result<Endpoint, TlsError> {
+    let tls = identity.rustls_config(alpn)?;
+    let quic = QuicServerConfig::try_from(tls).map_err(|e| TlsError::Other(e.to_string()))?;
+    let mut cfg = ServerConfig::with_crypto(Arc::new(quic));
+    cfg.transport_config(limits.transport_config());
+    Endpoint::server(cfg, addr).map_err(|source| TlsError::Io {
+        path: addr.to_string().into(),
+        source,
+    })
+}
+
+/// The client configuration for one ALPN protocol.
+pub fn client_config(trust: &Trust, alpn: &[u8], limits: &Limits) -> Result<ClientConfig, TlsError> {
+    let tls = trust.rustls_config(alpn)?;
+    let quic = QuicClientConfig::try_from(tls).map_err(|e| TlsError::Other(e.to_string()))?;
+    let mut cfg = ClientConfig::new(Arc::new(quic));
+    cfg.transport_config(limits.transport_config());
+    Ok(cfg)
+}
+
+/// Binds a client endpoint on an ephemeral port of the given family.
+pub fn client_endpoint(ipv6: bool) -> std::io::Result<Endpoint> {
+    let bind: SocketAddr = if ipv6 {
+        "[::]:0".parse().expect("valid")
+    } else {
+        "0.0.0.0:0".parse().expect("valid")
+    };
+    Endpoint::client(bind)
+}
+
+/// Why a connection could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// `address` is not `host:port`, or the host does not resolve.
+    #[error("cannot resolve {address:?}: {reason}")]
+    Resolve {
+        /// The address given.
+        address: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The TLS configuration could not be built.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// quinn refused to start the connection.
+    #[error("connect to {address}: {source}")]
+    Start {
+        /// The address given.
+        address: String,
+        /// The cause.
+        source: quinn::ConnectError,
+    },
+    /// The handshake failed or the connection was closed during it.
+    #[error("connect to {address}: {source}")]
+    Handshake {
+        /// The address given.
+        address: String,
+        /// The cause.
+        source: quinn::ConnectionError,
+    },
+}
+
+/// Connects to `address` (`host:port`); `host` is also the name the server's certificate
+/// must carry.
+pub async fn connect(
+    endpoint: &Endpoint,
+    config: ClientConfig,
+    address: &str,
+) -> Result<Connection, ConnectError> {
+    let resolve = |reason: String| ConnectError::Resolve {
+        address: address.to_string(),
+        reason,
+    };
+    let (host, _) = address
+        .rsplit_once(':')
+        .ok_or_else(|| resolve("expected host:port".into()))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let addr = tokio::net::lookup_host(address)
+        .await
+        .map_err(|e| resolve(e.to_string()))?
+        .next()
+        .ok_or_else(|| resolve("no address".into()))?;
+    let connecting = endpoint
+        .connect_with(config, addr, host)
+        .map_err(|source| ConnectError::Start {
+            address: address.to_string(),
+            source,
+        })?;
+    connecting.await.map_err(|source| ConnectError::Handshake {
+        address: address.to_string(),
+        source,
+    })
+}
+
+/// Closes a connection with an application close code and a reason a person can read.
+pub fn close(conn: &Connection, code: CloseCode, reason: &str) {
+    conn.close(VarInt::from_u32(code.to_wire()), reason.as_bytes());
+}

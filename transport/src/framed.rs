@@ -1,0 +1,74 @@
+//! Framed messages on QUIC streams.
+
+use bytes::Bytes;
+use quinn::{RecvStream, SendStream};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use switchboard_protocol::{FrameDecoder, FrameError, encode_frame};
+
+/// Why reading a framed message failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RecvError {
+    /// The bytes are not a valid frame or message.
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    /// The stream or connection failed.
+    #[error(transparent)]
+    Read(#[from] quinn::ReadError),
+}
+
+/// Reads length-prefixed postcard frames from a receive stream.
+#[derive(Debug)]
+pub struct FramedRecv {
+    stream: RecvStream,
+    decoder: FrameDecoder,
+    scratch: Box<[u8]>,
+}
+
+const READ_CHUNK: usize = 16 * 1024;
+
+impl FramedRecv {
+    /// Wraps a stream, accepting frame bodies up to `max_frame` bytes.
+    pub fn new(stream: RecvStream, max_frame: usize) -> Self {
+        FramedRecv {
+            stream,
+            decoder: FrameDecoder::new(max_frame),
+            scratch: vec![0; READ_CHUNK].into_boxed_slice(),
+        }
+    }
+
+    /// The next frame body; `None` when the stream ended cleanly between frames.
+    pub async fn next_body(&mut self) -> Result<Option<Bytes>, RecvError> {
+        loop {
+            if let Some(body) = self.decoder.next_body()? {
+                return Ok(Some(body));
+            }
+            // Stop reading as soon as a frame announces a size over the limit; otherwise read
+            // a whole chunk, so the buffer never holds more than max_frame + READ_CHUNK.
+            self.decoder.wanted()?;
+            match self.stream.read(&mut self.scratch).await? {
+                Some(n) => self.decoder.extend(&self.scratch[..n]),
+                None => {
+                    self.decoder.finish()?;
+                    return Ok(None);
+                }
+            }
+        }
+    }
+
+    /// The next message; `None` when the stream ended cleanly between frames.
+    pub async fn next<T: DeserializeOwned>(&mut self) -> Result<Option<T>, RecvError> {
+        match self.next_body().await? {
+            None => Ok(None),
+            Some(body) => Ok(Some(switchboard_protocol::decode_body(&body)?)),
+        }
+    }
+}
+
+/// Encodes and writes one message as a frame.
+pub async fn send_frame<T: Serialize>(
+    stream: &mut SendStream,
+    msg: &T,
+) -> Result<(), quinn::WriteError> {
+    stream.write_chunk(encode_frame(msg)).await
+}

@@ -1,0 +1,66 @@
+//! Transport limits, set explicitly rather than left at quinn's defaults.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use quinn::{IdleTimeout, TransportConfig, VarInt};
+
+/// The QUIC transport limits of an endpoint. Defaults suit a game relay: a client needs
+/// one control stream and a few event channels, so stream counts stay small (memory per
+/// connection grows with them).
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// A connection with no traffic for this long is closed.
+    pub idle_timeout: Duration,
+    /// A PING is sent after this much quiet, keeping NAT bindings and the idle timer alive.
+    pub keep_alive: Duration,
+    /// Bidirectional streams the peer may have open at once.
+    pub max_bidi_streams: u32,
+    /// Unidirectional streams the peer may have open at once.
+    pub max_uni_streams: u32,
+    /// Bytes the peer may send on one stream ahead of our reading.
+    pub stream_receive_window: u32,
+    /// Bytes the peer may send on all streams ahead of our reading.
+    pub receive_window: u32,
+    /// Bytes we may have in flight to the peer.
+    pub send_window: u64,
+    /// Bytes of received datagrams buffered before the oldest are dropped.
+    pub datagram_receive_buffer: usize,
+    /// Bytes of outgoing datagrams buffered before the oldest are dropped.
+    pub datagram_send_buffer: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            idle_timeout: Duration::from_secs(30),
+            keep_alive: Duration::from_secs(5),
+            max_bidi_streams: 4,
+            max_uni_streams: 16,
+            stream_receive_window: 1024 * 1024,
+            receive_window: 4 * 1024 * 1024,
+            send_window: 4 * 1024 * 1024,
+            datagram_receive_buffer: 256 * 1024,
+            datagram_send_buffer: 256 * 1024,
+        }
+    }
+}
+
+impl Limits {
+    /// The quinn transport configuration for these limits.
+    pub fn transport_config(&self) -> Arc<TransportConfig> {
+        let mut t = TransportConfig::default();
+        t.max_idle_timeout(Some(
+            IdleTimeout::try_from(self.idle_timeout).expect("idle timeout fits a varint"),
+        ))
+        .keep_alive_interval(Some(self.keep_alive))
+        .max_concurrent_bidi_streams(VarInt::from_u32(self.max_bidi_streams))
+        .max_concurrent_uni_streams(VarInt::from_u32(self.max_uni_streams))
+        .stream_receive_window(VarInt::from_u32(self.stream_receive_window))
+        .receive_window(VarInt::from_u32(self.receive_window))
+        .send_window(self.send_window)
+        .datagram_receive_buffer_size(Some(self.datagram_receive_buffer))
+        .datagram_send_buffer_size(self.datagram_send_buffer);
+        Arc::new(t)
+    }
+}
