@@ -1,1 +1,195 @@
-//! placeholder
+//! The async Rust client for Switchboard, for games, bots and the bench tool.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), switchboard_client::ClientError> {
+//! use switchboard_client::{Client, ClientConfig, Delivery};
+//! use switchboard_protocol::{RaiseEvent, ReceiverGroup, RoomOptions};
+//! # let trust: switchboard_transport::Trust = unimplemented!();
+//! let mut client = Client::connect("127.0.0.1:5055", ClientConfig::new(trust)).await?;
+//! client.authenticate("alice", "").await?;
+//! let mut room = client.create_game(Some("room-1"), RoomOptions::default()).await?;
+//! room.raise_event(7, b"hello".to_vec(), Delivery::Reliable).await?;
+//! while let Some(event) = room.next_event().await {
+//!     println!("{event:?}");
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! The client hides the master → game server hop: `create_game` and `join_game` ask the
+//! master, follow its redirect with the join ticket, and return a joined [`Room`].
+
+mod error;
+mod room;
+mod session;
+
+use std::time::Duration;
+
+use quinn::Endpoint;
+use switchboard_protocol::{
+    ALPN_MASTER, ClientToMaster, Hello, MasterOp, MasterReply, MasterToClient, Redirect,
+    RoomOptions,
+};
+use switchboard_transport::endpoint::client_config;
+use switchboard_transport::{Limits, Trust, connect};
+use tokio::sync::mpsc;
+
+pub use error::ClientError;
+pub use room::{Delivery, Room};
+use session::{Incoming, Link, Session};
+
+/// How a client connects.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Roots the servers' certificates must chain to.
+    pub trust: Trust,
+    /// QUIC transport limits.
+    pub limits: Limits,
+    /// The agent text sent in `Hello`.
+    pub agent: String,
+    /// How long to wait for a response.
+    pub request_timeout: Duration,
+    /// Room events buffered before the client stops reading (and the server, in turn,
+    /// sees a slow consumer).
+    pub event_buffer: usize,
+}
+
+impl ClientConfig {
+    /// Defaults with the given trust roots.
+    pub fn new(trust: Trust) -> Self {
+        ClientConfig {
+            trust,
+            limits: Limits::default(),
+            agent: format!("switchboard-client/{}", env!("CARGO_PKG_VERSION")),
+            request_timeout: Duration::from_secs(10),
+            event_buffer: 4096,
+        }
+    }
+}
+
+pub(crate) struct MasterLink;
+
+impl Link for MasterLink {
+    type Out = ClientToMaster;
+    type In = MasterToClient;
+    type Op = MasterOp;
+    type Reply = MasterReply;
+    type Event = ();
+    fn hello(h: Hello) -> ClientToMaster {
+        ClientToMaster::Hello(h)
+    }
+    fn request(id: u32, op: MasterOp) -> ClientToMaster {
+        ClientToMaster::Request { id, op }
+    }
+    fn sort(msg: MasterToClient) -> Incoming<MasterReply, ()> {
+        match msg {
+            MasterToClient::Welcome(_) => Incoming::Welcome,
+            MasterToClient::Response(r) => Incoming::Response(r.id, r.result),
+        }
+    }
+}
+
+/// A client connected to a master.
+#[derive(Debug)]
+pub struct Client {
+    endpoint: Endpoint,
+    config: ClientConfig,
+    master: Session<MasterLink>,
+    user_id: Option<String>,
+}
+
+impl Client {
+    /// Connects to the master's client listener at `master` (`host:port`).
+    pub async fn connect(master: &str, config: ClientConfig) -> Result<Self, ClientError> {
+        let ipv6 = master.starts_with('[');
+        let endpoint = switchboard_transport::client_endpoint(ipv6)?;
+        let cfg = client_config(&config.trust, ALPN_MASTER, &config.limits)?;
+        let conn = connect(&endpoint, cfg, master).await?;
+        let (events, _) = mpsc::channel(1);
+        let master = Session::open(conn, &config.agent, config.request_timeout, events).await?;
+        Ok(Client {
+            endpoint,
+            config,
+            master,
+            user_id: None,
+        })
+    }
+
+    /// Authenticates; returns the user id the master accepted.
+    pub async fn authenticate(
+        &mut self,
+        user_id: &str,
+        token: &str,
+    ) -> Result<String, ClientError> {
+        let reply = self
+            .master
+            .request(MasterOp::Authenticate {
+                user_id: user_id.into(),
+                token: token.into(),
+            })
+            .await?;
+        match reply {
+            MasterReply::Authenticated { user_id } => {
+                self.user_id = Some(user_id.clone());
+                Ok(user_id)
+            }
+            other => Err(ClientError::Protocol(format!("unexpected reply {other:?}"))),
+        }
+    }
+
+    /// The authenticated user id.
+    pub fn user_id(&self) -> Option<&str> {
+        self.user_id.as_deref()
+    }
+
+    /// Creates a game (named, or with a name the master generates) and joins it.
+    pub async fn create_game(
+        &self,
+        game: Option<&str>,
+        options: RoomOptions,
+    ) -> Result<Room, ClientError> {
+        let redirect = self
+            .redirect(MasterOp::CreateGame {
+                game: game.map(str::to_string),
+                options: options.clone(),
+            })
+            .await?;
+        Room::create(&self.endpoint, &self.config, redirect, options).await
+    }
+
+    /// Joins an existing game by name.
+    pub async fn join_game(&self, game: &str) -> Result<Room, ClientError> {
+        let redirect = self
+            .redirect(MasterOp::JoinGame { game: game.into() })
+            .await?;
+        Room::join(&self.endpoint, &self.config, redirect).await
+    }
+
+    /// Asks the master for a redirect; exposed for tools that want to inspect tickets.
+    pub async fn redirect(&self, op: MasterOp) -> Result<Redirect, ClientError> {
+        match self.master.request(op).await? {
+            MasterReply::Redirect(r) => Ok(r),
+            other => Err(ClientError::Protocol(format!("unexpected reply {other:?}"))),
+        }
+    }
+
+    /// The client's QUIC endpoint (one UDP socket for the master and game servers).
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    /// Closes the master connection politely.
+    pub async fn close(self) {
+        self.master.finish().await;
+        switchboard_transport::close(
+            &self.master.conn,
+            switchboard_protocol::CloseCode::Normal,
+            "bye",
+        );
+        self.endpoint.wait_idle().await;
+    }
+}

@@ -1,1 +1,279 @@
-//! placeholder
+//! The Switchboard game server: hosts rooms, relays events between their actors, and
+//! reports its rooms and load to the master.
+//!
+//! - [`room`] — the sans-IO room state machine;
+//! - `room_actor`: one task per room owning a [`room::Room`], reached through a handle;
+//! - `peer`: one client connection (handshake, operations, datagrams, writer task);
+//! - `master_link`: registration and reporting, with reconnect;
+//! - [`config`] — [`GameServerConfig`].
+//!
+//! [`GameServer::bind`] opens the client listener (port 0 works); [`GameServer::run`]
+//! serves until the shutdown future completes.
+
+pub mod config;
+mod master_link;
+mod peer;
+pub mod room;
+mod room_actor;
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use dashmap::DashMap;
+use dashmap::mapref::entry::Entry;
+use quinn::Endpoint;
+use switchboard_protocol::{
+    ALPN_GAME, CloseCode, GameState, LoadReport, OpError, ResultCode, RoomOptions, TicketClaims,
+    TicketError, TicketKeys,
+};
+use switchboard_transport::{TlsError, server_endpoint};
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
+use tracing::{Instrument, info, info_span};
+
+pub use config::GameServerConfig;
+use room_actor::{Member, Outbound, RoomHandle};
+
+/// Counters of the relay.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Connected clients.
+    pub peers: AtomicU32,
+    /// Events queued to recipients.
+    pub events_relayed: AtomicU64,
+    /// Events dropped because a room's queue was full.
+    pub room_queue_drops: AtomicU64,
+    /// Clients disconnected because their queue was full.
+    pub slow_consumers: AtomicU64,
+    /// Whether the server is registered with a master right now.
+    pub registered: AtomicBool,
+}
+
+/// State shared by the game server's tasks. No lock is held across `.await`.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    config: GameServerConfig,
+    public_address: String,
+    client_endpoint: Endpoint,
+    rooms: DashMap<String, RoomHandle>,
+    room_ids: AtomicU64,
+    /// The lobby-relevant state of every room, as last published by its actor.
+    published: DashMap<String, GameState>,
+    /// Rooms whose published state changed since the master link last reported.
+    dirty: Mutex<HashSet<String>>,
+    dirty_notify: Notify,
+    keys: RwLock<Option<TicketKeys>>,
+    stats: Arc<Stats>,
+}
+
+impl Shared {
+    fn mark_dirty(&self, game: &str) {
+        self.dirty
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(game.to_string());
+        self.dirty_notify.notify_one();
+    }
+
+    fn take_dirty(&self) -> HashSet<String> {
+        std::mem::take(&mut *self.dirty.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Records a room's new lobby-relevant state for the master.
+    fn publish(&self, state: GameState) {
+        let game = state.game.clone();
+        self.published.insert(game.clone(), state);
+        self.mark_dirty(&game);
+    }
+
+    fn snapshot(&self) -> Vec<GameState> {
+        self.published.iter().map(|e| e.value().clone()).collect()
+    }
+
+    fn load(&self) -> LoadReport {
+        LoadReport {
+            peers: self.stats.peers.load(Ordering::Relaxed),
+            games: self.rooms.len() as u32,
+        }
+    }
+
+    fn set_keys(&self, keys: TicketKeys) {
+        *self.keys.write().unwrap_or_else(|p| p.into_inner()) = Some(keys);
+    }
+
+    fn set_registered(&self, registered: bool) {
+        self.stats.registered.store(registered, Ordering::Relaxed);
+    }
+
+    fn verify_ticket(&self, ticket: &[u8], now_ms: u64) -> Result<TicketClaims, TicketError> {
+        let keys = self.keys.read().unwrap_or_else(|p| p.into_inner());
+        // Without keys from a master no ticket can be genuine.
+        let keys = keys.as_ref().ok_or(TicketError::UnknownKey(0))?;
+        keys.verify(ticket, now_ms, &self.config.server_id)
+    }
+
+    fn room(&self, game: &str) -> Option<RoomHandle> {
+        self.rooms.get(game).map(|r| r.clone())
+    }
+
+    /// Creates a room holding its creator and starts its actor. The creator's `Joined`
+    /// response is queued before the actor runs, so it precedes every room event.
+    fn create_room(
+        self: &Arc<Self>,
+        request: u32,
+        game: String,
+        options: RoomOptions,
+        user_id: &str,
+        member: Member,
+    ) -> Result<(RoomHandle, u32), OpError> {
+        match self.rooms.entry(game.clone()) {
+            Entry::Occupied(_) => Err(OpError::new(
+                ResultCode::GameIdAlreadyExists,
+                format!("a game named {game:?} already exists"),
+            )),
+            Entry::Vacant(slot) => {
+                let mut room = room::Room::new(game, options);
+                let outcome = room.create(user_id);
+                let actor = outcome.joined.actor;
+                let state = room.game_state();
+                let event = switchboard_protocol::encode_frame(
+                    &switchboard_protocol::GameToClient::Event(outcome.event),
+                );
+                let _ = member.tx.try_send(Outbound::Frame(room_actor::joined_frame(
+                    request,
+                    outcome.joined,
+                )));
+                let _ = member.tx.try_send(Outbound::Frame(event));
+                let id = self.room_ids.fetch_add(1, Ordering::Relaxed);
+                let handle = room_actor::spawn(self.clone(), room, (actor, member), id);
+                slot.insert(handle.clone());
+                self.publish(state);
+                Ok((handle, actor))
+            }
+        }
+    }
+
+    /// Called by a room's actor when it ends.
+    fn remove_room(&self, game: &str, id: u64) {
+        if self.rooms.remove_if(game, |_, h| h.id == id).is_some() {
+            self.published.remove(game);
+            self.mark_dirty(game);
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_millis() as u64
+}
+
+/// A game server with its client listener bound.
+#[derive(Debug)]
+pub struct GameServer {
+    shared: Arc<Shared>,
+    endpoint: Endpoint,
+}
+
+/// Why a game server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// TLS material or the socket.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The client socket for the master link.
+    #[error("cannot bind the master link's socket: {0}")]
+    Io(#[from] std::io::Error),
+    /// `listen` is 0.0.0.0 or :: and no public address was given.
+    #[error("public_address is required when listening on the unspecified address {0}")]
+    NoPublicAddress(SocketAddr),
+}
+
+impl GameServer {
+    /// Binds the client listener.
+    pub fn bind(config: GameServerConfig) -> Result<Self, StartError> {
+        let endpoint = server_endpoint(config.listen, &config.identity, ALPN_GAME, &config.limits)?;
+        let bound = endpoint.local_addr()?;
+        let public_address = match &config.public_address {
+            Some(a) => a.clone(),
+            None if bound.ip().is_unspecified() => return Err(StartError::NoPublicAddress(bound)),
+            None => bound.to_string(),
+        };
+        let client_endpoint = switchboard_transport::client_endpoint(bound.is_ipv6())?;
+        Ok(GameServer {
+            shared: Arc::new(Shared {
+                config,
+                public_address,
+                client_endpoint,
+                rooms: DashMap::new(),
+                room_ids: AtomicU64::new(1),
+                published: DashMap::new(),
+                dirty: Mutex::new(HashSet::new()),
+                dirty_notify: Notify::new(),
+                keys: RwLock::new(None),
+                stats: Arc::new(Stats::default()),
+            }),
+            endpoint,
+        })
+    }
+
+    /// The bound client address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.endpoint
+            .local_addr()
+            .expect("bound endpoint has an address")
+    }
+
+    /// The address the master hands to clients.
+    pub fn public_address(&self) -> &str {
+        &self.shared.public_address
+    }
+
+    /// The relay counters.
+    pub fn stats(&self) -> Arc<Stats> {
+        self.shared.stats.clone()
+    }
+
+    /// Serves until `shutdown` completes, then closes every connection with
+    /// [`CloseCode::ServerShutdown`].
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let GameServer { shared, endpoint } = self;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let link = tokio::spawn(master_link::run(shared.clone(), stop_rx));
+        let mut tasks = JoinSet::new();
+        tokio::pin!(shutdown);
+        info!(id = %shared.config.server_id, address = %shared.public_address, "game server listening");
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                Some(incoming) = endpoint.accept() => {
+                    let shared = shared.clone();
+                    tasks.spawn(async move {
+                        let Ok(conn) = incoming.await else { return };
+                        let span = info_span!("peer", remote = %conn.remote_address());
+                        peer::serve(shared, conn).instrument(span).await;
+                    });
+                }
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            }
+        }
+        info!("game server shutting down");
+        let _ = stop_tx.send(true);
+        let _ = link.await;
+        endpoint.close(
+            CloseCode::ServerShutdown.to_wire().into(),
+            b"game server shutting down",
+        );
+        shared.client_endpoint.close(
+            CloseCode::ServerShutdown.to_wire().into(),
+            b"game server shutting down",
+        );
+        tasks.abort_all();
+        let _ = tokio::time::timeout(Duration::from_secs(2), endpoint.wait_idle()).await;
+    }
+}

@@ -131,7 +131,7 @@ impl FrameDecoder {
     }
 
     /// The next complete message, `Ok(None)` if more bytes are needed.
-    pub fn next<T: DeserializeOwned>(&mut self) -> Result<Option<T>, FrameError> {
+    pub fn next_message<T: DeserializeOwned>(&mut self) -> Result<Option<T>, FrameError> {
         match self.next_body()? {
             None => Ok(None),
             Some(body) => decode_body(&body).map(Some),
@@ -160,12 +160,18 @@ mod tests {
         let mut d = FrameDecoder::new(64);
         for b in &frame[..frame.len() - 1] {
             d.extend(&[*b]);
-            assert_eq!(d.next::<(u8, String)>().unwrap(), None);
+            assert_eq!(d.next_message::<(u8, String)>().unwrap(), None);
         }
-        assert!(d.finish().is_err(), "a cut frame is reported at end of stream");
+        assert!(
+            d.finish().is_err(),
+            "a cut frame is reported at end of stream"
+        );
         d.extend(&frame[frame.len() - 1..]);
-        assert_eq!(d.next::<(u8, String)>().unwrap(), Some((7, "hi".into())));
-        assert_eq!(d.next::<(u8, String)>().unwrap(), None);
+        assert_eq!(
+            d.next_message::<(u8, String)>().unwrap(),
+            Some((7, "hi".into()))
+        );
+        assert_eq!(d.next_message::<(u8, String)>().unwrap(), None);
         d.finish().unwrap();
     }
 
@@ -205,8 +211,8 @@ mod tests {
         let mut d = FrameDecoder::new(64);
         d.extend(&encode_frame(&1u32));
         d.extend(&encode_frame(&300u32));
-        assert_eq!(d.next::<u32>().unwrap(), Some(1));
-        assert_eq!(d.next::<u32>().unwrap(), Some(300));
+        assert_eq!(d.next_message::<u32>().unwrap(), Some(1));
+        assert_eq!(d.next_message::<u32>().unwrap(), Some(300));
         assert_eq!(d.buffered(), 0);
     }
 }

@@ -1,13 +1,13 @@
 //! The Switchboard wire protocol, sans-IO: no sockets, no async runtime.
 //!
-//! - [`frame`]: length-prefixed postcard frames on QUIC streams, with a size limit checked
+//! - [`frame`] — length-prefixed postcard frames on QUIC streams, with a size limit checked
 //!   before a body is buffered;
-//! - [`version`]: ALPN identifiers and the `Hello`/`Welcome` handshake;
-//! - [`messages`]: every message of the client↔master, client↔game server and
+//! - [`version`] — ALPN identifiers and the `Hello`/`Welcome` handshake;
+//! - [`messages`] — every message of the client↔master, client↔game server and
 //!   game server↔master links, and the datagram encoding of unreliable events;
-//! - [`codes`]: the stable result-code and close-code tables;
-//! - [`ticket`]: signed, expiring join tickets;
-//! - [`value`]: property values.
+//! - [`codes`] — the stable result-code and close-code tables;
+//! - [`ticket`] — signed, expiring join tickets;
+//! - [`value`] — property values.
 //!
 //! `docs/PROTOCOL.md` describes the same protocol for implementers in other languages.
 
@@ -23,8 +23,8 @@ pub use frame::{FrameDecoder, FrameError, decode_body, encode_body, encode_frame
 pub use messages::cluster::{GameState, GsToMaster, LoadReport, MasterToGs, Register};
 pub use messages::common::{OpError, Response, RoomOptions};
 pub use messages::game::{
-    ActorInfo, ClientToGame, DatagramDown, DatagramUp, EventData, GameOp, GameReply,
-    GameToClient, Joined, RaiseEvent, ReceiverGroup, RoomEvent,
+    ActorInfo, ClientToGame, DatagramDown, DatagramUp, EventData, GameOp, GameReply, GameToClient,
+    Joined, RaiseEvent, ReceiverGroup, RoomEvent,
 };
 pub use messages::master::{ClientToMaster, MasterOp, MasterReply, MasterToClient, Redirect};
 pub use ticket::{TicketAction, TicketClaims, TicketError, TicketKeys};

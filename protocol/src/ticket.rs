@@ -276,7 +276,10 @@ mod tests {
         );
         let mut bad_tag = t.to_vec();
         *bad_tag.last_mut().unwrap() ^= 1;
-        assert_eq!(k.verify(&bad_tag, 0, "gs-1"), Err(TicketError::BadSignature));
+        assert_eq!(
+            k.verify(&bad_tag, 0, "gs-1"),
+            Err(TicketError::BadSignature)
+        );
         assert_eq!(k.verify(&t[..10], 0, "gs-1"), Err(TicketError::Malformed));
         assert_eq!(k.verify(&[0; 2000], 0, "gs-1"), Err(TicketError::Malformed));
 

@@ -8,7 +8,11 @@ use switchboard_protocol::*;
 
 fn frame_body(frame: &[u8]) -> &[u8] {
     let len = u32::from_le_bytes(frame[..4].try_into().unwrap()) as usize;
-    assert_eq!(frame.len(), 4 + len, "length prefix covers the body exactly");
+    assert_eq!(
+        frame.len(),
+        4 + len,
+        "length prefix covers the body exactly"
+    );
     &frame[4..]
 }
 
@@ -284,10 +288,8 @@ fn raise_event() -> impl Strategy<Value = RaiseEvent> {
 
 fn client_to_game() -> impl Strategy<Value = ClientToGame> {
     prop_oneof![
-        (any::<u16>(), ".{0,10}").prop_map(|(version, agent)| ClientToGame::Hello(Hello {
-            version,
-            agent
-        })),
+        (any::<u16>(), ".{0,10}")
+            .prop_map(|(version, agent)| ClientToGame::Hello(Hello { version, agent })),
         (
             any::<u32>(),
             prop::collection::vec(any::<u8>(), 0..40),
@@ -316,7 +318,7 @@ proptest! {
         let f = encode_frame(&msg);
         let mut d = FrameDecoder::new(frame::DEFAULT_MAX_FRAME);
         d.extend(&f);
-        prop_assert_eq!(d.next::<ClientToGame>().unwrap(), Some(msg));
+        prop_assert_eq!(d.next_message::<ClientToGame>().unwrap(), Some(msg));
     }
 
     #[test]

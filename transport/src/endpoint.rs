@@ -27,7 +27,11 @@ pub fn server_endpoint(
 }
 
 /// The client configuration for one ALPN protocol.
-pub fn client_config(trust: &Trust, alpn: &[u8], limits: &Limits) -> Result<ClientConfig, TlsError> {
+pub fn client_config(
+    trust: &Trust,
+    alpn: &[u8],
+    limits: &Limits,
+) -> Result<ClientConfig, TlsError> {
     let tls = trust.rustls_config(alpn)?;
     let quic = QuicClientConfig::try_from(tls).map_err(|e| TlsError::Other(e.to_string()))?;
     let mut cfg = ClientConfig::new(Arc::new(quic));

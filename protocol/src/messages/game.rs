@@ -164,3 +164,45 @@ pub enum DatagramDown {
     /// 0: an unreliable event.
     Event(EventData),
 }
+
+/// Turns an encoded [`DatagramDown::Event`] into the reliable frame
+/// `GameToClient::Event(RoomEvent::Custom(..))` carrying the same event, without decoding:
+/// both encodings end with the same `EventData` bytes. A game server uses it when a
+/// datagram is too large for the path. Returns the frame as header and body parts, or
+/// `None` if `datagram` is not an encoded event.
+pub fn event_datagram_to_frame(datagram: &Bytes) -> Option<[Bytes; 2]> {
+    if datagram.first() != Some(&0) {
+        return None;
+    }
+    let event = datagram.slice(1..);
+    // GameToClient::Event = 2, RoomEvent::Custom = 2.
+    let len = u32::try_from(event.len() + 2).ok()?;
+    let mut head = Vec::with_capacity(6);
+    head.extend_from_slice(&len.to_le_bytes());
+    head.extend_from_slice(&[2, 2]);
+    Some([Bytes::from(head), event])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{encode_body, encode_frame};
+
+    #[test]
+    fn datagram_converts_to_the_same_event_as_a_frame() {
+        let ev = EventData {
+            sender: 3,
+            code: 9,
+            data: Bytes::from(vec![7; 300]),
+        };
+        let dg = encode_body(&DatagramDown::Event(ev.clone()));
+        let [head, body] = event_datagram_to_frame(&dg).unwrap();
+        let mut joined = head.to_vec();
+        joined.extend_from_slice(&body);
+        assert_eq!(
+            joined,
+            encode_frame(&GameToClient::Event(RoomEvent::Custom(ev))).to_vec()
+        );
+        assert_eq!(event_datagram_to_frame(&Bytes::from_static(&[5, 1])), None);
+    }
+}

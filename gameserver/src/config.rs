@@ -1,0 +1,68 @@
+//! Game server configuration.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use switchboard_transport::{Limits, ServerIdentity, Trust};
+
+/// Everything a game server needs to run.
+#[derive(Debug, Clone)]
+pub struct GameServerConfig {
+    /// Stable id; the master keys the server's context by it.
+    pub server_id: String,
+    /// Where clients connect (default `0.0.0.0:5056`).
+    pub listen: SocketAddr,
+    /// The address the master hands to clients, `host:port`. Required when `listen` is an
+    /// unspecified address (0.0.0.0 or ::), since clients cannot dial that.
+    pub public_address: Option<String>,
+    /// The master's game-server listener, `host:port`.
+    pub master: String,
+    /// Roots that the master's certificate must chain to.
+    pub master_trust: Trust,
+    /// The TLS identity of the client listener.
+    pub identity: ServerIdentity,
+    /// The secret shared with the master.
+    pub cluster_secret: String,
+    /// QUIC transport limits.
+    pub limits: Limits,
+    /// Outgoing messages queued per client before it is disconnected as a slow consumer.
+    pub peer_queue: usize,
+    /// Commands queued per room before further events are dropped.
+    pub room_queue: usize,
+    /// How long a client has to send `Hello` after connecting.
+    pub handshake_timeout: Duration,
+    /// How often load is reported to the master.
+    pub report_interval: Duration,
+    /// First delay before reconnecting to the master; doubles up to `reconnect_max`.
+    pub reconnect_min: Duration,
+    /// Longest delay between reconnect attempts.
+    pub reconnect_max: Duration,
+}
+
+impl GameServerConfig {
+    /// A configuration with the defaults.
+    pub fn new(
+        server_id: impl Into<String>,
+        master: impl Into<String>,
+        master_trust: Trust,
+        identity: ServerIdentity,
+        cluster_secret: impl Into<String>,
+    ) -> Self {
+        GameServerConfig {
+            server_id: server_id.into(),
+            listen: ([0, 0, 0, 0], 5056).into(),
+            public_address: None,
+            master: master.into(),
+            master_trust,
+            identity,
+            cluster_secret: cluster_secret.into(),
+            limits: Limits::default(),
+            peer_queue: 1024,
+            room_queue: 4096,
+            handshake_timeout: Duration::from_secs(10),
+            report_interval: Duration::from_secs(1),
+            reconnect_min: Duration::from_millis(200),
+            reconnect_max: Duration::from_secs(5),
+        }
+    }
+}

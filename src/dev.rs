@@ -1,0 +1,134 @@
+//! `switchboard dev`: a master and N game servers in one process on loopback, with a
+//! generated development certificate and a random cluster secret. No config file needed.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use switchboard_gameserver::{GameServer, GameServerConfig};
+use switchboard_master::{Master, MasterConfig};
+use switchboard_transport::{ServerIdentity, Trust};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub struct DevOptions {
+    /// Number of game servers.
+    pub game_servers: usize,
+    /// Master client port (0 = any free port).
+    pub master_port: u16,
+    /// Master game-server port (0 = any free port).
+    pub cluster_port: u16,
+    /// First game server port; the others follow (0 = any free ports).
+    pub gs_base_port: u16,
+    /// Directory of the development certificate (created if missing).
+    pub tls_dir: PathBuf,
+    /// Address to bind (loopback by default).
+    pub host: IpAddr,
+}
+
+/// The default directory of the development certificate.
+pub fn default_tls_dir() -> PathBuf {
+    std::env::temp_dir().join("switchboard-dev")
+}
+
+impl Default for DevOptions {
+    fn default() -> Self {
+        DevOptions {
+            game_servers: 2,
+            master_port: 5055,
+            cluster_port: 4520,
+            gs_base_port: 5056,
+            tls_dir: default_tls_dir(),
+            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        }
+    }
+}
+
+/// A running development cluster.
+#[derive(Debug)]
+pub struct DevCluster {
+    /// The master's client address.
+    pub master: SocketAddr,
+    /// The master's game-server address.
+    pub cluster: SocketAddr,
+    /// The game servers' client addresses.
+    pub game_servers: Vec<SocketAddr>,
+    /// The certificate clients trust (`--ca`).
+    pub ca: PathBuf,
+    stop: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+impl DevCluster {
+    /// Starts the master and game servers and waits until every game server has
+    /// registered.
+    pub async fn start(opts: DevOptions) -> anyhow::Result<Self> {
+        let (identity, ca) = ServerIdentity::dev(&opts.tls_dir)
+            .with_context(|| format!("development certificate in {}", opts.tls_dir.display()))?;
+        let trust = Trust::from_ca_file(&ca)?;
+        let secret = format!("{:032x}", rand::random::<u128>());
+        let mut mc = MasterConfig::new(identity.clone(), secret.clone())?;
+        mc.client_addr = SocketAddr::new(opts.host, opts.master_port);
+        mc.cluster_addr = SocketAddr::new(opts.host, opts.cluster_port);
+        let master = Master::bind(mc).context("master")?;
+        let (stop, stop_rx) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        let master_addr = master.client_addr();
+        let cluster_addr = master.cluster_addr();
+        tasks.spawn(master.run(stopped(stop_rx.clone())));
+        let mut game_servers = Vec::new();
+        let mut stats = Vec::new();
+        for i in 0..opts.game_servers {
+            let mut gc = GameServerConfig::new(
+                format!("gs-{}", i + 1),
+                cluster_addr.to_string(),
+                trust.clone(),
+                identity.clone(),
+                secret.clone(),
+            );
+            let port = if opts.gs_base_port == 0 {
+                0
+            } else {
+                opts.gs_base_port + i as u16
+            };
+            gc.listen = SocketAddr::new(opts.host, port);
+            let gs = GameServer::bind(gc).with_context(|| format!("game server {}", i + 1))?;
+            game_servers.push(gs.local_addr());
+            stats.push(gs.stats());
+            tasks.spawn(gs.run(stopped(stop_rx.clone())));
+        }
+        let registered = async {
+            while !stats.iter().all(|s| s.registered.load(Ordering::Relaxed)) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        if tokio::time::timeout(Duration::from_secs(10), registered)
+            .await
+            .is_err()
+        {
+            bail!("game servers did not register with the master within 10 s");
+        }
+        Ok(DevCluster {
+            master: master_addr,
+            cluster: cluster_addr,
+            game_servers,
+            ca,
+            stop,
+            tasks,
+        })
+    }
+
+    /// Stops every server and waits for them.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
