@@ -28,6 +28,8 @@ pub struct DevOptions {
     pub tls_dir: PathBuf,
     /// Address to bind (loopback by default).
     pub host: IpAddr,
+    /// How long join tickets stay valid.
+    pub ticket_ttl: Duration,
 }
 
 /// The default directory of the development certificate.
@@ -44,6 +46,7 @@ impl Default for DevOptions {
             gs_base_port: 5056,
             tls_dir: default_tls_dir(),
             host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            ticket_ttl: Duration::from_secs(30),
         }
     }
 }
@@ -74,6 +77,7 @@ impl DevCluster {
         let mut mc = MasterConfig::new(identity.clone(), secret.clone())?;
         mc.client_addr = SocketAddr::new(opts.host, opts.master_port);
         mc.cluster_addr = SocketAddr::new(opts.host, opts.cluster_port);
+        mc.ticket_ttl = opts.ticket_ttl;
         let master = Master::bind(mc).context("master")?;
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();

@@ -188,10 +188,15 @@ async fn main() -> anyhow::Result<()> {
             cfg.client_addr = args.client_addr;
             cfg.cluster_addr = args.cluster_addr;
             cfg.ticket_ttl = Duration::from_secs(args.ticket_ttl);
-            Master::bind(cfg)
-                .context("binding the master")?
-                .run(shutdown_signal())
-                .await;
+            let master = Master::bind(cfg).context("binding the master")?;
+            let ready = serde_json::json!({
+                "ready": true,
+                "role": "master",
+                "clients": master.client_addr().to_string(),
+                "cluster": master.cluster_addr().to_string(),
+            });
+            println!("{ready}");
+            master.run(shutdown_signal()).await;
         }
         Command::Gameserver(args) => {
             let trust = Trust::from_ca_file(&args.master_ca)?;
@@ -204,10 +209,15 @@ async fn main() -> anyhow::Result<()> {
             );
             cfg.listen = args.listen;
             cfg.public_address = args.public_address;
-            GameServer::bind(cfg)
-                .context("binding the game server")?
-                .run(shutdown_signal())
-                .await;
+            let gs = GameServer::bind(cfg).context("binding the game server")?;
+            let ready = serde_json::json!({
+                "ready": true,
+                "role": "gameserver",
+                "listen": gs.local_addr().to_string(),
+                "public_address": gs.public_address(),
+            });
+            println!("{ready}");
+            gs.run(shutdown_signal()).await;
         }
         Command::Dev(args) => {
             let opts = DevOptions {

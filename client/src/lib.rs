@@ -153,7 +153,7 @@ impl Client {
                 options: options.clone(),
             })
             .await?;
-        Room::create(&self.endpoint, &self.config, redirect, options).await
+        self.follow(redirect, Some(options)).await
     }
 
     /// Joins an existing game by name.
@@ -161,10 +161,23 @@ impl Client {
         let redirect = self
             .redirect(MasterOp::JoinGame { game: game.into() })
             .await?;
-        Room::join(&self.endpoint, &self.config, redirect).await
+        self.follow(redirect, None).await
     }
 
-    /// Asks the master for a redirect; exposed for tools that want to inspect tickets.
+    /// Follows a redirect obtained with [`Client::redirect`]: creates the room with
+    /// `create` options, or joins it when `create` is `None`.
+    pub async fn follow(
+        &self,
+        redirect: Redirect,
+        create: Option<RoomOptions>,
+    ) -> Result<Room, ClientError> {
+        match create {
+            Some(options) => Room::create(&self.endpoint, &self.config, redirect, options).await,
+            None => Room::join(&self.endpoint, &self.config, redirect).await,
+        }
+    }
+
+    /// Asks the master for a redirect without following it.
     pub async fn redirect(&self, op: MasterOp) -> Result<Redirect, ClientError> {
         match self.master.request(op).await? {
             MasterReply::Redirect(r) => Ok(r),

@@ -1,6 +1,7 @@
 //! One game server's link on the master's game-server listener.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use quinn::Connection;
 use subtle::ConstantTimeEq;
@@ -54,6 +55,8 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection, link: u64) {
         ));
         let _ = send_frame(&mut send, &refusal).await;
         let _ = send.finish();
+        // Closing discards unsent data: let the refusal arrive first (bounded).
+        let _ = tokio::time::timeout(Duration::from_secs(1), send.stopped()).await;
         return fail(
             CloseCode::AuthenticationFailed,
             "wrong cluster secret".into(),

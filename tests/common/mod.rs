@@ -1,0 +1,95 @@
+//! Helpers for the end-to-end tests: an in-process cluster on 127.0.0.1 with port 0 and
+//! a private development certificate.
+
+#![allow(dead_code)] // each test file uses a different subset
+
+use std::time::Duration;
+
+use switchboard::dev::{DevCluster, DevOptions};
+use switchboard_client::{Client, ClientConfig, ClientError, Room};
+use switchboard_protocol::{ResultCode, RoomEvent};
+use switchboard_transport::Trust;
+use tempfile::TempDir;
+
+pub struct TestCluster {
+    pub cluster: DevCluster,
+    pub trust: Trust,
+    _tls: TempDir,
+}
+
+pub async fn start(game_servers: usize) -> TestCluster {
+    start_with(game_servers, |_| {}).await
+}
+
+pub async fn start_with(game_servers: usize, tweak: impl FnOnce(&mut DevOptions)) -> TestCluster {
+    let tls = tempfile::tempdir().unwrap();
+    let mut opts = DevOptions {
+        game_servers,
+        master_port: 0,
+        cluster_port: 0,
+        gs_base_port: 0,
+        tls_dir: tls.path().join("tls"),
+        ..DevOptions::default()
+    };
+    tweak(&mut opts);
+    let cluster = DevCluster::start(opts).await.expect("cluster starts");
+    let trust = Trust::from_ca_file(&cluster.ca).unwrap();
+    TestCluster {
+        cluster,
+        trust,
+        _tls: tls,
+    }
+}
+
+impl TestCluster {
+    pub fn master(&self) -> String {
+        self.cluster.master.to_string()
+    }
+
+    pub async fn client(&self, user: &str) -> Client {
+        let mut c = Client::connect(&self.master(), ClientConfig::new(self.trust.clone()))
+            .await
+            .expect("connect");
+        c.authenticate(user, "").await.expect("authenticate");
+        c
+    }
+}
+
+/// Waits (bounded) for the next event matching `pred`, skipping others.
+pub async fn expect_event(room: &mut Room, pred: impl Fn(&RoomEvent) -> bool) -> RoomEvent {
+    let wait = async {
+        loop {
+            let ev = room.next_event().await.expect("connection open");
+            if pred(&ev) {
+                return ev;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), wait)
+        .await
+        .expect("event arrives in time")
+}
+
+/// The result code of a refused call.
+pub fn code<T: std::fmt::Debug>(r: Result<T, ClientError>) -> ResultCode {
+    let e = r.expect_err("the call is refused");
+    e.result_code()
+        .unwrap_or_else(|| panic!("not a refusal: {e}"))
+}
+
+/// Retries `f` until `ok` holds for its result (the master learns of changes through the
+/// game server's reports, a moment after they happen).
+pub async fn eventually<T, F, Fut>(mut f: F, ok: impl Fn(&T) -> bool) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = T>,
+{
+    for _ in 0..200 {
+        let v = f().await;
+        if ok(&v) {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("condition not reached in 5 s");
+}

@@ -1,0 +1,223 @@
+//! Drives the real `switchboard` binary: `dev` + `probe`, and a master and a game server
+//! as separate processes + `probe`. Everything binds 127.0.0.1 port 0.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
+
+/// A child process killed on drop.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Proc {
+    fn spawn(args: &[&str]) -> (Proc, serde_json::Value) {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn switchboard");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let proc = Proc(child);
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the process prints its ready line");
+        let ready: serde_json::Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("ready line {line:?} is not JSON: {e}"));
+        assert_eq!(ready["ready"], true);
+        (proc, ready)
+    }
+
+    /// Sends SIGTERM and returns the exit status.
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.0.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        for _ in 0..100 {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("the process did not stop within 5 s of SIGTERM");
+    }
+}
+
+fn probe(master: &str, ca: &Path) -> (bool, serde_json::Value) {
+    let out = Command::new(BIN)
+        .args([
+            "probe",
+            "--master",
+            master,
+            "--ca",
+            ca.to_str().unwrap(),
+            "--timeout",
+            "10",
+        ])
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run probe");
+    let line = String::from_utf8_lossy(&out.stdout);
+    let report: serde_json::Value =
+        serde_json::from_str(line.trim()).unwrap_or_else(|e| panic!("probe printed {line:?}: {e}"));
+    assert_eq!(
+        report["ok"],
+        out.status.success(),
+        "exit code agrees with the report"
+    );
+    (out.status.success(), report)
+}
+
+#[test]
+fn dev_and_probe() {
+    let tls = tempfile::tempdir().unwrap();
+    let dir = tls.path().join("tls");
+    let (dev, ready) = Proc::spawn(&[
+        "dev",
+        "--master-port",
+        "0",
+        "--cluster-port",
+        "0",
+        "--gs-base-port",
+        "0",
+        "--tls-dir",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(ready["game_servers"].as_array().unwrap().len(), 2);
+    let master = ready["master"].as_str().unwrap();
+    let (ok, report) = probe(master, &dir.join("cert.pem"));
+    assert!(ok, "probe failed: {report}");
+    let steps: Vec<&str> = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    for needed in [
+        "create_game",
+        "join_game",
+        "reliable_a_to_b",
+        "reliable_b_to_a",
+        "unreliable_a_to_b",
+        "unreliable_b_to_a",
+        "leave_a",
+    ] {
+        assert!(steps.contains(&needed), "{needed} missing from {steps:?}");
+    }
+    assert!(dev.terminate().success(), "dev exits cleanly on SIGTERM");
+}
+
+#[test]
+fn probe_fails_without_a_master() {
+    let tls = tempfile::tempdir().unwrap();
+    let (_, ca) = switchboard_transport::ServerIdentity::dev(&tls.path().join("tls")).unwrap();
+    // A port nobody listens on: bind one, then free it.
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = Command::new(BIN)
+        .args(["probe", "--master", &format!("127.0.0.1:{port}"), "--ca"])
+        .arg(&ca)
+        .args(["--timeout", "2"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let report: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+    assert_eq!(report["ok"], false);
+    assert!(report["error"].as_str().is_some());
+}
+
+#[test]
+fn separate_master_and_game_server_processes() {
+    let tls = tempfile::tempdir().unwrap();
+    let dir = tls.path().join("tls");
+    let dir = dir.to_str().unwrap();
+    let secret = "a-cluster-secret-for-the-test";
+    let (master, m) = Proc::spawn(&[
+        "master",
+        "--client-addr",
+        "127.0.0.1:0",
+        "--cluster-addr",
+        "127.0.0.1:0",
+        "--cluster-secret",
+        secret,
+        "--dev-tls-dir",
+        dir,
+    ]);
+    let ca = Path::new(dir).join("cert.pem");
+    let (gs, g) = Proc::spawn(&[
+        "gameserver",
+        "--id",
+        "gs-a",
+        "--listen",
+        "127.0.0.1:0",
+        "--master",
+        m["cluster"].as_str().unwrap(),
+        "--master-ca",
+        ca.to_str().unwrap(),
+        "--cluster-secret",
+        secret,
+        "--dev-tls-dir",
+        dir,
+    ]);
+    assert_eq!(g["role"], "gameserver");
+    // The game server registers a moment after it starts: retry the probe (bounded).
+    let clients = m["clients"].as_str().unwrap();
+    let mut last = serde_json::Value::Null;
+    let ok = (0..50).any(|_| {
+        let (ok, report) = probe(clients, &ca);
+        last = report;
+        if !ok {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        ok
+    });
+    assert!(ok, "probe never succeeded; last report: {last}");
+    assert_eq!(last["game_server"], g["public_address"]);
+    assert!(gs.terminate().success());
+    assert!(master.terminate().success());
+}
+
+#[test]
+fn bad_configuration_is_a_clear_error() {
+    let out = Command::new(BIN)
+        .args([
+            "master",
+            "--cluster-secret",
+            "short",
+            "--dev-tls-dir",
+            "/nonexistent/x",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cluster_secret"), "{err}");
+
+    let out = Command::new(BIN)
+        .args(["master", "--cluster-secret", "long-enough-secret-123"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--cert"), "{err}");
+}
