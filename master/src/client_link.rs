@@ -71,7 +71,7 @@ async fn handshake(shared: &Shared, conn: &Connection) -> Result<Streams, (Close
             Err(e) => return Err((CloseCode::ProtocolViolation, e.to_string())),
         };
         let welcome = version::accept_hello(&hello, "switchboard-master")
-            .map_err(|e| (CloseCode::UnsupportedVersion, e.to_string()))?;
+            .map_err(|e| (e.close_code(), e.to_string()))?;
         send_frame(&mut send, &MasterToClient::Welcome(welcome))
             .await
             .map_err(|e| (CloseCode::Normal, e.to_string()))?;

@@ -31,7 +31,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection, link: u64) {
     };
     let welcome = match version::accept_hello(&hello, "switchboard-master") {
         Ok(w) => w,
-        Err(e) => return fail(CloseCode::UnsupportedVersion, e.to_string()),
+        Err(e) => return fail(e.close_code(), e.to_string()),
     };
     if send_frame(&mut send, &MasterToGs::Welcome(welcome))
         .await

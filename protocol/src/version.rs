@@ -64,6 +64,16 @@ pub enum HandshakeError {
     AgentTooLong(usize),
 }
 
+impl HandshakeError {
+    /// The close code the server closes the connection with.
+    pub fn close_code(&self) -> crate::CloseCode {
+        match self {
+            HandshakeError::UnsupportedVersion { .. } => crate::CloseCode::UnsupportedVersion,
+            HandshakeError::AgentTooLong(_) => crate::CloseCode::ProtocolViolation,
+        }
+    }
+}
+
 /// Checks a client's [`Hello`] and returns the [`Welcome`] to send back.
 pub fn accept_hello(hello: &Hello, server: &str) -> Result<Welcome, HandshakeError> {
     if !SUPPORTED_VERSIONS.contains(&hello.version) {

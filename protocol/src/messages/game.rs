@@ -6,9 +6,6 @@ use serde::{Deserialize, Serialize};
 use super::common::{Response, RoomOptions};
 use crate::{Hello, Properties, Welcome};
 
-/// Largest number of explicit target actors in one `RaiseEvent`.
-pub const MAX_TARGET_ACTORS: usize = 256;
-
 /// Frames a client sends on its control stream to a game server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ClientToGame {
