@@ -6,10 +6,16 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::collections::BTreeMap;
 use switchboard::dev::{DevCluster, DevOptions, default_tls_dir};
 use switchboard::probe::probe;
 use switchboard_gameserver::{GameServer, GameServerConfig};
-use switchboard_master::{Master, MasterConfig};
+
+use switchboard_master::auth::{HttpConfig, JwtConfig};
+use switchboard_master::jsonwebtoken::Algorithm;
+use switchboard_master::workload::Workload;
+use switchboard_master::{AuthConfig, Master, MasterConfig};
+use switchboard_protocol::TicketKeys;
 use switchboard_transport::{ServerIdentity, Trust};
 use tracing_subscriber::EnvFilter;
 
@@ -88,8 +94,159 @@ struct MasterArgs {
     /// Seconds a join ticket stays valid.
     #[arg(long, env = "SWITCHBOARD_TICKET_TTL", default_value_t = 30)]
     ticket_ttl: u64,
+    /// A ticket-signing key `ID=HEX` (at least 16 bytes); repeat to keep an old key valid
+    /// while rotating. Default: one random key per start.
+    #[arg(
+        long = "ticket-key",
+        env = "SWITCHBOARD_TICKET_KEYS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    ticket_keys: Vec<String>,
+    /// The id of the key that signs new tickets (default: the last --ticket-key).
+    #[arg(long, env = "SWITCHBOARD_TICKET_SIGNING_KEY")]
+    ticket_signing_key: Option<u32>,
+    /// workload.toml with load-balancer weights (default: the embedded file).
+    #[arg(long, env = "SWITCHBOARD_WORKLOAD")]
+    workload: Option<PathBuf>,
+    /// Most games in one game list.
+    #[arg(long, env = "SWITCHBOARD_GAME_LIST_LIMIT", default_value_t = 500)]
+    game_list_limit: usize,
+    /// Seconds a game server's context is kept after its link drops.
+    #[arg(long, env = "SWITCHBOARD_LINK_TTL", default_value_t = 20)]
+    link_ttl: u64,
+    #[command(flatten)]
+    auth: AuthArgs,
     #[command(flatten)]
     tls: TlsArgs,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum AuthKind {
+    /// Any user id (development only).
+    Dev,
+    /// JSON Web Tokens from the studio's backend, verified locally.
+    Jwt,
+    /// Ask the studio's backend over HTTP (Photon-style custom authentication).
+    Http,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum JwtAlgorithm {
+    #[value(name = "HS256")]
+    Hs256,
+    #[value(name = "RS256")]
+    Rs256,
+    #[value(name = "ES256")]
+    Es256,
+}
+
+/// Authentication provider settings.
+#[derive(Debug, Args)]
+struct AuthArgs {
+    /// The authentication provider.
+    #[arg(long, env = "SWITCHBOARD_AUTH", value_enum)]
+    auth: AuthKind,
+    /// JWT: the only algorithm accepted.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_JWT_ALGORITHM",
+        value_enum,
+        default_value = "HS256"
+    )]
+    jwt_algorithm: JwtAlgorithm,
+    /// JWT: file with the HS256 secret, or the RS256/ES256 public key in PEM.
+    #[arg(long, env = "SWITCHBOARD_JWT_KEY_FILE")]
+    jwt_key_file: Option<PathBuf>,
+    /// JWT: seconds of clock skew tolerated on exp and nbf.
+    #[arg(long, env = "SWITCHBOARD_JWT_LEEWAY", default_value_t = 5)]
+    jwt_leeway: u64,
+    /// JWT: required issuer (iss).
+    #[arg(long, env = "SWITCHBOARD_JWT_ISSUER")]
+    jwt_issuer: Option<String>,
+    /// JWT: required audience (aud).
+    #[arg(long, env = "SWITCHBOARD_JWT_AUDIENCE")]
+    jwt_audience: Option<String>,
+    /// HTTP: the backend URL the master POSTs credentials to.
+    #[arg(long, env = "SWITCHBOARD_AUTH_URL")]
+    auth_url: Option<String>,
+    /// HTTP: milliseconds to wait for the backend.
+    #[arg(long, env = "SWITCHBOARD_AUTH_TIMEOUT_MS", default_value_t = 5000)]
+    auth_timeout_ms: u64,
+    /// HTTP: accept clients when the backend cannot be reached (default: refuse them).
+    #[arg(long, env = "SWITCHBOARD_AUTH_FAIL_OPEN")]
+    auth_fail_open: bool,
+}
+
+impl AuthArgs {
+    fn config(&self) -> anyhow::Result<AuthConfig> {
+        Ok(match self.auth {
+            AuthKind::Dev => AuthConfig::Dev,
+            AuthKind::Jwt => {
+                let path = self
+                    .jwt_key_file
+                    .as_ref()
+                    .context("--auth jwt needs --jwt-key-file")?;
+                let mut key = std::fs::read(path)
+                    .with_context(|| format!("--jwt-key-file {}", path.display()))?;
+                let algorithm = match self.jwt_algorithm {
+                    JwtAlgorithm::Hs256 => {
+                        // A secret file may end with a newline; it is not part of the secret.
+                        while key.last().is_some_and(|b| b.is_ascii_whitespace()) {
+                            key.pop();
+                        }
+                        Algorithm::HS256
+                    }
+                    JwtAlgorithm::Rs256 => Algorithm::RS256,
+                    JwtAlgorithm::Es256 => Algorithm::ES256,
+                };
+                AuthConfig::Jwt(JwtConfig {
+                    algorithm,
+                    key,
+                    leeway: Duration::from_secs(self.jwt_leeway),
+                    issuer: self.jwt_issuer.clone(),
+                    audience: self.jwt_audience.clone(),
+                })
+            }
+            AuthKind::Http => AuthConfig::Http(HttpConfig {
+                url: self
+                    .auth_url
+                    .clone()
+                    .context("--auth http needs --auth-url")?,
+                timeout: Duration::from_millis(self.auth_timeout_ms),
+                fail_open: self.auth_fail_open,
+            }),
+        })
+    }
+}
+
+/// Parses `ID=HEX` ticket keys.
+fn ticket_keys(specs: &[String], signing: Option<u32>) -> anyhow::Result<Option<TicketKeys>> {
+    if specs.is_empty() {
+        return Ok(None);
+    }
+    let mut keys = BTreeMap::new();
+    let mut last = 0;
+    for spec in specs {
+        let (id, hex) = spec.split_once('=').context("--ticket-key takes ID=HEX")?;
+        let id: u32 = id
+            .trim()
+            .parse()
+            .context("--ticket-key: the id must be a number")?;
+        let hex = hex.trim();
+        if hex.len() % 2 != 0 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            bail!("--ticket-key {id}: the key must be hexadecimal");
+        }
+        let key: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("checked hex"))
+            .collect();
+        keys.insert(id, key);
+        last = id;
+    }
+    Ok(Some(
+        TicketKeys::new(keys, signing.unwrap_or(last)).context("--ticket-key")?,
+    ))
 }
 
 #[derive(Debug, Args)]
@@ -112,6 +269,9 @@ struct GameServerArgs {
     /// Secret shared with the master.
     #[arg(long, env = "SWITCHBOARD_CLUSTER_SECRET", hide_env_values = true)]
     cluster_secret: String,
+    /// Priority group for the master's load balancer (lower groups are used first).
+    #[arg(long, env = "SWITCHBOARD_PRIORITY", default_value_t = 0)]
+    priority: u8,
     #[command(flatten)]
     tls: TlsArgs,
 }
@@ -188,6 +348,16 @@ async fn main() -> anyhow::Result<()> {
             cfg.client_addr = args.client_addr;
             cfg.cluster_addr = args.cluster_addr;
             cfg.ticket_ttl = Duration::from_secs(args.ticket_ttl);
+            cfg.settings.joining_ttl = cfg.ticket_ttl;
+            cfg.settings.game_list_limit = args.game_list_limit;
+            cfg.settings.link_ttl = Duration::from_secs(args.link_ttl);
+            cfg.auth = args.auth.config()?;
+            if let Some(path) = &args.workload {
+                cfg.apply_workload(&Workload::load(path)?);
+            }
+            if let Some(keys) = ticket_keys(&args.ticket_keys, args.ticket_signing_key)? {
+                cfg.ticket_keys = keys;
+            }
             let master = Master::bind(cfg).context("binding the master")?;
             let ready = serde_json::json!({
                 "ready": true,
@@ -209,6 +379,7 @@ async fn main() -> anyhow::Result<()> {
             );
             cfg.listen = args.listen;
             cfg.public_address = args.public_address;
+            cfg.priority = args.priority;
             let gs = GameServer::bind(cfg).context("binding the game server")?;
             let ready = serde_json::json!({
                 "ready": true,

@@ -92,7 +92,7 @@ async fn a_request_before_hello_is_a_protocol_violation() {
     let (mut send, _recv) = conn.open_bi().await.unwrap();
     let op = ClientToMaster::Request {
         id: 1,
-        op: switchboard_protocol::MasterOp::JoinGame { game: "g".into() },
+        op: common::join_op("g"),
     };
     send.write_all(&encode_frame(&op)).await.unwrap();
     let (code, reason) = close_code(&conn).await;
@@ -142,6 +142,7 @@ async fn a_game_server_with_the_wrong_secret_is_refused() {
         server_id: "impostor".into(),
         address: "127.0.0.1:1".into(),
         secret: "not the secret at all".into(),
+        priority: 0,
         games: vec![],
     });
     send_frame(&mut send, &reg).await.unwrap();

@@ -160,6 +160,8 @@ fn separate_master_and_game_server_processes() {
         "127.0.0.1:0",
         "--cluster-secret",
         secret,
+        "--auth",
+        "dev",
         "--dev-tls-dir",
         dir,
     ]);
@@ -199,25 +201,65 @@ fn separate_master_and_game_server_processes() {
 
 #[test]
 fn bad_configuration_is_a_clear_error() {
-    let out = Command::new(BIN)
-        .args([
+    let tls = tempfile::tempdir().unwrap();
+    let dir = tls.path().join("tls");
+    let dir = dir.to_str().unwrap();
+    let fails_with = |args: &[&str], needle: &str| {
+        let out = Command::new(BIN).args(args).output().unwrap();
+        assert!(!out.status.success(), "{args:?} should fail");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(needle),
+            "{args:?}: expected {needle:?} in {err}"
+        );
+    };
+    let secret = "long-enough-secret-123";
+    fails_with(
+        &["master", "--cluster-secret", secret, "--dev-tls-dir", dir],
+        "--auth",
+    );
+    fails_with(
+        &[
             "master",
+            "--auth",
+            "dev",
             "--cluster-secret",
             "short",
             "--dev-tls-dir",
-            "/nonexistent/x",
-        ])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("cluster_secret"), "{err}");
-
-    let out = Command::new(BIN)
-        .args(["master", "--cluster-secret", "long-enough-secret-123"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--cert"), "{err}");
+            dir,
+        ],
+        "cluster_secret",
+    );
+    fails_with(
+        &["master", "--auth", "dev", "--cluster-secret", secret],
+        "--cert",
+    );
+    fails_with(
+        &[
+            "master",
+            "--auth",
+            "jwt",
+            "--cluster-secret",
+            secret,
+            "--dev-tls-dir",
+            dir,
+        ],
+        "--jwt-key-file",
+    );
+    let workload = tls.path().join("workload.toml");
+    std::fs::write(&workload, "[load_balancer]\nweights = [1]\n").unwrap();
+    fails_with(
+        &[
+            "master",
+            "--auth",
+            "dev",
+            "--cluster-secret",
+            secret,
+            "--dev-tls-dir",
+            dir,
+            "--workload",
+            workload.to_str().unwrap(),
+        ],
+        "weights",
+    );
 }

@@ -6,6 +6,18 @@ mod common;
 use std::time::Duration;
 
 use common::{code, start, start_with};
+use switchboard_client::JoinOptions;
+use switchboard_protocol::{Redirect, TicketAction};
+
+fn create() -> JoinOptions {
+    JoinOptions::default()
+}
+
+/// The same redirect, followed as a join (as a client that lies about the action would).
+fn as_join(mut r: Redirect) -> Redirect {
+    r.action = TicketAction::Join;
+    r
+}
 use switchboard_protocol::{MasterOp, ResultCode, RoomOptions};
 
 #[tokio::test]
@@ -16,6 +28,7 @@ async fn a_ticket_for_another_game_server_is_refused() {
         .redirect(MasterOp::CreateGame {
             game: Some("g".into()),
             options: RoomOptions::default(),
+            expected_users: vec![],
         })
         .await
         .unwrap();
@@ -28,7 +41,7 @@ async fn a_ticket_for_another_game_server_is_refused() {
         .unwrap();
     redirect.address = other;
     assert_eq!(
-        code(alice.follow(redirect, Some(RoomOptions::default())).await),
+        code(alice.follow(redirect, &create()).await),
         ResultCode::ExpectedGsCheckFailure
     );
     t.cluster.shutdown().await;
@@ -42,26 +55,28 @@ async fn a_ticket_for_another_game_or_operation_is_refused() {
         .redirect(MasterOp::CreateGame {
             game: Some("mine".into()),
             options: RoomOptions::default(),
+            expected_users: vec![],
         })
         .await
         .unwrap();
     let mut other_game = redirect.clone();
     other_game.game = "yours".into();
     assert_eq!(
-        code(alice.follow(other_game, Some(RoomOptions::default())).await),
+        code(alice.follow(other_game, &create()).await),
         ResultCode::ExpectedGameCheckFailure
     );
     // A create ticket does not join (the room does not exist yet, but the ticket check
     // comes first).
     assert_eq!(
-        code(alice.follow(redirect.clone(), None).await),
+        code(
+            alice
+                .follow(as_join(redirect.clone()), &JoinOptions::default())
+                .await
+        ),
         ResultCode::ExpectedGameCheckFailure
     );
     // The genuine use still works.
-    let _room = alice
-        .follow(redirect, Some(RoomOptions::default()))
-        .await
-        .unwrap();
+    let _room = alice.follow(redirect, &create()).await.unwrap();
     t.cluster.shutdown().await;
 }
 
@@ -73,6 +88,7 @@ async fn a_forged_ticket_is_refused() {
         .redirect(MasterOp::CreateGame {
             game: Some("g".into()),
             options: RoomOptions::default(),
+            expected_users: vec![],
         })
         .await
         .unwrap();
@@ -81,16 +97,12 @@ async fn a_forged_ticket_is_refused() {
     forged[1] = b'n';
     redirect.ticket = forged.into();
     assert_eq!(
-        code(
-            mallory
-                .follow(redirect.clone(), Some(RoomOptions::default()))
-                .await
-        ),
+        code(mallory.follow(redirect.clone(), &create()).await),
         ResultCode::InvalidAuthentication
     );
     redirect.ticket = bytes::Bytes::from_static(b"garbage");
     assert_eq!(
-        code(mallory.follow(redirect, Some(RoomOptions::default())).await),
+        code(mallory.follow(redirect, &create()).await),
         ResultCode::InvalidAuthentication
     );
     t.cluster.shutdown().await;

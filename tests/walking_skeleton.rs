@@ -6,11 +6,9 @@ mod common;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{code, eventually, expect_event, start};
+use common::{code, eventually, expect_event, join_op, start};
 use switchboard_client::Delivery;
-use switchboard_protocol::{
-    MasterOp, RaiseEvent, ReceiverGroup, ResultCode, RoomEvent, RoomOptions, Value,
-};
+use switchboard_protocol::{RaiseEvent, ReceiverGroup, ResultCode, RoomEvent, RoomOptions, Value};
 
 #[tokio::test]
 async fn create_join_relay_and_leave() {
@@ -101,11 +99,7 @@ async fn create_join_relay_and_leave() {
     // Alice leaves too: the room ends and the master forgets it.
     a.leave().await.unwrap();
     let _ = eventually(
-        || {
-            alice.redirect(MasterOp::JoinGame {
-                game: "arena".into(),
-            })
-        },
+        || alice.redirect(join_op("arena")),
         |r| {
             r.as_ref()
                 .is_err_and(|e| e.result_code() == Some(ResultCode::GameDoesNotExist))
@@ -201,7 +195,7 @@ async fn master_tracks_player_counts_from_game_server_reports() {
     let b = bob.join_game("duo").await.unwrap();
     // The game server reports 2/2: the master refuses the third player.
     let _ = eventually(
-        || carol.redirect(MasterOp::JoinGame { game: "duo".into() }),
+        || carol.redirect(join_op("duo")),
         |r| {
             r.as_ref()
                 .is_err_and(|e| e.result_code() == Some(ResultCode::GameFull))
@@ -210,11 +204,7 @@ async fn master_tracks_player_counts_from_game_server_reports() {
     .await;
     // Bob's leave is reported: Carol gets in.
     b.leave().await.unwrap();
-    let _ = eventually(
-        || carol.redirect(MasterOp::JoinGame { game: "duo".into() }),
-        |r| r.is_ok(),
-    )
-    .await;
+    let _ = eventually(|| carol.redirect(join_op("duo")), |r| r.is_ok()).await;
     let c = carol.join_game("duo").await.unwrap();
     assert_eq!(c.actor(), 3, "actor numbers are not reused");
     t.cluster.shutdown().await;

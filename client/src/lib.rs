@@ -26,8 +26,8 @@ use std::time::Duration;
 
 use quinn::Endpoint;
 use switchboard_protocol::{
-    ALPN_MASTER, ClientToMaster, Hello, MasterOp, MasterReply, MasterToClient, Redirect,
-    RoomOptions,
+    ALPN_MASTER, ClientToMaster, FriendStatus, Hello, JoinMode, JoinRandom, Lobby, LobbyStats,
+    MasterEvent, MasterOp, MasterReply, MasterToClient, Redirect, RoomOptions, TicketAction,
 };
 use switchboard_transport::endpoint::client_config;
 use switchboard_transport::{Limits, Trust, connect};
@@ -36,6 +36,7 @@ use tokio::sync::mpsc;
 pub use error::ClientError;
 pub use room::{Delivery, Room};
 use session::{Incoming, Link, Session};
+pub use switchboard_protocol as protocol;
 
 /// How a client connects.
 #[derive(Debug, Clone)]
@@ -73,18 +74,22 @@ impl Link for MasterLink {
     type In = MasterToClient;
     type Op = MasterOp;
     type Reply = MasterReply;
-    type Event = ();
+    type Event = MasterEvent;
     fn hello(h: Hello) -> ClientToMaster {
         ClientToMaster::Hello(h)
     }
     fn request(id: u32, op: MasterOp) -> ClientToMaster {
         ClientToMaster::Request { id, op }
     }
-    fn sort(msg: MasterToClient) -> Incoming<MasterReply, ()> {
+    fn sort(msg: MasterToClient) -> Incoming<MasterReply, MasterEvent> {
         match msg {
             MasterToClient::Welcome(_) => Incoming::Welcome,
             MasterToClient::Response(r) => Incoming::Response(r.id, r.result),
+            MasterToClient::Event(e) => Incoming::Event(e),
         }
+    }
+    fn droppable(event: &MasterEvent) -> bool {
+        matches!(event, MasterEvent::AppStats { .. })
     }
 }
 
@@ -94,7 +99,20 @@ pub struct Client {
     endpoint: Endpoint,
     config: ClientConfig,
     master: Session<MasterLink>,
+    events: mpsc::Receiver<MasterEvent>,
     user_id: Option<String>,
+}
+
+/// How to join a game by name.
+#[derive(Debug, Clone, Default)]
+pub struct JoinOptions {
+    /// Join only, create if missing, or rejoin.
+    pub mode: JoinMode,
+    /// Users for whom slots are reserved.
+    pub expected_users: Vec<String>,
+    /// Room options if the game is created (`CreateIfNotExists`, or a random join that
+    /// creates).
+    pub create_options: RoomOptions,
 }
 
 impl Client {
@@ -104,12 +122,13 @@ impl Client {
         let endpoint = switchboard_transport::client_endpoint(ipv6)?;
         let cfg = client_config(&config.trust, ALPN_MASTER, &config.limits)?;
         let conn = connect(&endpoint, cfg, master).await?;
-        let (events, _) = mpsc::channel(1);
-        let master = Session::open(conn, &config.agent, config.request_timeout, events).await?;
+        let (tx, events) = mpsc::channel(config.event_buffer);
+        let master = Session::open(conn, &config.agent, config.request_timeout, tx).await?;
         Ok(Client {
             endpoint,
             config,
             master,
+            events,
             user_id: None,
         })
     }
@@ -151,30 +170,123 @@ impl Client {
             .redirect(MasterOp::CreateGame {
                 game: game.map(str::to_string),
                 options: options.clone(),
+                expected_users: Vec::new(),
             })
             .await?;
-        self.follow(redirect, Some(options)).await
+        let join = JoinOptions {
+            create_options: options,
+            ..JoinOptions::default()
+        };
+        self.follow(redirect, &join).await
     }
 
     /// Joins an existing game by name.
     pub async fn join_game(&self, game: &str) -> Result<Room, ClientError> {
-        let redirect = self
-            .redirect(MasterOp::JoinGame { game: game.into() })
-            .await?;
-        self.follow(redirect, None).await
+        self.join_game_with(game, JoinOptions::default()).await
     }
 
-    /// Follows a redirect obtained with [`Client::redirect`]: creates the room with
-    /// `create` options, or joins it when `create` is `None`.
+    /// Joins a game by name with a join mode and expected users.
+    pub async fn join_game_with(&self, game: &str, join: JoinOptions) -> Result<Room, ClientError> {
+        let redirect = self
+            .redirect(MasterOp::JoinGame {
+                game: game.into(),
+                mode: join.mode,
+                expected_users: join.expected_users.clone(),
+                create_options: join.create_options.clone(),
+            })
+            .await?;
+        self.follow(redirect, &join).await
+    }
+
+    /// Joins a random matching game (or creates one, if `q.create_if_none` says so).
+    pub async fn join_random_game(&self, q: JoinRandom) -> Result<Room, ClientError> {
+        let mut join = JoinOptions {
+            expected_users: q.expected_users.clone(),
+            ..JoinOptions::default()
+        };
+        if let Some(spec) = &q.create_if_none {
+            join.create_options = spec.options.clone();
+            join.create_options.lobby = q.lobby.clone();
+        }
+        let redirect = self.redirect(MasterOp::JoinRandomGame(q)).await?;
+        self.follow(redirect, &join).await
+    }
+
+    /// Follows a redirect obtained with [`Client::redirect`]: creates the room (with
+    /// `join.create_options`) or joins it, as the redirect's action says.
     pub async fn follow(
         &self,
         redirect: Redirect,
-        create: Option<RoomOptions>,
+        join: &JoinOptions,
     ) -> Result<Room, ClientError> {
-        match create {
-            Some(options) => Room::create(&self.endpoint, &self.config, redirect, options).await,
-            None => Room::join(&self.endpoint, &self.config, redirect).await,
+        match redirect.action {
+            TicketAction::Create => {
+                Room::create(
+                    &self.endpoint,
+                    &self.config,
+                    redirect,
+                    join.create_options.clone(),
+                    join.expected_users.clone(),
+                )
+                .await
+            }
+            TicketAction::Join => {
+                Room::join(
+                    &self.endpoint,
+                    &self.config,
+                    redirect,
+                    join.mode,
+                    join.expected_users.clone(),
+                )
+                .await
+            }
         }
+    }
+
+    /// Joins a lobby; its `GameList` arrives as a master event, then `GameListUpdate`s.
+    pub async fn join_lobby(&self, lobby: Lobby) -> Result<(), ClientError> {
+        match self.master.request(MasterOp::JoinLobby { lobby }).await? {
+            MasterReply::JoinedLobby => Ok(()),
+            other => Err(ClientError::Protocol(format!("unexpected reply {other:?}"))),
+        }
+    }
+
+    /// Leaves the lobby.
+    pub async fn leave_lobby(&self) -> Result<(), ClientError> {
+        match self.master.request(MasterOp::LeaveLobby).await? {
+            MasterReply::LeftLobby => Ok(()),
+            other => Err(ClientError::Protocol(format!("unexpected reply {other:?}"))),
+        }
+    }
+
+    /// Peers and games of every lobby.
+    pub async fn lobby_stats(&self) -> Result<Vec<LobbyStats>, ClientError> {
+        match self.master.request(MasterOp::GetLobbyStats).await? {
+            MasterReply::LobbyStats(s) => Ok(s),
+            other => Err(ClientError::Protocol(format!("unexpected reply {other:?}"))),
+        }
+    }
+
+    /// Whether these users are online, and in which game.
+    pub async fn find_friends(
+        &self,
+        user_ids: Vec<String>,
+    ) -> Result<Vec<FriendStatus>, ClientError> {
+        match self
+            .master
+            .request(MasterOp::FindFriends { user_ids })
+            .await?
+        {
+            MasterReply::Friends(f) => Ok(f),
+            other => Err(ClientError::Protocol(format!("unexpected reply {other:?}"))),
+        }
+    }
+
+    /// The next event from the master (game lists, statistics); `None` once the master
+    /// connection is closed. Read them: game-list updates that are not read eventually
+    /// stop the connection.
+    pub async fn next_event(&mut self) -> Option<MasterEvent> {
+        self.events.recv().await
     }
 
     /// Asks the master for a redirect without following it.

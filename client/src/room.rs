@@ -4,8 +4,8 @@ use bytes::Bytes;
 use quinn::Endpoint;
 use switchboard_protocol::{
     ALPN_GAME, ClientToGame, CloseCode, DatagramDown, DatagramUp, GameOp, GameReply, GameToClient,
-    Hello, Joined, RaiseEvent, ReceiverGroup, Redirect, RoomEvent, RoomOptions, decode_body,
-    encode_body,
+    Hello, JoinMode, Joined, RaiseEvent, ReceiverGroup, Redirect, RoomEvent, RoomOptions,
+    decode_body, encode_body,
 };
 use switchboard_transport::endpoint::client_config;
 use switchboard_transport::{close, connect};
@@ -90,11 +90,13 @@ impl Room {
         config: &ClientConfig,
         redirect: Redirect,
         options: RoomOptions,
+        expected_users: Vec<String>,
     ) -> Result<Room, ClientError> {
         let op = GameOp::CreateGame {
             ticket: redirect.ticket.clone(),
             game: redirect.game.clone(),
             options,
+            expected_users,
         };
         Self::open(endpoint, config, &redirect, op).await
     }
@@ -103,10 +105,14 @@ impl Room {
         endpoint: &Endpoint,
         config: &ClientConfig,
         redirect: Redirect,
+        mode: JoinMode,
+        expected_users: Vec<String>,
     ) -> Result<Room, ClientError> {
         let op = GameOp::JoinGame {
             ticket: redirect.ticket.clone(),
             game: redirect.game.clone(),
+            mode,
+            expected_users,
         };
         Self::open(endpoint, config, &redirect, op).await
     }

@@ -33,6 +33,11 @@ pub(crate) trait Link: 'static {
     fn hello(h: Hello) -> Self::Out;
     fn request(id: u32, op: Self::Op) -> Self::Out;
     fn sort(msg: Self::In) -> Incoming<Self::Reply, Self::Event>;
+    /// Events that may be dropped when the application is behind (statistics); the
+    /// others are waited for, which pushes back on the server.
+    fn droppable(_event: &Self::Event) -> bool {
+        false
+    }
 }
 
 type Pending<R> = Arc<Mutex<HashMap<u32, oneshot::Sender<Result<R, OpError>>>>>;
@@ -156,8 +161,11 @@ async fn read_loop<L: Link>(
                 }
             }
             Incoming::Event(ev) => {
-                if events.send(ev).await.is_err() {
-                    // Nobody listens any more; keep answering requests.
+                // An error means nobody listens any more: keep answering requests.
+                if L::droppable(&ev) {
+                    let _ = events.try_send(ev);
+                } else {
+                    let _ = events.send(ev).await;
                 }
             }
             Incoming::Welcome => break,

@@ -23,6 +23,8 @@ pub struct GameServerConfig {
     pub identity: ServerIdentity,
     /// The secret shared with the master.
     pub cluster_secret: String,
+    /// Priority group for the master's load balancer (lower is used first).
+    pub priority: u8,
     /// QUIC transport limits.
     pub limits: Limits,
     /// Outgoing messages queued per client before it is disconnected as a slow consumer.
@@ -56,6 +58,7 @@ impl GameServerConfig {
             master_trust,
             identity,
             cluster_secret: cluster_secret.into(),
+            priority: 0,
             limits: Limits::default(),
             peer_queue: 1024,
             room_queue: 4096,

@@ -27,8 +27,8 @@ use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 use quinn::Endpoint;
 use switchboard_protocol::{
-    ALPN_GAME, CloseCode, GameState, LoadReport, OpError, ResultCode, RoomOptions, TicketClaims,
-    TicketError, TicketKeys,
+    ALPN_GAME, CloseCode, GameState, LoadReport, OpError, ResultCode, RoomOptions, ServerState,
+    TicketClaims, TicketError, TicketKeys,
 };
 use switchboard_transport::{TlsError, server_endpoint};
 use tokio::sync::{Notify, watch};
@@ -98,6 +98,9 @@ impl Shared {
         LoadReport {
             peers: self.stats.peers.load(Ordering::Relaxed),
             games: self.rooms.len() as u32,
+            // Feedback controllers arrive with issue 5; until then the level is lowest.
+            level: 0,
+            state: ServerState::Normal,
         }
     }
 
@@ -128,6 +131,7 @@ impl Shared {
         game: String,
         options: RoomOptions,
         user_id: &str,
+        expected_users: &[String],
         member: Member,
     ) -> Result<(RoomHandle, u32), OpError> {
         match self.rooms.entry(game.clone()) {
@@ -137,7 +141,7 @@ impl Shared {
             )),
             Entry::Vacant(slot) => {
                 let mut room = room::Room::new(game, options);
-                let outcome = room.create(user_id);
+                let outcome = room.create(user_id, expected_users)?;
                 let actor = outcome.joined.actor;
                 let state = room.game_state();
                 let event = switchboard_protocol::encode_frame(

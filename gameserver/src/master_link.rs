@@ -67,6 +67,7 @@ async fn session(shared: &Arc<Shared>) -> Result<(), String> {
         server_id: cfg.server_id.clone(),
         address: shared.public_address.clone(),
         secret: cfg.cluster_secret.clone(),
+        priority: cfg.priority,
         games: shared.snapshot(),
     };
     let games = register.games.len();

@@ -7,11 +7,11 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 use quinn::{Connection, SendDatagramError, SendStream};
-use switchboard_protocol::messages::common::check_game_name;
+use switchboard_protocol::messages::common::{check_expected_users, check_game_name};
 use switchboard_protocol::messages::game::event_datagram_to_frame;
 use switchboard_protocol::{
-    ClientToGame, CloseCode, DatagramUp, GameOp, GameReply, GameToClient, OpError, Response,
-    ResultCode, RoomOptions, TicketAction, TicketClaims, decode_body, encode_frame,
+    ClientToGame, CloseCode, DatagramUp, GameOp, GameReply, GameToClient, JoinMode, OpError,
+    Response, ResultCode, RoomOptions, TicketAction, TicketClaims, decode_body, encode_frame,
     frame::DEFAULT_MAX_FRAME, version,
 };
 use switchboard_transport::{FramedRecv, close, send_frame};
@@ -150,8 +150,14 @@ impl Peer {
                 ticket,
                 game,
                 options,
-            } => self.create(id, &ticket, game, options),
-            GameOp::JoinGame { ticket, game } => self.join(id, &ticket, game).await,
+                expected_users,
+            } => self.create(id, &ticket, game, options, &expected_users),
+            GameOp::JoinGame {
+                ticket,
+                game,
+                mode,
+                expected_users,
+            } => self.join(id, &ticket, game, mode, expected_users).await,
             GameOp::LeaveGame => {
                 return Some(match self.room.take() {
                     Some((room, actor)) => {
@@ -208,24 +214,37 @@ impl Peer {
         ticket: &Bytes,
         game: String,
         options: RoomOptions,
+        expected_users: &[String],
     ) -> Result<(), OpError> {
         let claims = self.check(ticket, &game, TicketAction::Create)?;
+        check_expected_users(expected_users)?;
+        let member = self.member();
         let (handle, actor) =
             self.shared
-                .create_room(id, game, options, &claims.user_id, self.member())?;
+                .create_room(id, game, options, &claims.user_id, expected_users, member)?;
         self.room = Some((handle, actor));
         Ok(())
     }
 
-    async fn join(&mut self, id: u32, ticket: &Bytes, game: String) -> Result<(), OpError> {
+    async fn join(
+        &mut self,
+        id: u32,
+        ticket: &Bytes,
+        game: String,
+        mode: JoinMode,
+        expected_users: Vec<String>,
+    ) -> Result<(), OpError> {
         let claims = self.check(ticket, &game, TicketAction::Join)?;
+        check_expected_users(&expected_users)?;
         let handle = self.shared.room(&game).ok_or_else(|| {
             OpError::new(
                 ResultCode::GameDoesNotExist,
                 format!("no game named {game:?} here"),
             )
         })?;
-        let actor = handle.join(id, claims.user_id, self.member()).await?;
+        let actor = handle
+            .join(id, claims.user_id, mode, expected_users, self.member())
+            .await?;
         self.room = Some((handle, actor));
         Ok(())
     }

@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use switchboard_protocol::{
-    ActorInfo, GameState, Joined, OpError, Properties, RaiseEvent, ReceiverGroup, ResultCode,
-    RoomEvent, RoomOptions,
+    ActorInfo, GameState, JoinMode, Joined, OpError, Properties, RaiseEvent, ReceiverGroup,
+    ResultCode, RoomEvent, RoomOptions,
 };
 
 /// An actor of the room.
@@ -23,6 +23,8 @@ pub struct Room {
     options: RoomOptions,
     actors: BTreeMap<u32, Actor>,
     next_actor: u32,
+    /// Users with a reserved slot who have not joined yet.
+    expected_users: Vec<String>,
 }
 
 /// What a join produced: the reply for the joiner and the `Join` event for every actor
@@ -45,6 +47,7 @@ impl Room {
             options,
             actors: BTreeMap::new(),
             next_actor: 1,
+            expected_users: Vec::new(),
         }
     }
 
@@ -79,34 +82,86 @@ impl Room {
         }
     }
 
-    /// Adds the creator of a new room; it may join even a room created closed or with
-    /// `max_players` 1.
-    pub fn create(&mut self, user_id: &str) -> JoinOutcome {
+    /// Adds the creator of a new room, reserving slots for `expected_users`; the creator
+    /// gets in even if the room is created closed.
+    pub fn create(
+        &mut self,
+        user_id: &str,
+        expected_users: &[String],
+    ) -> Result<JoinOutcome, OpError> {
         debug_assert!(self.actors.is_empty(), "create is the first join");
-        self.add(user_id)
+        self.reserve(user_id, expected_users)?;
+        Ok(self.add(user_id))
     }
 
-    /// Adds an actor for `user_id`.
-    pub fn join(&mut self, user_id: &str) -> Result<JoinOutcome, OpError> {
+    /// Slots taken: actors plus expected users who have not joined.
+    fn taken(&self) -> usize {
+        self.actors.len() + self.expected_users.len()
+    }
+
+    /// Reserves slots for the expected users not yet in the room (`SlotError` if they do
+    /// not fit next to `joiner`).
+    fn reserve(&mut self, joiner: &str, expected: &[String]) -> Result<(), OpError> {
+        let mut new: Vec<String> = expected
+            .iter()
+            .filter(|u| {
+                *u != joiner
+                    && !self.expected_users.contains(u)
+                    && !self.actors.values().any(|a| &a.user_id == *u)
+            })
+            .cloned()
+            .collect();
+        new.sort();
+        new.dedup();
+        let max = self.options.max_players as usize;
+        let joiner_slot = usize::from(!self.expected_users.iter().any(|u| u == joiner));
+        if max != 0 && self.taken() + joiner_slot + new.len() > max {
+            return Err(OpError::new(
+                ResultCode::SlotError,
+                format!("{} expected users do not fit {max} players", new.len()),
+            ));
+        }
+        self.expected_users.extend(new);
+        Ok(())
+    }
+
+    /// Adds an actor for `user_id` according to the join mode, reserving slots for
+    /// `expected_users`.
+    pub fn join(
+        &mut self,
+        user_id: &str,
+        mode: JoinMode,
+        expected_users: &[String],
+    ) -> Result<JoinOutcome, OpError> {
         if self.actors.values().any(|a| a.user_id == user_id) {
             return Err(OpError::new(
                 ResultCode::JoinFailedPeerAlreadyJoined,
                 "this user is already in the room",
             ));
         }
+        if mode == JoinMode::RejoinOnly {
+            // Inactive actors (PlayerTtl) do not exist yet: there is never one to take back.
+            return Err(OpError::new(
+                ResultCode::JoinFailedWithRejoinerNotFound,
+                "this user has no inactive actor in the room",
+            ));
+        }
         if !self.options.is_open {
             return Err(OpError::new(ResultCode::GameClosed, "the game is closed"));
         }
         let max = self.options.max_players as usize;
-        if max != 0 && self.actors.len() >= max {
+        let expected = self.expected_users.iter().any(|u| u == user_id);
+        if max != 0 && !expected && self.taken() >= max {
             return Err(OpError::new(ResultCode::GameFull, "the game is full"));
         }
+        self.reserve(user_id, expected_users)?;
         Ok(self.add(user_id))
     }
 
     fn add(&mut self, user_id: &str) -> JoinOutcome {
         let number = self.next_actor;
         self.next_actor += 1;
+        self.expected_users.retain(|u| u != user_id);
         let actor = Actor {
             user_id: user_id.to_string(),
         };
@@ -180,11 +235,13 @@ impl Room {
             .collect();
         GameState {
             game: self.name.clone(),
-            player_count: self.actors.len() as u32,
+            lobby: self.options.lobby.clone(),
             max_players: self.options.max_players,
             is_open: self.options.is_open,
             is_visible: self.options.is_visible,
             lobby_properties,
+            users: self.actors.values().map(|a| a.user_id.clone()).collect(),
+            expected_users: self.expected_users.clone(),
         }
     }
 }
@@ -207,11 +264,11 @@ mod tests {
     #[test]
     fn actors_are_numbered_and_announced() {
         let mut r = Room::new("g".into(), RoomOptions::default());
-        let a = r.join("alice").unwrap();
+        let a = r.join("alice", JoinMode::JoinOnly, &[]).unwrap();
         assert_eq!(a.joined.actor, 1);
         assert_eq!(a.joined.master_client, 1);
         assert_eq!(a.recipients, vec![1]);
-        let b = r.join("bob").unwrap();
+        let b = r.join("bob", JoinMode::JoinOnly, &[]).unwrap();
         assert_eq!(b.joined.actor, 2);
         assert_eq!(b.recipients, vec![1, 2]);
         assert_eq!(b.joined.actors.len(), 2);
@@ -236,7 +293,7 @@ mod tests {
                 ..RoomOptions::default()
             },
         );
-        let a = r.join("alice").unwrap();
+        let a = r.join("alice", JoinMode::JoinOnly, &[]).unwrap();
         assert_eq!(a.joined.actors[0].user_id, "alice");
     }
 
@@ -249,13 +306,16 @@ mod tests {
                 ..RoomOptions::default()
             },
         );
-        r.join("alice").unwrap();
+        r.join("alice", JoinMode::JoinOnly, &[]).unwrap();
         let code = |e: OpError| e.result_code().unwrap();
         assert_eq!(
-            code(r.join("alice").unwrap_err()),
+            code(r.join("alice", JoinMode::JoinOnly, &[]).unwrap_err()),
             ResultCode::JoinFailedPeerAlreadyJoined
         );
-        assert_eq!(code(r.join("bob").unwrap_err()), ResultCode::GameFull);
+        assert_eq!(
+            code(r.join("bob", JoinMode::JoinOnly, &[]).unwrap_err()),
+            ResultCode::GameFull
+        );
         let mut closed = Room::new(
             "c".into(),
             RoomOptions {
@@ -264,7 +324,7 @@ mod tests {
             },
         );
         assert_eq!(
-            code(closed.join("bob").unwrap_err()),
+            code(closed.join("bob", JoinMode::JoinOnly, &[]).unwrap_err()),
             ResultCode::GameClosed
         );
     }
@@ -272,8 +332,8 @@ mod tests {
     #[test]
     fn leaving_moves_the_master_client_and_numbers_are_not_reused() {
         let mut r = Room::new("g".into(), RoomOptions::default());
-        r.join("a").unwrap();
-        r.join("b").unwrap();
+        r.join("a", JoinMode::JoinOnly, &[]).unwrap();
+        r.join("b", JoinMode::JoinOnly, &[]).unwrap();
         let (ev, to) = r.leave(1).unwrap();
         assert_eq!(
             ev,
@@ -284,7 +344,10 @@ mod tests {
         );
         assert_eq!(to, vec![2]);
         assert!(r.leave(1).is_none(), "leaving twice is a no-op");
-        assert_eq!(r.join("a").unwrap().joined.actor, 3);
+        assert_eq!(
+            r.join("a", JoinMode::JoinOnly, &[]).unwrap().joined.actor,
+            3
+        );
         r.leave(2).unwrap();
         r.leave(3).unwrap();
         assert!(r.is_empty());
@@ -295,7 +358,7 @@ mod tests {
     fn recipients_follow_targets_then_groups() {
         let mut r = Room::new("g".into(), RoomOptions::default());
         for u in ["a", "b", "c"] {
-            r.join(u).unwrap();
+            r.join(u, JoinMode::JoinOnly, &[]).unwrap();
         }
         assert_eq!(
             r.recipients(2, &event(ReceiverGroup::Others, vec![])),
@@ -331,11 +394,61 @@ mod tests {
             .insert("map".into(), Value::Str("dust".into()));
         opts.properties.insert("secret".into(), Value::Int(1));
         let mut r = Room::new("g".into(), opts);
-        r.join("a").unwrap();
+        r.join("a", JoinMode::JoinOnly, &[]).unwrap();
         let s = r.game_state();
-        assert_eq!(s.player_count, 1);
+        assert_eq!(s.users, vec!["a".to_string()]);
         assert_eq!(s.max_players, 4);
         assert_eq!(s.lobby_properties.len(), 1);
         assert!(s.lobby_properties.contains_key("map"));
+    }
+
+    #[test]
+    fn expected_users_hold_slots() {
+        let mut r = Room::new(
+            "g".into(),
+            RoomOptions {
+                max_players: 3,
+                ..RoomOptions::default()
+            },
+        );
+        let friends = ["bob".to_string(), "carol".to_string()];
+        r.create("alice", &friends).unwrap();
+        assert_eq!(r.game_state().expected_users, friends.to_vec());
+        // The room is "full" for strangers, open for the expected.
+        let code = |e: OpError| e.result_code().unwrap();
+        assert_eq!(
+            code(r.join("mallory", JoinMode::JoinOnly, &[]).unwrap_err()),
+            ResultCode::GameFull
+        );
+        r.join("bob", JoinMode::JoinOnly, &[]).unwrap();
+        assert_eq!(r.game_state().expected_users, vec!["carol".to_string()]);
+        assert_eq!(r.game_state().users.len(), 2);
+        // A reservation that does not fit is refused.
+        let mut small = Room::new(
+            "s".into(),
+            RoomOptions {
+                max_players: 2,
+                ..RoomOptions::default()
+            },
+        );
+        let e = small.create("a", &["b".into(), "c".into()]).unwrap_err();
+        assert_eq!(code(e), ResultCode::SlotError);
+        small.create("a", &[]).unwrap();
+        let e = small
+            .join("b", JoinMode::JoinOnly, &["c".into()])
+            .unwrap_err();
+        assert_eq!(code(e), ResultCode::SlotError);
+    }
+
+    #[test]
+    fn rejoin_only_finds_no_inactive_actor() {
+        let mut r = Room::new("g".into(), RoomOptions::default());
+        r.create("a", &[]).unwrap();
+        let e = r.join("b", JoinMode::RejoinOnly, &[]).unwrap_err();
+        assert_eq!(
+            e.result_code(),
+            Some(ResultCode::JoinFailedWithRejoinerNotFound)
+        );
+        r.join("b", JoinMode::RejoinOrJoin, &[]).unwrap();
     }
 }

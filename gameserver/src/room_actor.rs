@@ -10,8 +10,8 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 use quinn::Connection;
 use switchboard_protocol::{
-    CloseCode, DatagramDown, EventData, GameReply, GameToClient, Joined, OpError, RaiseEvent,
-    Response, ResultCode, RoomEvent, encode_body, encode_frame,
+    CloseCode, DatagramDown, EventData, GameReply, GameToClient, JoinMode, Joined, OpError,
+    RaiseEvent, Response, ResultCode, RoomEvent, encode_body, encode_frame,
 };
 use switchboard_transport::close;
 use tokio::sync::{mpsc, oneshot};
@@ -42,6 +42,8 @@ pub(crate) enum RoomCmd {
     Join {
         request: u32,
         user_id: String,
+        mode: JoinMode,
+        expected_users: Vec<String>,
         member: Member,
         reply: oneshot::Sender<Result<u32, OpError>>,
     },
@@ -71,6 +73,8 @@ impl RoomHandle {
         &self,
         request: u32,
         user_id: String,
+        mode: JoinMode,
+        expected_users: Vec<String>,
         member: Member,
     ) -> Result<u32, OpError> {
         let (reply, rx) = oneshot::channel();
@@ -79,6 +83,8 @@ impl RoomHandle {
             .send(RoomCmd::Join {
                 request,
                 user_id,
+                mode,
+                expected_users,
                 member,
                 reply,
             })
@@ -166,9 +172,11 @@ impl RoomActor {
                 RoomCmd::Join {
                     request,
                     user_id,
+                    mode,
+                    expected_users,
                     member,
                     reply,
-                } => self.join(request, &user_id, member, reply),
+                } => self.join(request, &user_id, mode, &expected_users, member, reply),
                 RoomCmd::Leave { actor, done } => {
                     self.leave(actor);
                     if let Some(done) = done {
@@ -195,10 +203,12 @@ impl RoomActor {
         &mut self,
         request: u32,
         user_id: &str,
+        mode: JoinMode,
+        expected_users: &[String],
         member: Member,
         reply: oneshot::Sender<Result<u32, OpError>>,
     ) {
-        match self.room.join(user_id) {
+        match self.room.join(user_id, mode, expected_users) {
             Ok(outcome) => {
                 let actor = outcome.joined.actor;
                 // The response goes first, so the joiner sees its Joined before any event.

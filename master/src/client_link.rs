@@ -1,23 +1,31 @@
-//! One client connection on the master's client listener.
+//! One client connection on the master's client listener: handshake, an authentication
+//! deadline, operations answered in order, and a writer task draining the connection's
+//! bounded outgoing queue (responses and pushed events).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use quinn::{Connection, SendStream};
 use switchboard_protocol::messages::common::{MAX_USER_ID, check_game_name};
 use switchboard_protocol::{
-    ClientToMaster, CloseCode, MasterOp, MasterReply, MasterToClient, OpError, Redirect, Response,
-    ResultCode, TicketAction, TicketClaims, frame::DEFAULT_MAX_FRAME, version,
+    ClientToMaster, CloseCode, MasterEvent, MasterOp, MasterReply, MasterToClient, OpError,
+    Redirect, Response, ResultCode, TicketClaims, encode_frame, frame::DEFAULT_MAX_FRAME, version,
 };
-use switchboard_transport::{FramedRecv, close, send_frame};
+use switchboard_transport::{FramedRecv, close, send_frame, write_queued};
+use tokio::sync::mpsc;
 use tracing::{debug, info};
 
-use crate::Shared;
-use crate::registry::Placement;
+use crate::matchmaking::Admission;
+use crate::{PeerHandle, Shared};
+
+/// Largest number of users in one `FindFriends`.
+const MAX_FRIENDS: usize = 64;
 
 /// Serves one client until it disconnects or breaks the protocol.
-pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
-    let (mut send, recv) = match handshake(&shared, &conn).await {
+pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection, peer: u64) {
+    let (send, mut recv) = match handshake(&shared, &conn).await {
         Ok(streams) => streams,
         Err((code, reason)) => {
             debug!(%reason, "client handshake failed");
@@ -25,31 +33,57 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
             return;
         }
     };
-    let mut recv = recv;
+    let (tx, rx) = mpsc::channel(shared.config.peer_queue);
+    let writer = tokio::spawn(write_queued(send, rx));
+    let handle = Arc::new(PeerHandle {
+        tx: tx.clone(),
+        conn: conn.clone(),
+        authenticated: AtomicBool::new(false),
+    });
+    shared.peers.insert(peer, handle.clone());
     let mut user: Option<String> = None;
+    let deadline = tokio::time::sleep(shared.config.auth_timeout);
+    tokio::pin!(deadline);
     loop {
-        let msg = match recv.next::<ClientToMaster>().await {
-            Ok(Some(msg)) => msg,
-            Ok(None) => break,
-            Err(e) => {
-                close(&conn, CloseCode::ProtocolViolation, &e.to_string());
-                return;
+        let msg = tokio::select! {
+            msg = recv.next::<ClientToMaster>() => msg,
+            _ = &mut deadline, if user.is_none() => {
+                close(&conn, CloseCode::AuthenticationFailed, "not authenticated in time");
+                break;
             }
         };
         let (id, op) = match msg {
-            ClientToMaster::Request { id, op } => (id, op),
-            ClientToMaster::Hello(_) => {
+            Ok(Some(ClientToMaster::Request { id, op })) => (id, op),
+            Ok(Some(ClientToMaster::Hello(_))) => {
                 close(&conn, CloseCode::ProtocolViolation, "Hello sent twice");
-                return;
+                break;
+            }
+            Ok(None) | Err(switchboard_transport::RecvError::Read(_)) => break,
+            Err(e) => {
+                close(&conn, CloseCode::ProtocolViolation, &e.to_string());
+                break;
             }
         };
-        let result = handle(&shared, &mut user, op);
-        let reply = MasterToClient::Response(Response { id, result });
-        if send_frame(&mut send, &reply).await.is_err() {
+        let joined_lobby = matches!(op, MasterOp::JoinLobby { .. });
+        let (result, list) = handle_op(&shared, peer, &mut user, op).await;
+        if user.is_some() {
+            handle.authenticated.store(true, Ordering::Relaxed);
+        }
+        let reply = encode_frame(&MasterToClient::Response(Response { id, result }));
+        if tx.send(reply).await.is_err() {
             break;
         }
+        if joined_lobby && let Some(list) = list {
+            // The list follows the JoinedLobby response.
+            if tx.send(list).await.is_err() {
+                break;
+            }
+        }
     }
-    let _ = send.finish();
+    shared.peers.remove(&peer);
+    shared.state().peer_gone(peer, user.as_deref());
+    drop(tx);
+    let _ = writer.await;
     info!(
         user = user.as_deref().unwrap_or(""),
         "client left the master"
@@ -82,85 +116,109 @@ async fn handshake(shared: &Shared, conn: &Connection) -> Result<Streams, (Close
         .map_err(|_| (CloseCode::ProtocolViolation, "no Hello in time".to_string()))?
 }
 
-fn handle(
-    shared: &Shared,
-    user: &mut Option<String>,
-    op: MasterOp,
-) -> Result<MasterReply, OpError> {
-    let Some(user_id) = user.clone() else {
-        return match op {
-            MasterOp::Authenticate { user_id, token: _ } => {
-                if user_id.is_empty() || user_id.len() > MAX_USER_ID {
-                    return Err(OpError::new(
-                        ResultCode::InvalidAuthentication,
-                        format!("user id must be 1 to {MAX_USER_ID} bytes"),
-                    ));
-                }
-                *user = Some(user_id.clone());
-                Ok(MasterReply::Authenticated { user_id })
-            }
-            _ => Err(OpError::new(
-                ResultCode::OperationNotAllowedInCurrentState,
-                "authenticate first",
-            )),
-        };
-    };
-    match op {
-        MasterOp::Authenticate { .. } => Err(OpError::new(
-            ResultCode::OperationNotAllowedInCurrentState,
-            "already authenticated",
-        )),
-        MasterOp::CreateGame { game, options: _ } => {
-            let game = match game {
-                Some(name) => {
-                    check_game_name(&name)?;
-                    name
-                }
-                None => format!("{:032x}", rand::random::<u128>()),
-            };
-            let placement = shared.registry().reserve_game(&game, shared.now())?;
-            Ok(redirect(
-                shared,
-                user_id,
-                game,
-                placement,
-                TicketAction::Create,
-            ))
-        }
-        MasterOp::JoinGame { game } => {
-            check_game_name(&game)?;
-            let placement = shared.registry().join_target(&game)?;
-            Ok(redirect(
-                shared,
-                user_id,
-                game,
-                placement,
-                TicketAction::Join,
-            ))
-        }
-    }
+fn not_allowed(message: &str) -> OpError {
+    OpError::new(ResultCode::OperationNotAllowedInCurrentState, message)
 }
 
-fn redirect(
+/// Handles one operation; for `JoinLobby` also returns the encoded `GameList` event.
+async fn handle_op(
     shared: &Shared,
-    user_id: String,
-    game: String,
-    placement: Placement,
-    action: TicketAction,
-) -> MasterReply {
+    peer: u64,
+    user: &mut Option<String>,
+    op: MasterOp,
+) -> (Result<MasterReply, OpError>, Option<Bytes>) {
+    let Some(user_id) = user.clone() else {
+        return match op {
+            MasterOp::Authenticate { user_id, token } => {
+                match shared.auth.authenticate(&user_id, &token).await {
+                    Ok(id) => {
+                        shared.state().user_online(&id);
+                        *user = Some(id.clone());
+                        (Ok(MasterReply::Authenticated { user_id: id }), None)
+                    }
+                    Err(e) => (Err(e), None),
+                }
+            }
+            _ => (Err(not_allowed("authenticate first")), None),
+        };
+    };
+    let now = shared.now();
+    let result = match op {
+        MasterOp::Authenticate { .. } => Err(not_allowed("already authenticated")),
+        MasterOp::CreateGame {
+            game,
+            options,
+            expected_users,
+        } => shared
+            .state()
+            .create_game(&user_id, game, options, &expected_users, now)
+            .map(|a| redirect(shared, &user_id, a)),
+        MasterOp::JoinGame {
+            game,
+            mode,
+            expected_users,
+            create_options,
+        } => shared
+            .state()
+            .join_game(&user_id, &game, mode, &expected_users, create_options, now)
+            .map(|a| redirect(shared, &user_id, a)),
+        MasterOp::JoinRandomGame(q) => shared
+            .state()
+            .join_random(&user_id, &q, now)
+            .map(|a| redirect(shared, &user_id, a)),
+        MasterOp::JoinLobby { lobby } => {
+            if lobby.name.len() > 128 || lobby.name.chars().any(char::is_control) {
+                Err(OpError::new(
+                    ResultCode::InvalidRequestParameters,
+                    "lobby names are at most 128 bytes",
+                ))
+            } else {
+                let games = shared.state().join_lobby(peer, lobby.clone());
+                let list = encode_frame(&MasterToClient::Event(MasterEvent::GameList {
+                    lobby,
+                    games,
+                }));
+                return (Ok(MasterReply::JoinedLobby), Some(list));
+            }
+        }
+        MasterOp::LeaveLobby => {
+            if shared.state().leave_lobby(peer) {
+                Ok(MasterReply::LeftLobby)
+            } else {
+                Err(not_allowed("not in a lobby"))
+            }
+        }
+        MasterOp::GetLobbyStats => Ok(MasterReply::LobbyStats(shared.state().lobby_stats())),
+        MasterOp::FindFriends { user_ids } => {
+            if user_ids.len() > MAX_FRIENDS || user_ids.iter().any(|u| u.len() > MAX_USER_ID) {
+                Err(OpError::new(
+                    ResultCode::OperationLimitReached,
+                    format!("at most {MAX_FRIENDS} user ids of up to {MAX_USER_ID} bytes"),
+                ))
+            } else {
+                Ok(MasterReply::Friends(shared.state().find_friends(&user_ids)))
+            }
+        }
+    };
+    (result, None)
+}
+
+fn redirect(shared: &Shared, user_id: &str, a: Admission) -> MasterReply {
+    debug_assert!(check_game_name(&a.game).is_ok());
     let expires_at_ms = unix_ms(SystemTime::now() + shared.config.ticket_ttl);
     let ticket = shared.config.ticket_keys.sign(TicketClaims {
-        user_id,
-        game: game.clone(),
-        game_server: placement.server,
-        action,
+        user_id: user_id.to_string(),
+        game: a.game.clone(),
+        game_server: a.placement.server,
+        action: a.action,
         expires_at_ms,
         key_id: 0,
     });
     MasterReply::Redirect(Redirect {
-        game,
-        address: placement.address,
+        game: a.game,
+        address: a.placement.address,
         ticket,
+        action: a.action,
     })
 }
 

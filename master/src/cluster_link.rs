@@ -63,7 +63,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection, link: u64) {
         );
     }
     let server_id = reg.server_id.clone();
-    shared.registry().register(&reg, link, shared.now());
+    shared.state().register(&reg, link);
     info!(server = %server_id, address = %reg.address, games = reg.games.len(), "game server registered");
     let registered = MasterToGs::Registered {
         ticket_keys: shared.config.ticket_keys.clone(),
@@ -80,18 +80,17 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection, link: u64) {
             }
         }
     }
-    if shared.registry().link_lost(&server_id, link) {
-        info!(server = %server_id, "game server link ended; its games are dropped");
+    if shared.state().link_lost(&server_id, link, shared.now()) {
+        info!(server = %server_id, "game server link ended; its context is kept for the link TTL");
     }
 }
 
 fn apply(shared: &Shared, server: &str, msg: GsToMaster) {
-    let now = shared.now();
-    let mut registry = shared.registry();
+    let mut registry = shared.state();
     match msg {
         GsToMaster::Load(load) => registry.update_load(server, load),
         GsToMaster::GameUpdate(state) => {
-            if !registry.update_game(server, state.clone(), now) {
+            if !registry.update_game(server, state.clone()) {
                 warn!(server, game = %state.game, "game reported by a server that does not own it");
             }
         }

@@ -6,6 +6,10 @@ use std::time::Duration;
 use switchboard_protocol::TicketKeys;
 use switchboard_transport::{Limits, ServerIdentity};
 
+use crate::auth::AuthConfig;
+use crate::state::Settings;
+use crate::workload::Workload;
+
 /// Smallest accepted cluster secret, in bytes.
 pub const MIN_CLUSTER_SECRET: usize = 16;
 
@@ -26,8 +30,22 @@ pub struct MasterConfig {
     pub ticket_ttl: Duration,
     /// How long a client has to send `Hello` after connecting.
     pub handshake_timeout: Duration,
+    /// How long a client has to authenticate after `Hello`.
+    pub auth_timeout: Duration,
+    /// The authentication provider.
+    pub auth: AuthConfig,
+    /// Matchmaking, lobby and load-balancing settings.
+    pub settings: Settings,
+    /// How often lobby subscribers get `GameListUpdate`.
+    pub game_list_interval: Duration,
+    /// How often authenticated clients get `AppStats`.
+    pub app_stats_interval: Duration,
+    /// Outgoing frames queued per client before it is disconnected as a slow consumer.
+    pub peer_queue: usize,
     /// QUIC transport limits.
     pub limits: Limits,
+    /// Fixes the random choices (placement, generated names), for tests.
+    pub seed: Option<u64>,
 }
 
 /// A configuration that cannot work.
@@ -39,23 +57,39 @@ pub enum ConfigError {
 }
 
 impl MasterConfig {
-    /// A configuration with the defaults, random ticket keys, and the given identity and
-    /// cluster secret.
+    /// A configuration with the defaults (the embedded workload.toml, `dev`
+    /// authentication, random ticket keys) and the given identity and cluster secret.
     pub fn new(identity: ServerIdentity, cluster_secret: String) -> Result<Self, ConfigError> {
         if cluster_secret.len() < MIN_CLUSTER_SECRET {
             return Err(ConfigError::WeakClusterSecret);
         }
         let key: [u8; 32] = rand::random();
-        Ok(MasterConfig {
+        let ticket_ttl = Duration::from_secs(30);
+        let mut cfg = MasterConfig {
             client_addr: ([0, 0, 0, 0], 5055).into(),
             cluster_addr: ([0, 0, 0, 0], 4520).into(),
             identity,
             cluster_secret,
             ticket_keys: TicketKeys::single(rand::random(), key.to_vec())
                 .expect("a 32-byte key is long enough"),
-            ticket_ttl: Duration::from_secs(30),
+            ticket_ttl,
             handshake_timeout: Duration::from_secs(10),
+            auth_timeout: Duration::from_secs(10),
+            auth: AuthConfig::Dev,
+            settings: Settings::default(),
+            game_list_interval: Duration::from_secs(1),
+            app_stats_interval: Duration::from_secs(5),
+            peer_queue: 1024,
             limits: Limits::default(),
-        })
+            seed: None,
+        };
+        cfg.apply_workload(&Workload::default_embedded());
+        Ok(cfg)
+    }
+
+    /// Takes the load-balancer settings and peer thresholds of a workload file.
+    pub fn apply_workload(&mut self, w: &Workload) {
+        self.settings.load_balancer = w.load_balancer.clone();
+        self.settings.peer_levels = w.controllers.peers.value.to_vec();
     }
 }

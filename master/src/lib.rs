@@ -1,48 +1,141 @@
-//! The Switchboard master: authenticates clients, keeps the registry of game servers and
-//! their games, and redirects clients with signed join tickets.
+//! The Switchboard master: authenticates clients, keeps lobbies and game lists, matches
+//! players and redirects them with signed join tickets to the game server the load
+//! balancer picks, from the game servers' own reports.
 //!
-//! - [`registry`] — the sans-IO view of servers and games;
-//! - [`config`] — [`MasterConfig`];
-//! - `client_link` / `cluster_link`: the QUIC shells of the two listeners.
+//! Sans-IO core (no sockets, `now` passed in):
+//! - [`state`] — [`MasterState`]: servers, games, lobbies, online users, the periodic tick;
+//! - [`registry`] — game-server registration, link TTL, reconciliation, placement;
+//! - [`games`] — games and the per-lobby indexes;
+//! - [`matchmaking`] — CreateGame, JoinGame, JoinRandomGame;
+//! - [`load_balancer`] — weighted choice over load levels and priority groups;
+//! - [`sql_filter`] — the filter language of SQL lobbies;
+//! - [`auth`] — the `dev`, `jwt` and `http` providers;
+//! - [`workload`] — `workload.toml`;
+//! - [`config`] — [`MasterConfig`].
 //!
-//! [`Master::bind`] opens the listeners (port 0 works), [`Master::run`] serves until the
-//! shutdown future completes.
+//! QUIC shells: `client_link` and `cluster_link`. [`Master::bind`] opens the listeners
+//! (port 0 works); [`Master::run`] serves until the shutdown future completes.
 
+pub mod auth;
 mod client_link;
 mod cluster_link;
 pub mod config;
+pub mod games;
+pub mod load_balancer;
+pub mod matchmaking;
 pub mod registry;
+pub mod sql_filter;
+pub mod state;
+pub mod workload;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use quinn::Endpoint;
-use switchboard_protocol::{ALPN_CLUSTER, ALPN_MASTER, CloseCode};
-use switchboard_transport::{TlsError, server_endpoint};
+use bytes::Bytes;
+use dashmap::DashMap;
+use quinn::{Connection, Endpoint};
+use switchboard_protocol::{
+    ALPN_CLUSTER, ALPN_MASTER, CloseCode, MasterEvent, MasterToClient, encode_frame,
+};
+use switchboard_transport::{TlsError, close, server_endpoint};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tracing::{Instrument, info, info_span};
 
+pub use auth::{AuthConfig, Authenticator};
 pub use config::{ConfigError, MasterConfig};
-pub use registry::Registry;
+pub use jsonwebtoken;
+pub use state::{MasterState, Settings};
 
-/// State shared by all connection tasks. The registry lock is never held across `.await`.
+/// A connected client, as the tickers see it.
+#[derive(Debug)]
+pub(crate) struct PeerHandle {
+    tx: mpsc::Sender<Bytes>,
+    conn: Connection,
+    authenticated: AtomicBool,
+}
+
+impl PeerHandle {
+    /// Queues a frame; a client whose queue is full is closed as a slow consumer.
+    fn push(&self, frame: Bytes) {
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(frame) {
+            close(
+                &self.conn,
+                CloseCode::SlowConsumer,
+                "disconnected: the client did not read its events fast enough",
+            );
+        }
+    }
+}
+
+/// State shared by all connection tasks. The state lock is never held across `.await`.
 #[derive(Debug)]
 pub(crate) struct Shared {
     config: MasterConfig,
-    registry: Mutex<Registry>,
+    state: Mutex<MasterState>,
+    auth: Authenticator,
+    peers: DashMap<u64, Arc<PeerHandle>>,
 }
 
 impl Shared {
-    fn registry(&self) -> MutexGuard<'_, Registry> {
-        self.registry.lock().unwrap_or_else(|p| p.into_inner())
+    fn state(&self) -> MutexGuard<'_, MasterState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn now(&self) -> Instant {
         tokio::time::Instant::now().into_std()
     }
+
+    /// Game-list updates to lobby subscribers.
+    fn send_list_updates(&self) {
+        let now = self.now();
+        let updates = self.state().tick(now);
+        for u in updates {
+            let frame = encode_frame(&MasterToClient::Event(MasterEvent::GameListUpdate {
+                lobby: u.lobby,
+                games: u.games,
+            }));
+            for id in u.subscribers {
+                if let Some(p) = self.peers.get(&id) {
+                    p.push(frame.clone());
+                }
+            }
+        }
+    }
+
+    /// `AppStats` to every authenticated client.
+    fn send_app_stats(&self) {
+        let (players, games) = self.state().app_stats();
+        let on_master = self
+            .peers
+            .iter()
+            .filter(|p| p.authenticated.load(Ordering::Relaxed))
+            .count() as u32;
+        let frame = encode_frame(&MasterToClient::Event(MasterEvent::AppStats {
+            peers_on_master: on_master,
+            peers_in_games: players,
+            games,
+        }));
+        for p in self.peers.iter() {
+            if p.authenticated.load(Ordering::Relaxed) {
+                p.push(frame.clone());
+            }
+        }
+    }
+}
+
+/// Why a master could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// TLS material or a socket.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The authentication provider's configuration.
+    #[error(transparent)]
+    Auth(#[from] auth::AuthConfigError),
 }
 
 /// A master with its listeners bound.
@@ -55,7 +148,8 @@ pub struct Master {
 
 impl Master {
     /// Binds the client and game-server listeners.
-    pub fn bind(config: MasterConfig) -> Result<Self, TlsError> {
+    pub fn bind(config: MasterConfig) -> Result<Self, StartError> {
+        let auth = Authenticator::new(&config.auth)?;
         let clients = server_endpoint(
             config.client_addr,
             &config.identity,
@@ -68,10 +162,13 @@ impl Master {
             ALPN_CLUSTER,
             &config.limits,
         )?;
+        let state = MasterState::new(config.settings.clone(), config.seed);
         Ok(Master {
             shared: Arc::new(Shared {
                 config,
-                registry: Mutex::new(Registry::new()),
+                state: Mutex::new(state),
+                auth,
+                peers: DashMap::new(),
             }),
             clients,
             cluster,
@@ -101,20 +198,15 @@ impl Master {
             cluster,
         } = self;
         let mut tasks = JoinSet::new();
-        let sweeper = {
+        tasks.spawn(every(shared.config.game_list_interval, {
             let shared = shared.clone();
-            async move {
-                let mut tick = tokio::time::interval(Duration::from_secs(1));
-                loop {
-                    tick.tick().await;
-                    let ttl = shared.config.ticket_ttl * 2;
-                    let now = shared.now();
-                    shared.registry().expire_reservations(now, ttl);
-                }
-            }
-        };
-        tasks.spawn(sweeper);
-        let link_ids = AtomicU64::new(1);
+            move || shared.send_list_updates()
+        }));
+        tasks.spawn(every(shared.config.app_stats_interval, {
+            let shared = shared.clone();
+            move || shared.send_app_stats()
+        }));
+        let ids = AtomicU64::new(1);
         tokio::pin!(shutdown);
         info!(clients = %clients.local_addr().map(|a| a.to_string()).unwrap_or_default(),
               cluster = %cluster.local_addr().map(|a| a.to_string()).unwrap_or_default(),
@@ -124,15 +216,16 @@ impl Master {
                 _ = &mut shutdown => break,
                 Some(incoming) = clients.accept() => {
                     let shared = shared.clone();
+                    let id = ids.fetch_add(1, Ordering::Relaxed);
                     tasks.spawn(async move {
                         let Ok(conn) = incoming.await else { return };
-                        let span = info_span!("client", remote = %conn.remote_address());
-                        client_link::serve(shared, conn).instrument(span).await;
+                        let span = info_span!("client", remote = %conn.remote_address(), peer = id);
+                        client_link::serve(shared, conn, id).instrument(span).await;
                     });
                 }
                 Some(incoming) = cluster.accept() => {
                     let shared = shared.clone();
-                    let link = link_ids.fetch_add(1, Ordering::Relaxed);
+                    let link = ids.fetch_add(1, Ordering::Relaxed);
                     tasks.spawn(async move {
                         let Ok(conn) = incoming.await else { return };
                         let span = info_span!("gameserver", remote = %conn.remote_address(), link);
@@ -155,5 +248,15 @@ impl Master {
             cluster.wait_idle().await;
         };
         let _ = tokio::time::timeout(Duration::from_secs(2), idle).await;
+    }
+}
+
+/// Runs `f` every `period` (the first time after one period).
+async fn every(period: Duration, f: impl Fn()) {
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        f();
     }
 }

@@ -1,34 +1,30 @@
-//! The master's view of the cluster, sans-IO: registered game servers, the games they
-//! host, and names reserved by `CreateGame` that the game server has not confirmed yet.
-//!
-//! Everything here is soft state rebuilt from the game servers' reports: `register`
-//! replaces a server's games with the snapshot it sends.
+//! The game-server registry, sans-IO: registration with a full room snapshot, load and
+//! state reports, game updates, and a link TTL during which a server that lost its link
+//! keeps its context (its games stay listed) and may re-attach under the same id.
 
-use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use switchboard_protocol::{GameState, LoadReport, OpError, Register, ResultCode};
+use switchboard_protocol::{GameState, LoadReport, OpError, Register, ResultCode, ServerState};
+
+use crate::games::Game;
+use crate::load_balancer::{self, Candidate};
+use crate::state::MasterState;
 
 /// A registered game server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerEntry {
     /// Address clients connect to.
     pub address: String,
-    /// Identifies the link that registered it; a newer link replaces an older one.
-    pub link: u64,
+    /// Priority group.
+    pub priority: u8,
+    /// The link that registered it; `None` while the link is down.
+    pub link: Option<u64>,
+    /// When the link went down.
+    pub down_since: Option<Instant>,
     /// Last reported load.
     pub load: LoadReport,
-}
-
-/// A game as the master knows it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct GameEntry {
-    /// The hosting game server's id.
-    pub server: String,
-    /// Reported state; `None` while the name is only reserved by a `CreateGame`.
-    pub state: Option<GameState>,
-    /// When the reservation was made (for unconfirmed games).
-    pub reserved_at: Instant,
+    /// Players sent to it since its last load report (for load prediction).
+    pub sent: u32,
 }
 
 /// Where to send a client.
@@ -40,170 +36,183 @@ pub struct Placement {
     pub address: String,
 }
 
-/// Servers and games.
-#[derive(Debug, Default)]
-pub struct Registry {
-    servers: HashMap<String, ServerEntry>,
-    games: HashMap<String, GameEntry>,
-}
-
-impl Registry {
-    /// An empty registry.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
+impl MasterState {
     /// Registers (or re-attaches) a game server through link `link`, replacing its games
-    /// with the snapshot in `reg`. Reservations on this server that the snapshot does not
-    /// contain are kept: their clients may still be on their way.
-    pub fn register(&mut self, reg: &Register, link: u64, now: Instant) {
+    /// with the snapshot in `reg`: games that ended meanwhile disappear, games created
+    /// meanwhile appear. Reservations not yet confirmed are kept.
+    pub fn register(&mut self, reg: &Register, link: u64) {
+        let previous_state = self.servers.get(&reg.server_id).map(|s| s.load.state);
         self.servers.insert(
             reg.server_id.clone(),
             ServerEntry {
                 address: reg.address.clone(),
-                link,
+                priority: reg.priority,
+                link: Some(link),
+                down_since: None,
                 load: LoadReport {
-                    peers: 0,
                     games: reg.games.len() as u32,
+                    state: previous_state.unwrap_or_default(),
+                    ..LoadReport::default()
                 },
+                sent: 0,
             },
         );
-        self.games
-            .retain(|_, g| g.server != reg.server_id || g.state.is_none());
+        let reported: std::collections::HashSet<&str> =
+            reg.games.iter().map(|g| g.game.as_str()).collect();
+        let gone: Vec<String> = self
+            .games
+            .values()
+            .filter(|g| {
+                g.server == reg.server_id && g.confirmed && !reported.contains(g.name.as_str())
+            })
+            .map(|g| g.name.clone())
+            .collect();
+        for name in gone {
+            self.drop_game(&name);
+        }
         for state in &reg.games {
-            self.put_game(&reg.server_id, state.clone(), now);
+            self.update_game(&reg.server_id, state.clone());
         }
     }
 
-    /// Forgets a server and its games when the link that registered it ends. A later link
-    /// of the same server id is left alone.
-    pub fn link_lost(&mut self, server: &str, link: u64) -> bool {
-        if self.servers.get(server).is_none_or(|s| s.link != link) {
-            return false;
+    /// The link `link` of `server` ended: the server keeps its context for the link TTL.
+    /// A later link of the same id is left alone. Returns whether it was the current link.
+    pub fn link_lost(&mut self, server: &str, link: u64, now: Instant) -> bool {
+        match self.servers.get_mut(server) {
+            Some(s) if s.link == Some(link) => {
+                s.link = None;
+                s.down_since = Some(now);
+                true
+            }
+            _ => false,
         }
-        self.servers.remove(server);
-        self.games.retain(|_, g| g.server != server);
-        true
     }
 
-    /// Records a server's load report.
+    /// Drops servers whose link has been down for the TTL, with their games.
+    pub(crate) fn expire_servers(&mut self, now: Instant) {
+        let ttl = self.settings.link_ttl;
+        let dead: Vec<String> = self
+            .servers
+            .iter()
+            .filter(|(_, s)| s.down_since.is_some_and(|t| now.duration_since(t) >= ttl))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in dead {
+            self.servers.remove(&id);
+            let games: Vec<String> = self
+                .games
+                .values()
+                .filter(|g| g.server == id)
+                .map(|g| g.name.clone())
+                .collect();
+            for g in games {
+                self.drop_game(&g);
+            }
+        }
+    }
+
+    /// Records a load report; a change of state relists the server's games.
     pub fn update_load(&mut self, server: &str, load: LoadReport) {
-        if let Some(s) = self.servers.get_mut(server) {
-            s.load = load;
+        let Some(s) = self.servers.get_mut(server) else {
+            return;
+        };
+        let state_changed = s.load.state != load.state;
+        s.load = load;
+        s.sent = 0;
+        if state_changed {
+            let games: Vec<String> = self
+                .games
+                .values()
+                .filter(|g| g.server == server)
+                .map(|g| g.name.clone())
+                .collect();
+            for g in games {
+                self.reindex(&g);
+            }
         }
     }
 
     /// A game was created or changed on `server`. A report for a name another server
     /// owns is ignored (returns false): the first owner keeps it.
-    pub fn update_game(&mut self, server: &str, state: GameState, now: Instant) -> bool {
+    pub fn update_game(&mut self, server: &str, state: GameState) -> bool {
         if !self.servers.contains_key(server) {
             return false;
         }
-        self.put_game(server, state, now)
-    }
-
-    fn put_game(&mut self, server: &str, state: GameState, now: Instant) -> bool {
-        match self.games.get_mut(&state.game) {
-            Some(g) if g.server != server => false,
-            Some(g) => {
-                g.state = Some(state);
-                true
-            }
+        let name = state.game.clone();
+        match self.games.get_mut(&name) {
+            Some(g) if g.server != server => return false,
+            Some(g) => g.confirmed = true,
             None => {
+                let seq = self.next_seq;
+                self.next_seq += 1;
                 self.games.insert(
-                    state.game.clone(),
-                    GameEntry {
+                    name.clone(),
+                    Game {
+                        name: name.clone(),
                         server: server.to_string(),
-                        state: Some(state),
-                        reserved_at: now,
+                        seq,
+                        state: state.clone(),
+                        confirmed: true,
+                        joining: Vec::new(),
+                        indexed: None,
                     },
                 );
-                true
             }
         }
+        self.set_state(&name, state);
+        true
     }
 
     /// A game on `server` ended.
     pub fn remove_game(&mut self, server: &str, game: &str) {
         if self.games.get(game).is_some_and(|g| g.server == server) {
-            self.games.remove(game);
+            self.drop_game(game);
         }
     }
 
-    /// Chooses the game server for a new game: the one with the fewest peers, then the
-    /// fewest games, then the smallest id (deterministic).
-    pub fn choose_server(&self) -> Result<Placement, OpError> {
-        self.servers
+    /// The effective load level: reported, or predicted from the players sent if that is
+    /// higher and prediction is on.
+    fn effective_level(&self, s: &ServerEntry) -> u8 {
+        if !self.settings.load_balancer.predict_load {
+            return s.load.level;
+        }
+        let expected_peers = u64::from(s.load.peers) + u64::from(s.sent);
+        s.load.level.max(load_balancer::level_for(
+            &self.settings.peer_levels,
+            expected_peers,
+        ))
+    }
+
+    /// Chooses the game server for a new game among the reachable servers in state
+    /// Normal, by the load balancer.
+    pub fn choose_server(&mut self) -> Result<Placement, OpError> {
+        let candidates: Vec<Candidate<'_>> = self
+            .servers
             .iter()
-            .min_by(|(a_id, a), (b_id, b)| {
-                (a.load.peers, a.load.games, a_id).cmp(&(b.load.peers, b.load.games, b_id))
+            .filter(|(_, s)| s.link.is_some() && s.load.state == ServerState::Normal)
+            .map(|(id, s)| Candidate {
+                id,
+                priority: s.priority,
+                level: self.effective_level(s),
             })
-            .map(|(id, s)| Placement {
-                server: id.clone(),
-                address: s.address.clone(),
-            })
-            .ok_or_else(|| OpError::new(ResultCode::ServerFull, "no game server is available"))
-    }
-
-    /// Reserves `game` for creation on a chosen server.
-    pub fn reserve_game(&mut self, game: &str, now: Instant) -> Result<Placement, OpError> {
-        if self.games.contains_key(game) {
-            return Err(OpError::new(
-                ResultCode::GameIdAlreadyExists,
-                format!("a game named {game:?} already exists"),
-            ));
-        }
-        let placement = self.choose_server()?;
-        self.games.insert(
-            game.to_string(),
-            GameEntry {
-                server: placement.server.clone(),
-                state: None,
-                reserved_at: now,
-            },
-        );
-        if let Some(s) = self.servers.get_mut(&placement.server) {
-            s.load.games += 1;
-        }
-        Ok(placement)
-    }
-
-    /// Where to join `game`, if it exists and is joinable.
-    pub fn join_target(&self, game: &str) -> Result<Placement, OpError> {
-        let entry = self.games.get(game).ok_or_else(|| {
-            OpError::new(
-                ResultCode::GameDoesNotExist,
-                format!("no game named {game:?}"),
-            )
-        })?;
-        if let Some(state) = &entry.state {
-            if !state.is_open {
-                return Err(OpError::new(ResultCode::GameClosed, "the game is closed"));
-            }
-            if state.max_players != 0 && state.player_count >= state.max_players {
-                return Err(OpError::new(ResultCode::GameFull, "the game is full"));
-            }
-        }
-        let server = self.servers.get(&entry.server).ok_or_else(|| {
-            OpError::new(ResultCode::GameDoesNotExist, "the game's server is gone")
-        })?;
+            .collect();
+        let chosen =
+            load_balancer::choose(&self.settings.load_balancer, &candidates, &mut self.rng)
+                .map(str::to_string);
+        let id = chosen
+            .ok_or_else(|| OpError::new(ResultCode::ServerFull, "no game server is available"))?;
+        let s = self.servers.get(&id).expect("chosen from the map");
         Ok(Placement {
-            server: entry.server.clone(),
-            address: server.address.clone(),
+            server: id,
+            address: s.address.clone(),
         })
     }
 
-    /// Drops reservations older than `ttl` that no game server confirmed.
-    pub fn expire_reservations(&mut self, now: Instant, ttl: Duration) -> usize {
-        let before = self.games.len();
-        self.games
-            .retain(|_, g| g.state.is_some() || now.duration_since(g.reserved_at) < ttl);
-        before - self.games.len()
-    }
-
-    /// A game by name.
-    pub fn game(&self, game: &str) -> Option<&GameEntry> {
-        self.games.get(game)
+    /// Counts a player sent to `server` (for prediction).
+    pub(crate) fn sent_to(&mut self, server: &str) {
+        if let Some(s) = self.servers.get_mut(server) {
+            s.sent += 1;
+        }
     }
 
     /// A server by id.
@@ -211,127 +220,13 @@ impl Registry {
         self.servers.get(id)
     }
 
-    /// Number of registered servers.
+    /// Registered servers, with their ids.
+    pub fn servers(&self) -> impl Iterator<Item = (&String, &ServerEntry)> {
+        self.servers.iter()
+    }
+
+    /// Number of registered servers (links up or within their TTL).
     pub fn server_count(&self) -> usize {
         self.servers.len()
-    }
-
-    /// Number of games, reserved ones included.
-    pub fn game_count(&self) -> usize {
-        self.games.len()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use switchboard_protocol::Properties;
-
-    fn state(game: &str, players: u32, max: u32, open: bool) -> GameState {
-        GameState {
-            game: game.into(),
-            player_count: players,
-            max_players: max,
-            is_open: open,
-            is_visible: true,
-            lobby_properties: Properties::new(),
-        }
-    }
-
-    fn reg(id: &str, games: Vec<GameState>) -> Register {
-        Register {
-            server_id: id.into(),
-            address: format!("{id}:1"),
-            secret: String::new(),
-            games,
-        }
-    }
-
-    #[test]
-    fn no_server_means_server_full() {
-        let mut r = Registry::new();
-        let e = r.reserve_game("g", Instant::now()).unwrap_err();
-        assert_eq!(e.result_code(), Some(ResultCode::ServerFull));
-    }
-
-    #[test]
-    fn create_then_join_goes_to_the_same_server() {
-        let now = Instant::now();
-        let mut r = Registry::new();
-        r.register(&reg("a", vec![]), 1, now);
-        r.register(&reg("b", vec![]), 2, now);
-        r.update_load("a", LoadReport { peers: 5, games: 1 });
-        let p = r.reserve_game("g", now).unwrap();
-        assert_eq!(p.server, "b", "least-loaded server");
-        assert_eq!(r.join_target("g").unwrap(), p);
-        let e = r.reserve_game("g", now).unwrap_err();
-        assert_eq!(e.result_code(), Some(ResultCode::GameIdAlreadyExists));
-    }
-
-    #[test]
-    fn full_closed_and_missing_games_are_refused() {
-        let now = Instant::now();
-        let mut r = Registry::new();
-        r.register(
-            &reg(
-                "a",
-                vec![state("full", 2, 2, true), state("shut", 0, 0, false)],
-            ),
-            1,
-            now,
-        );
-        let code = |g| r.join_target(g).unwrap_err().result_code();
-        assert_eq!(code("full"), Some(ResultCode::GameFull));
-        assert_eq!(code("shut"), Some(ResultCode::GameClosed));
-        assert_eq!(code("nope"), Some(ResultCode::GameDoesNotExist));
-    }
-
-    #[test]
-    fn reregistration_reconciles_games() {
-        let now = Instant::now();
-        let mut r = Registry::new();
-        r.register(&reg("a", vec![state("old", 1, 0, true)]), 1, now);
-        r.reserve_game("pending", now).unwrap();
-        r.register(&reg("a", vec![state("new", 1, 0, true)]), 2, now);
-        assert!(r.game("old").is_none(), "ended meanwhile");
-        assert!(r.game("new").is_some(), "created meanwhile");
-        assert!(r.game("pending").is_some(), "reservation kept");
-        assert!(!r.link_lost("a", 1), "the old link's end changes nothing");
-        assert_eq!(r.server_count(), 1);
-        assert!(r.link_lost("a", 2));
-        assert_eq!(r.server_count(), 0);
-        assert_eq!(r.game_count(), 0);
-    }
-
-    #[test]
-    fn a_name_stays_with_its_first_owner() {
-        let now = Instant::now();
-        let mut r = Registry::new();
-        r.register(&reg("a", vec![state("g", 1, 0, true)]), 1, now);
-        r.register(&reg("b", vec![]), 2, now);
-        assert!(!r.update_game("b", state("g", 3, 0, true), now));
-        r.remove_game("b", "g");
-        assert_eq!(r.join_target("g").unwrap().server, "a");
-        assert!(!r.update_game("unknown", state("x", 1, 0, true), now));
-    }
-
-    #[test]
-    fn unconfirmed_reservations_expire() {
-        let now = Instant::now();
-        let mut r = Registry::new();
-        r.register(&reg("a", vec![]), 1, now);
-        r.reserve_game("g", now).unwrap();
-        r.reserve_game("h", now).unwrap();
-        r.update_game("a", state("h", 1, 0, true), now);
-        assert_eq!(
-            r.expire_reservations(now + Duration::from_secs(5), Duration::from_secs(10)),
-            0
-        );
-        assert_eq!(
-            r.expire_reservations(now + Duration::from_secs(10), Duration::from_secs(10)),
-            1
-        );
-        assert!(r.game("g").is_none());
-        assert!(r.game("h").is_some());
     }
 }

@@ -41,10 +41,18 @@ pub enum ResultCode {
     NoMatchFound = 32760,
     /// No game with that name exists.
     GameDoesNotExist = 32758,
-    /// A join ticket has expired.
+    /// The custom authentication service refused the user or could not be reached.
+    CustomAuthenticationFailed = 32755,
+    /// A join ticket or token has expired.
     AuthenticationTokenExpired = 32753,
     /// The user is already an active member of the game.
     JoinFailedPeerAlreadyJoined = 32750,
+    /// A rejoin found no inactive actor of this user.
+    JoinFailedWithRejoinerNotFound = 32748,
+    /// A limit of the operation was exceeded (sizes, counts).
+    OperationLimitReached = 32743,
+    /// The reservation for expected users does not fit the room.
+    SlotError = 32742,
     /// A join ticket was issued for another game server.
     ExpectedGsCheckFailure = 32738,
     /// A join ticket was issued for another game.
@@ -53,7 +61,7 @@ pub enum ResultCode {
 
 impl ResultCode {
     /// Every defined code, in table order.
-    pub const ALL: [ResultCode; 17] = [
+    pub const ALL: [ResultCode; 21] = [
         ResultCode::Ok,
         ResultCode::InternalServerError,
         ResultCode::OperationInvalid,
@@ -67,8 +75,12 @@ impl ResultCode {
         ResultCode::ServerFull,
         ResultCode::NoMatchFound,
         ResultCode::GameDoesNotExist,
+        ResultCode::CustomAuthenticationFailed,
         ResultCode::AuthenticationTokenExpired,
         ResultCode::JoinFailedPeerAlreadyJoined,
+        ResultCode::JoinFailedWithRejoinerNotFound,
+        ResultCode::OperationLimitReached,
+        ResultCode::SlotError,
         ResultCode::ExpectedGsCheckFailure,
         ResultCode::ExpectedGameCheckFailure,
     ];

@@ -21,12 +21,17 @@ pub mod version;
 pub use codes::{CloseCode, ResultCode};
 pub use frame::{FrameDecoder, FrameError, decode_body, encode_body, encode_frame};
 pub use messages::cluster::{GameState, GsToMaster, LoadReport, MasterToGs, Register};
-pub use messages::common::{OpError, Response, RoomOptions};
+pub use messages::common::{
+    JoinMode, Lobby, LobbyKind, OpError, Response, RoomOptions, ServerState,
+};
 pub use messages::game::{
     ActorInfo, ClientToGame, DatagramDown, DatagramUp, EventData, GameOp, GameReply, GameToClient,
     Joined, RaiseEvent, ReceiverGroup, RoomEvent,
 };
-pub use messages::master::{ClientToMaster, MasterOp, MasterReply, MasterToClient, Redirect};
+pub use messages::master::{
+    ClientToMaster, CreateSpec, FriendStatus, GameListEntry, JoinRandom, LobbyStats, MasterEvent,
+    MasterOp, MasterReply, MasterToClient, MatchmakingMode, Redirect,
+};
 pub use ticket::{TicketAction, TicketClaims, TicketError, TicketKeys};
 pub use value::{Properties, Value};
 pub use version::{ALPN_CLUSTER, ALPN_GAME, ALPN_MASTER, Hello, PROTOCOL_VERSION, Welcome};

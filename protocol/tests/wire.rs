@@ -60,6 +60,7 @@ fn golden_create_game() {
         op: MasterOp::CreateGame {
             game: Some("g".into()),
             options,
+            expected_users: vec!["x".into()],
         },
     });
     #[rustfmt::skip]
@@ -67,14 +68,16 @@ fn golden_create_game() {
         1, 1,             // Request, id 1
         1,                // MasterOp::CreateGame
         1, 1, b'g',       // game: Some("g")
-        4,                // max_players 4
-        1,                // is_open true
-        1,                // is_visible true
-        1,                // properties: 1 entry
+        4,                // options.max_players 4
+        1,                // options.is_open true
+        1,                // options.is_visible true
+        1,                // options.properties: 1 entry
         1, b'm',          //   key "m"
         2, 3,             //   Value::Int(-2), zigzag -> 3
-        1, 1, b'm',       // lobby_properties ["m"]
-        0,                // publish_user_id false
+        1, 1, b'm',       // options.lobby_properties ["m"]
+        0,                // options.publish_user_id false
+        0, 0,             // options.lobby: name "", kind Default
+        1, 1, b'x',       // expected_users ["x"]
     ]);
 }
 
@@ -86,10 +89,12 @@ fn golden_redirect_response() {
             game: "g".into(),
             address: "h:1".into(),
             ticket: Bytes::from_static(&[0xaa, 0xbb]),
+            action: TicketAction::Join,
         })),
     }));
     #[rustfmt::skip]
-    assert_eq!(frame_body(&f), &[
+    assert_eq!(&f[..], &[
+        14, 0, 0, 0,          // frame length 14
         1,                    // MasterToClient::Response
         2,                    // id 2
         0,                    // Ok
@@ -97,6 +102,7 @@ fn golden_redirect_response() {
         1, b'g',              // game
         3, b'h', b':', b'1',  // address
         2, 0xaa, 0xbb,        // ticket bytes
+        1,                    // action: Join
     ]);
 }
 
@@ -172,13 +178,16 @@ fn golden_register() {
         server_id: "a".into(),
         address: "b".into(),
         secret: "c".into(),
+        priority: 2,
         games: vec![GameState {
             game: "g".into(),
-            player_count: 1,
+            lobby: Lobby::default(),
             max_players: 0,
             is_open: true,
             is_visible: false,
             lobby_properties: Properties::new(),
+            users: vec!["u".into()],
+            expected_users: vec![],
         }],
     }));
     #[rustfmt::skip]
@@ -187,8 +196,86 @@ fn golden_register() {
         1, b'a',        // server_id
         1, b'b',        // address
         1, b'c',        // secret
-        1,              // 1 game
-        1, b'g', 1, 0, 1, 0, 0, // game, player_count, max_players, open, visible, props
+        2,              // priority
+        1,              // 1 game:
+        1, b'g',        //   game
+        0, 0,           //   lobby "" Default
+        0, 1, 0,        //   max_players, is_open, is_visible
+        0,              //   lobby_properties {}
+        1, 1, b'u',     //   users ["u"]
+        0,              //   expected_users []
+    ]);
+    let f = encode_frame(&GsToMaster::Load(LoadReport {
+        peers: 300,
+        games: 2,
+        level: 9,
+        state: ServerState::OutOfRotation,
+    }));
+    assert_eq!(frame_body(&f), &[2, 0xac, 0x02, 2, 9, 1]);
+}
+
+#[test]
+fn golden_join_modes_and_random() {
+    let f = encode_frame(&ClientToMaster::Request {
+        id: 1,
+        op: MasterOp::JoinGame {
+            game: "abc".into(),
+            mode: JoinMode::CreateIfNotExists,
+            expected_users: vec![],
+            create_options: RoomOptions::default(),
+        },
+    });
+    #[rustfmt::skip]
+    assert_eq!(frame_body(&f), &[
+        1, 1,                       // Request, id 1
+        2,                          // MasterOp::JoinGame
+        3, b'a', b'b', b'c',        // game
+        1,                          // mode CreateIfNotExists
+        0,                          // expected_users []
+        0, 1, 1, 0, 0, 0, 0, 0,     // create_options: the defaults
+    ]);
+    let f = encode_frame(&ClientToMaster::Request {
+        id: 1,
+        op: MasterOp::JoinRandomGame(JoinRandom {
+            lobby: Lobby::new("l", LobbyKind::Sql),
+            expected_max_players: 4,
+            sql_filter: "C0=1".into(),
+            mode: MatchmakingMode::RandomMatching,
+            ..JoinRandom::default()
+        }),
+    });
+    #[rustfmt::skip]
+    assert_eq!(frame_body(&f), &[
+        1, 1,                       // Request, id 1
+        3,                          // MasterOp::JoinRandomGame
+        1, b'l', 1,                 // lobby "l", kind Sql
+        0,                          // expected_properties {}
+        4,                          // expected_max_players
+        4, b'C', b'0', b'=', b'1',  // sql_filter
+        2,                          // mode RandomMatching
+        0,                          // expected_users []
+        0,                          // create_if_none: None
+    ]);
+    let f = encode_frame(&MasterToClient::Event(MasterEvent::GameListUpdate {
+        lobby: Lobby::default(),
+        games: vec![GameListEntry {
+            game: "g".into(),
+            removed: true,
+            properties: Properties::new(),
+            player_count: 0,
+            max_players: 0,
+            is_open: false,
+        }],
+    }));
+    #[rustfmt::skip]
+    assert_eq!(frame_body(&f), &[
+        2,              // MasterToClient::Event
+        1,              // MasterEvent::GameListUpdate
+        0, 0,           // lobby "" Default
+        1,              // 1 entry:
+        1, b'g',        //   game
+        1,              //   removed
+        0, 0, 0, 0,     //   properties {}, player_count, max_players, is_open
     ]);
 }
 
@@ -196,7 +283,12 @@ fn golden_register() {
 fn truncated_bodies_are_rejected() {
     let f = encode_frame(&ClientToMaster::Request {
         id: 1,
-        op: MasterOp::JoinGame { game: "abc".into() },
+        op: MasterOp::JoinGame {
+            game: "abc".into(),
+            mode: JoinMode::JoinOnly,
+            expected_users: vec!["x".into()],
+            create_options: RoomOptions::default(),
+        },
     });
     let body = frame_body(&f);
     for cut in 0..body.len() {
@@ -214,8 +306,8 @@ fn unknown_tags_are_rejected() {
     assert!(decode_body::<DatagramUp>(&[1]).is_err());
     assert!(decode_body::<GsToMaster>(&[200]).is_err());
     // CreateGame whose is_open bool is 2: only 0 and 1 are booleans.
-    assert!(decode_body::<ClientToGame>(&[1, 1, 0, 0, 0, 0, 2, 1, 0, 0, 0]).is_err());
-    assert!(decode_body::<ClientToGame>(&[1, 1, 0, 0, 0, 0, 1, 1, 0, 0, 0]).is_ok());
+    assert!(decode_body::<ClientToGame>(&[1, 1, 0, 0, 0, 0, 2, 1, 0, 0, 0, 0, 0, 0]).is_err());
+    assert!(decode_body::<ClientToGame>(&[1, 1, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0]).is_ok());
 }
 
 #[test]
@@ -262,6 +354,7 @@ fn room_options() -> impl Strategy<Value = RoomOptions> {
                     properties,
                     lobby_properties,
                     publish_user_id: publish,
+                    lobby: Lobby::new("lobby", LobbyKind::Sql),
                 }
             },
         )
@@ -301,7 +394,8 @@ fn client_to_game() -> impl Strategy<Value = ClientToGame> {
                 op: GameOp::CreateGame {
                     ticket: t.into(),
                     game,
-                    options
+                    options,
+                    expected_users: vec!["friend".into()],
                 }
             }),
         any::<u32>().prop_map(|id| ClientToGame::Request {
@@ -331,8 +425,10 @@ proptest! {
     fn master_messages_round_trip(id in any::<u32>(), user in ".{0,12}", opts in room_options()) {
         for msg in [
             ClientToMaster::Request { id, op: MasterOp::Authenticate { user_id: user.clone(), token: user.clone() } },
-            ClientToMaster::Request { id, op: MasterOp::CreateGame { game: Some(user.clone()), options: opts.clone() } },
-            ClientToMaster::Request { id, op: MasterOp::JoinGame { game: user.clone() } },
+            ClientToMaster::Request { id, op: MasterOp::CreateGame { game: Some(user.clone()), options: opts.clone(), expected_users: vec![user.clone()] } },
+            ClientToMaster::Request { id, op: MasterOp::JoinGame { game: user.clone(), mode: JoinMode::RejoinOrJoin, expected_users: vec![], create_options: opts.clone() } },
+            ClientToMaster::Request { id, op: MasterOp::JoinRandomGame(JoinRandom { sql_filter: user.clone(), expected_properties: opts.properties.clone(), create_if_none: Some(CreateSpec { game: None, options: opts.clone() }), ..JoinRandom::default() }) },
+            ClientToMaster::Request { id, op: MasterOp::FindFriends { user_ids: vec![user.clone()] } },
         ] {
             prop_assert_eq!(decode_body::<ClientToMaster>(&encode_frame(&msg)[4..]).unwrap(), msg);
         }

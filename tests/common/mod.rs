@@ -93,3 +93,13 @@ where
     }
     panic!("condition not reached in 5 s");
 }
+
+/// A `JoinGame` (JoinOnly) operation for `game`.
+pub fn join_op(game: &str) -> switchboard_protocol::MasterOp {
+    switchboard_protocol::MasterOp::JoinGame {
+        game: game.into(),
+        mode: switchboard_protocol::JoinMode::JoinOnly,
+        expected_users: vec![],
+        create_options: switchboard_protocol::RoomOptions::default(),
+    }
+}

@@ -72,3 +72,18 @@ pub async fn send_frame<T: Serialize>(
 ) -> Result<(), quinn::WriteError> {
     stream.write_chunk(encode_frame(msg)).await
 }
+
+/// Drains a queue of encoded frames into a stream, coalescing whatever is queued into one
+/// write (quinn then packs small frames into few packets). Ends when the queue closes
+/// (finishing the stream) or the stream fails.
+pub async fn write_queued(mut stream: SendStream, mut rx: tokio::sync::mpsc::Receiver<Bytes>) {
+    const BATCH: usize = 64;
+    let mut frames = Vec::with_capacity(BATCH);
+    while rx.recv_many(&mut frames, BATCH).await > 0 {
+        if stream.write_all_chunks(&mut frames).await.is_err() {
+            return;
+        }
+        frames.clear();
+    }
+    let _ = stream.finish();
+}

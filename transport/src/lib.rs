@@ -10,6 +10,6 @@ pub mod limits;
 pub mod tls;
 
 pub use endpoint::{ConnectError, client_endpoint, close, connect, server_endpoint};
-pub use framed::{FramedRecv, RecvError, send_frame};
+pub use framed::{FramedRecv, RecvError, send_frame, write_queued};
 pub use limits::Limits;
 pub use tls::{ServerIdentity, TlsError, Trust};

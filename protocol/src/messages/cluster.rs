@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::common::OpError;
+use super::common::{Lobby, OpError, ServerState};
 use crate::{Hello, Properties, TicketKeys, Welcome};
 
 /// Largest frame on the cluster link (a `Register` carries every room of the server).
@@ -37,17 +37,23 @@ pub struct Register {
     pub address: String,
     /// Cluster secret from the configuration, shared by master and game servers.
     pub secret: String,
+    /// Priority group; lower groups are used first.
+    pub priority: u8,
     /// Every room the server hosts now (the master replaces its view with this list).
     pub games: Vec<GameState>,
 }
 
 /// Load of a game server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct LoadReport {
     /// Connected client peers.
     pub peers: u32,
     /// Rooms hosted.
     pub games: u32,
+    /// Load level, 0 (lowest) to 9 (highest).
+    pub level: u8,
+    /// The server's state.
+    pub state: ServerState,
 }
 
 /// The lobby-relevant state of one game.
@@ -55,8 +61,8 @@ pub struct LoadReport {
 pub struct GameState {
     /// The game's name.
     pub game: String,
-    /// Actors in the room.
-    pub player_count: u32,
+    /// The lobby the game is listed in.
+    pub lobby: Lobby,
     /// Largest number of actors (0 = unlimited).
     pub max_players: u32,
     /// Whether the room accepts joins.
@@ -65,6 +71,10 @@ pub struct GameState {
     pub is_visible: bool,
     /// The lobby-listed properties.
     pub lobby_properties: Properties,
+    /// The user id of every actor (active or inactive); its length is the actor count.
+    pub users: Vec<String>,
+    /// Users with a reserved slot who have not joined yet.
+    pub expected_users: Vec<String>,
 }
 
 /// Frames the master sends to a game server.

@@ -43,6 +43,64 @@ pub struct Response<T> {
     pub result: Result<T, OpError>,
 }
 
+/// The kind of a lobby.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
+)]
+pub enum LobbyKind {
+    /// 0: random matchmaking filters by exact equality on lobby-listed properties.
+    #[default]
+    Default,
+    /// 1: random matchmaking takes an SQL-like filter over the lobby-listed properties
+    /// `C0` to `C9`.
+    Sql,
+}
+
+/// A lobby: a name and a kind. The empty name with kind `Default` is the default lobby.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
+pub struct Lobby {
+    /// The lobby's name; empty for the default lobby.
+    pub name: String,
+    /// The lobby's kind.
+    pub kind: LobbyKind,
+}
+
+impl Lobby {
+    /// A lobby of the given name and kind.
+    pub fn new(name: impl Into<String>, kind: LobbyKind) -> Self {
+        Lobby {
+            name: name.into(),
+            kind,
+        }
+    }
+}
+
+/// How `JoinGame` treats a game that does not exist or an actor that was in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum JoinMode {
+    /// 0: join an existing game only.
+    #[default]
+    JoinOnly,
+    /// 1: create the game if it does not exist.
+    CreateIfNotExists,
+    /// 2: take back this user's inactive actor if there is one, else join.
+    RejoinOrJoin,
+    /// 3: take back this user's inactive actor, or fail.
+    RejoinOnly,
+}
+
+/// The state of a game server, set by its operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum ServerState {
+    /// 0: takes new games.
+    #[default]
+    Normal,
+    /// 1: takes no new games; existing games stay listed and joinable.
+    OutOfRotation,
+    /// 2: refuses every join; its games leave the lobbies.
+    Offline,
+}
+
 /// Options of a new room, given with `CreateGame`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RoomOptions {
@@ -58,6 +116,8 @@ pub struct RoomOptions {
     pub lobby_properties: Vec<String>,
     /// Whether actors see each other's user ids in `Join` events and actor lists.
     pub publish_user_id: bool,
+    /// The lobby the room is listed in.
+    pub lobby: Lobby,
 }
 
 impl Default for RoomOptions {
@@ -69,8 +129,25 @@ impl Default for RoomOptions {
             properties: Properties::new(),
             lobby_properties: Vec::new(),
             publish_user_id: false,
+            lobby: Lobby::default(),
         }
     }
+}
+
+/// Largest number of expected users in one request.
+pub const MAX_EXPECTED_USERS: usize = 64;
+
+/// Checks a list of expected users: at most [`MAX_EXPECTED_USERS`] valid user ids.
+pub fn check_expected_users(users: &[String]) -> Result<(), OpError> {
+    if users.len() > MAX_EXPECTED_USERS
+        || users.iter().any(|u| u.is_empty() || u.len() > MAX_USER_ID)
+    {
+        return Err(OpError::new(
+            ResultCode::InvalidRequestParameters,
+            format!("expected users: at most {MAX_EXPECTED_USERS} ids of 1 to {MAX_USER_ID} bytes"),
+        ));
+    }
+    Ok(())
 }
 
 /// Checks a game name: 1 to [`MAX_GAME_NAME`] bytes, no control characters.

@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::common::{Response, RoomOptions};
+use super::common::{JoinMode, Response, RoomOptions};
 use crate::{Hello, Properties, Welcome};
 
 /// Frames a client sends on its control stream to a game server.
@@ -33,6 +33,8 @@ pub enum GameOp {
         game: String,
         /// Room options.
         options: RoomOptions,
+        /// Users for whom slots are reserved.
+        expected_users: Vec<String>,
     },
     /// 1: join the room named in the ticket.
     JoinGame {
@@ -40,6 +42,10 @@ pub enum GameOp {
         ticket: Bytes,
         /// The game's name (must match the ticket).
         game: String,
+        /// Join or rejoin (`CreateIfNotExists` acts as `JoinOnly` here: the master decided).
+        mode: JoinMode,
+        /// Users for whom slots are reserved.
+        expected_users: Vec<String>,
     },
     /// 2: leave the room; the connection may then be closed or join again.
     LeaveGame,

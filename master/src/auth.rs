@@ -1,0 +1,228 @@
+//! Authentication providers: `dev` (any user id), `jwt` (tokens from the studio's
+//! backend, verified locally) and `http` (Photon-style custom authentication: the master
+//! asks the studio's backend).
+
+use std::time::Duration;
+
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+use switchboard_protocol::messages::common::MAX_USER_ID;
+use switchboard_protocol::{OpError, ResultCode};
+use tracing::warn;
+
+/// Which provider, and its settings.
+#[derive(Debug, Clone, Default)]
+pub enum AuthConfig {
+    /// Accepts any user id of 1 to 128 bytes; for development only.
+    #[default]
+    Dev,
+    /// Verifies a JSON Web Token.
+    Jwt(JwtConfig),
+    /// Asks an HTTP backend.
+    Http(HttpConfig),
+}
+
+/// JWT verification settings.
+#[derive(Debug, Clone)]
+pub struct JwtConfig {
+    /// The only algorithm accepted (HS256, RS256 or ES256).
+    pub algorithm: Algorithm,
+    /// The HMAC secret (HS256) or the PEM public key (RS256, ES256).
+    pub key: Vec<u8>,
+    /// Clock skew tolerated on `exp` and `nbf`.
+    pub leeway: Duration,
+    /// The `iss` the token must carry, if set.
+    pub issuer: Option<String>,
+    /// The `aud` the token must carry, if set.
+    pub audience: Option<String>,
+}
+
+/// Custom HTTP authentication settings.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// The backend URL; the master POSTs `{"UserId": ..., "Token": ...}` to it.
+    pub url: String,
+    /// How long to wait for the backend.
+    pub timeout: Duration,
+    /// Accept the client's user id when the backend cannot be reached (default: refuse).
+    pub fail_open: bool,
+}
+
+/// A configured provider, ready to check credentials.
+#[derive(Debug)]
+pub enum Authenticator {
+    /// See [`AuthConfig::Dev`].
+    Dev,
+    /// See [`AuthConfig::Jwt`].
+    Jwt {
+        /// The verification key.
+        key: DecodingKey,
+        /// The validation rules.
+        validation: Box<Validation>,
+    },
+    /// See [`AuthConfig::Http`].
+    Http {
+        /// The settings.
+        config: HttpConfig,
+        /// A pooled HTTP client.
+        client: reqwest::Client,
+    },
+}
+
+/// A provider configuration that cannot work; the message names the setting.
+#[derive(Debug, thiserror::Error)]
+#[error("auth: {0}")]
+pub struct AuthConfigError(pub String);
+
+#[derive(Deserialize)]
+struct Claims {
+    sub: String,
+}
+
+/// The backend's answer (Photon's custom authentication format).
+#[derive(Deserialize)]
+struct BackendReply {
+    #[serde(rename = "ResultCode")]
+    result_code: i32,
+    #[serde(rename = "UserId", default)]
+    user_id: Option<String>,
+    #[serde(rename = "Message", default)]
+    message: Option<String>,
+}
+
+fn refused(code: ResultCode, message: impl Into<String>) -> OpError {
+    OpError::new(code, message)
+}
+
+fn check_user_id(user_id: &str) -> Result<(), OpError> {
+    if user_id.is_empty() || user_id.len() > MAX_USER_ID {
+        return Err(refused(
+            ResultCode::InvalidAuthentication,
+            format!("user id must be 1 to {MAX_USER_ID} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+impl Authenticator {
+    /// Builds the provider; keys are parsed here so a bad key fails at start.
+    pub fn new(config: &AuthConfig) -> Result<Self, AuthConfigError> {
+        Ok(match config {
+            AuthConfig::Dev => Authenticator::Dev,
+            AuthConfig::Jwt(c) => {
+                let key = match c.algorithm {
+                    Algorithm::HS256 => {
+                        if c.key.len() < 32 {
+                            return Err(AuthConfigError(
+                                "jwt.key: an HS256 secret needs at least 32 bytes".into(),
+                            ));
+                        }
+                        DecodingKey::from_secret(&c.key)
+                    }
+                    Algorithm::RS256 => DecodingKey::from_rsa_pem(&c.key).map_err(|e| {
+                        AuthConfigError(format!("jwt.key: not an RSA public key in PEM: {e}"))
+                    })?,
+                    Algorithm::ES256 => DecodingKey::from_ec_pem(&c.key).map_err(|e| {
+                        AuthConfigError(format!("jwt.key: not an EC public key in PEM: {e}"))
+                    })?,
+                    other => {
+                        return Err(AuthConfigError(format!(
+                            "jwt.algorithm: {other:?} is not supported (HS256, RS256, ES256)"
+                        )));
+                    }
+                };
+                let mut v = Validation::new(c.algorithm);
+                v.leeway = c.leeway.as_secs();
+                v.validate_exp = true;
+                v.validate_nbf = true;
+                v.set_required_spec_claims(&["exp", "sub"]);
+                if let Some(iss) = &c.issuer {
+                    v.set_issuer(&[iss]);
+                }
+                match &c.audience {
+                    Some(aud) => v.set_audience(&[aud]),
+                    None => v.validate_aud = false,
+                }
+                Authenticator::Jwt {
+                    key,
+                    validation: Box::new(v),
+                }
+            }
+            AuthConfig::Http(c) => {
+                let client = reqwest::Client::builder()
+                    .timeout(c.timeout)
+                    .build()
+                    .map_err(|e| AuthConfigError(format!("http: {e}")))?;
+                reqwest::Url::parse(&c.url)
+                    .map_err(|e| AuthConfigError(format!("http.url: {e}")))?;
+                Authenticator::Http {
+                    config: c.clone(),
+                    client,
+                }
+            }
+        })
+    }
+
+    /// Checks credentials; returns the user id to use.
+    pub async fn authenticate(&self, user_id: &str, token: &str) -> Result<String, OpError> {
+        match self {
+            Authenticator::Dev => {
+                check_user_id(user_id)?;
+                Ok(user_id.to_string())
+            }
+            Authenticator::Jwt { key, validation } => {
+                let data = jsonwebtoken::decode::<Claims>(token, key, validation).map_err(|e| {
+                    use jsonwebtoken::errors::ErrorKind;
+                    match e.kind() {
+                        ErrorKind::ExpiredSignature => refused(
+                            ResultCode::AuthenticationTokenExpired,
+                            "the token has expired",
+                        ),
+                        _ => refused(
+                            ResultCode::InvalidAuthentication,
+                            format!("invalid token: {e}"),
+                        ),
+                    }
+                })?;
+                check_user_id(&data.claims.sub)?;
+                Ok(data.claims.sub)
+            }
+            Authenticator::Http { config, client } => {
+                let body = serde_json::json!({ "UserId": user_id, "Token": token });
+                let reply = async {
+                    let resp = client.post(&config.url).json(&body).send().await?;
+                    resp.error_for_status()?.json::<BackendReply>().await
+                }
+                .await;
+                match reply {
+                    Ok(r) if r.result_code == 1 => {
+                        let id = r
+                            .user_id
+                            .filter(|u| !u.is_empty())
+                            .unwrap_or_else(|| user_id.to_string());
+                        check_user_id(&id)?;
+                        Ok(id)
+                    }
+                    Ok(r) => Err(refused(
+                        ResultCode::CustomAuthenticationFailed,
+                        r.message.unwrap_or_else(|| {
+                            format!("refused by the backend (ResultCode {})", r.result_code)
+                        }),
+                    )),
+                    Err(e) if config.fail_open => {
+                        warn!(error = %e, "authentication backend unreachable; failing open");
+                        check_user_id(user_id)?;
+                        Ok(user_id.to_string())
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "authentication backend unreachable; refusing");
+                        Err(refused(
+                            ResultCode::CustomAuthenticationFailed,
+                            "the authentication service is unavailable",
+                        ))
+                    }
+                }
+            }
+        }
+    }
+}

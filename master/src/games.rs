@@ -1,0 +1,303 @@
+//! Games and the per-lobby indexes that serve game lists and random matchmaking without
+//! scanning every game.
+//!
+//! Each lobby keeps its listed games in creation order, the subset that is joinable, and
+//! posting lists from each (lobby-listed property, value) and each `max_players` to the
+//! joinable games that have it. [`MasterState::reindex`] is the one place that keeps them
+//! in step with a game: every change to a game ends with a call to it.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::time::Instant;
+
+use switchboard_protocol::{GameListEntry, GameState, Lobby, ServerState, Value};
+
+use crate::state::MasterState;
+
+/// A game as the master knows it.
+#[derive(Debug, Clone)]
+pub struct Game {
+    /// The game's name.
+    pub name: String,
+    /// The hosting server's id.
+    pub server: String,
+    /// Creation order (for FillRoom and serial matching).
+    pub seq: u64,
+    /// Reported state; until the game server confirms the game, built from the request.
+    pub state: GameState,
+    /// Whether the game server has reported the game.
+    pub confirmed: bool,
+    /// Players sent here who have not arrived yet, with the time they stop counting.
+    pub joining: Vec<(String, Instant)>,
+    pub(crate) indexed: Option<Indexed>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Indexed {
+    lobby: Lobby,
+    listed: bool,
+    joinable: bool,
+    keys: Vec<(String, Vec<u8>)>,
+    max_players: u32,
+}
+
+/// One lobby's indexes and subscribers.
+#[derive(Debug, Default)]
+pub struct LobbyIndex {
+    /// Listed (visible) games by creation order.
+    pub(crate) listed: BTreeMap<u64, String>,
+    /// Joinable games by creation order.
+    pub(crate) joinable: BTreeSet<u64>,
+    /// (key, encoded value) → joinable games with that lobby-listed property.
+    pub(crate) postings: HashMap<(String, Vec<u8>), BTreeSet<u64>>,
+    /// max_players → joinable games with it.
+    pub(crate) by_max_players: HashMap<u32, BTreeSet<u64>>,
+    /// Games whose list entry changed since the last update.
+    pub(crate) dirty: BTreeSet<String>,
+    /// Peers in the lobby.
+    pub(crate) subscribers: BTreeSet<u64>,
+    /// Sequence number of the last serial match.
+    pub(crate) serial_cursor: u64,
+}
+
+impl LobbyIndex {
+    pub(crate) fn is_unused(&self) -> bool {
+        self.listed.is_empty() && self.subscribers.is_empty() && self.dirty.is_empty()
+    }
+}
+
+/// The canonical bytes of a property value, for exact-match indexing.
+pub(crate) fn value_key(v: &Value) -> Vec<u8> {
+    postcard::to_stdvec(v).expect("encoding into memory cannot fail")
+}
+
+impl Game {
+    /// Actors, joining players and reserved slots, each user counted once.
+    pub fn player_count(&self) -> u32 {
+        let mut users: HashSet<&str> = self.state.users.iter().map(String::as_str).collect();
+        users.extend(self.joining.iter().map(|(u, _)| u.as_str()));
+        users.extend(self.state.expected_users.iter().map(String::as_str));
+        // Actors are counted even if two share a user id (they cannot, but be safe).
+        (users.len() as u32).max(self.state.users.len() as u32)
+    }
+
+    /// Whether `user` already holds a place (actor, joining, or expected).
+    pub fn counts(&self, user: &str) -> bool {
+        self.state.users.iter().any(|u| u == user)
+            || self.joining.iter().any(|(u, _)| u == user)
+            || self.state.expected_users.iter().any(|u| u == user)
+    }
+
+    /// Whether the game has room for one more player (not counting `user` twice).
+    pub fn has_room_for(&self, user: &str, extra_expected: usize) -> bool {
+        let max = self.state.max_players;
+        let joiner = usize::from(!self.counts(user));
+        max == 0 || self.player_count() as usize + joiner + extra_expected <= max as usize
+    }
+
+    fn listed(&self, server_state: ServerState) -> bool {
+        self.state.is_visible && server_state != ServerState::Offline
+    }
+
+    fn joinable(&self, server_state: ServerState) -> bool {
+        let max = self.state.max_players;
+        self.listed(server_state) && self.state.is_open && (max == 0 || self.player_count() < max)
+    }
+}
+
+impl MasterState {
+    pub(crate) fn server_state(&self, server: &str) -> ServerState {
+        self.servers
+            .get(server)
+            .map(|s| s.load.state)
+            .unwrap_or(ServerState::Normal)
+    }
+
+    /// Brings the lobby indexes and the user index in step with game `name` (present or
+    /// gone) and marks its list entry changed.
+    pub(crate) fn reindex(&mut self, name: &str) {
+        let new = self.games.get(name).map(|g| {
+            let st = self.server_state(&g.server);
+            Indexed {
+                lobby: g.state.lobby.clone(),
+                listed: g.listed(st),
+                joinable: g.joinable(st),
+                keys: g
+                    .state
+                    .lobby_properties
+                    .iter()
+                    .map(|(k, v)| (k.clone(), value_key(v)))
+                    .collect(),
+                max_players: g.state.max_players,
+            }
+        });
+        let (old, seq) = match self.games.get_mut(name) {
+            Some(g) => (g.indexed.take(), g.seq),
+            None => (None, 0),
+        };
+        if let Some(old) = &old {
+            self.unindex(name, old, seq);
+        }
+        if let Some(new) = new {
+            let index = self.lobbies.entry(new.lobby.clone()).or_default();
+            if new.listed {
+                index.listed.insert(seq, name.to_string());
+            }
+            if new.joinable {
+                index.joinable.insert(seq);
+                for key in &new.keys {
+                    index.postings.entry(key.clone()).or_default().insert(seq);
+                }
+                index
+                    .by_max_players
+                    .entry(new.max_players)
+                    .or_default()
+                    .insert(seq);
+            }
+            if new.listed
+                || old
+                    .as_ref()
+                    .is_some_and(|o| o.listed && o.lobby == new.lobby)
+            {
+                index.dirty.insert(name.to_string());
+            }
+            self.games.get_mut(name).expect("present").indexed = Some(new);
+        }
+    }
+
+    fn unindex(&mut self, name: &str, old: &Indexed, seq: u64) {
+        let Some(index) = self.lobbies.get_mut(&old.lobby) else {
+            return;
+        };
+        index.listed.remove(&seq);
+        if old.joinable {
+            index.joinable.remove(&seq);
+            for key in &old.keys {
+                if let Some(set) = index.postings.get_mut(key) {
+                    set.remove(&seq);
+                    if set.is_empty() {
+                        index.postings.remove(key);
+                    }
+                }
+            }
+            if let Some(set) = index.by_max_players.get_mut(&old.max_players) {
+                set.remove(&seq);
+                if set.is_empty() {
+                    index.by_max_players.remove(&old.max_players);
+                }
+            }
+        }
+        if old.listed {
+            index.dirty.insert(name.to_string());
+        }
+    }
+
+    /// Replaces a game's reported state, keeping the user index in step.
+    pub(crate) fn set_state(&mut self, name: &str, state: GameState) {
+        let Some(game) = self.games.get_mut(name) else {
+            return;
+        };
+        for u in &game.state.users {
+            if self.user_games.get(u).is_some_and(|g| g == name) {
+                self.user_games.remove(u);
+            }
+        }
+        for u in &state.users {
+            self.user_games.insert(u.clone(), name.to_string());
+        }
+        // Players who arrived no longer count as joining.
+        game.joining.retain(|(u, _)| !state.users.contains(u));
+        game.state = state;
+        self.reindex(name);
+    }
+
+    /// Removes a game.
+    pub(crate) fn drop_game(&mut self, name: &str) {
+        let Some(game) = self.games.get(name) else {
+            return;
+        };
+        let users = game.state.users.clone();
+        let indexed = game.indexed.clone();
+        let seq = game.seq;
+        self.games.remove(name);
+        for u in users {
+            if self.user_games.get(&u).is_some_and(|g| g == name) {
+                self.user_games.remove(&u);
+            }
+        }
+        if let Some(old) = indexed {
+            self.unindex(name, &old, seq);
+            if let Some(index) = self.lobbies.get(&old.lobby)
+                && index.is_unused()
+            {
+                self.lobbies.remove(&old.lobby);
+            }
+        }
+    }
+
+    /// The list entry of a listed game.
+    pub(crate) fn list_entry(&self, name: &str) -> Option<GameListEntry> {
+        let g = self.games.get(name)?;
+        if !g.indexed.as_ref()?.listed {
+            return None;
+        }
+        Some(GameListEntry {
+            game: g.name.clone(),
+            removed: false,
+            properties: g.state.lobby_properties.clone(),
+            player_count: g.player_count(),
+            max_players: g.state.max_players,
+            is_open: g.state.is_open,
+        })
+    }
+
+    /// The list entry of a game listed in `lobby`.
+    pub(crate) fn list_entry_in(&self, name: &str, lobby: &Lobby) -> Option<GameListEntry> {
+        let g = self.games.get(name)?;
+        if &g.state.lobby != lobby {
+            return None;
+        }
+        self.list_entry(name)
+    }
+
+    pub(crate) fn expire_joining(&mut self, now: Instant) {
+        while let Some((at, _, _)) = self.joining_expiry.front() {
+            if *at > now {
+                break;
+            }
+            let (at, game, user) = self.joining_expiry.pop_front().expect("front exists");
+            if let Some(g) = self.games.get_mut(&game) {
+                let before = g.joining.len();
+                g.joining.retain(|(u, t)| !(u == &user && *t == at));
+                if g.joining.len() != before {
+                    self.reindex(&game);
+                }
+            }
+        }
+    }
+
+    pub(crate) fn expire_reservations(&mut self, now: Instant) {
+        while let Some((at, _, _)) = self.reservation_expiry.front() {
+            if *at > now {
+                break;
+            }
+            let (_, game, seq) = self.reservation_expiry.pop_front().expect("front exists");
+            if self
+                .games
+                .get(&game)
+                .is_some_and(|g| g.seq == seq && !g.confirmed)
+            {
+                self.drop_game(&game);
+            }
+        }
+    }
+
+    /// A game by name.
+    pub fn game(&self, name: &str) -> Option<&Game> {
+        self.games.get(name)
+    }
+
+    /// Number of games, reserved ones included.
+    pub fn game_count(&self) -> usize {
+        self.games.len()
+    }
+}

@@ -1,0 +1,366 @@
+//! CreateGame, JoinGame (with its join modes) and JoinRandomGame, sans-IO.
+//!
+//! Every successful call returns an [`Admission`]: where to send the player and whether
+//! to create or join there. The player then counts toward the game ("joining") until the
+//! game server reports it as an actor or `joining_ttl` passes.
+
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+use rand::Rng;
+use switchboard_protocol::messages::common::{
+    MAX_GAME_NAME, check_expected_users, check_game_name,
+};
+use switchboard_protocol::{
+    GameState, JoinMode, JoinRandom, LobbyKind, MatchmakingMode, OpError, Properties, ResultCode,
+    RoomOptions, ServerState, TicketAction,
+};
+
+use crate::games::{Game, LobbyIndex, value_key};
+use crate::registry::Placement;
+use crate::sql_filter::{self, Expr};
+use crate::state::MasterState;
+
+/// Where a player goes, and what to do there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admission {
+    /// The game server.
+    pub placement: Placement,
+    /// The game's name.
+    pub game: String,
+    /// Create or join.
+    pub action: TicketAction,
+}
+
+fn limit(message: String) -> OpError {
+    OpError::new(ResultCode::OperationLimitReached, message)
+}
+
+impl MasterState {
+    fn check_properties(&self, props: &Properties) -> Result<(), OpError> {
+        let size = postcard::to_stdvec(props)
+            .map(|v| v.len())
+            .unwrap_or(usize::MAX);
+        let max = self.settings.max_property_bytes;
+        if size > max {
+            return Err(limit(format!(
+                "properties of {size} bytes exceed the limit of {max}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Reserves a new game on a chosen server.
+    pub fn create_game(
+        &mut self,
+        user: &str,
+        name: Option<String>,
+        options: RoomOptions,
+        expected_users: &[String],
+        now: Instant,
+    ) -> Result<Admission, OpError> {
+        check_expected_users(expected_users)?;
+        self.check_properties(&options.properties)?;
+        if options.lobby.name.len() > MAX_GAME_NAME {
+            return Err(OpError::new(
+                ResultCode::InvalidRequestParameters,
+                format!("lobby names are at most {MAX_GAME_NAME} bytes"),
+            ));
+        }
+        let mut expected: Vec<String> = expected_users
+            .iter()
+            .filter(|u| *u != user)
+            .cloned()
+            .collect();
+        expected.sort();
+        expected.dedup();
+        if options.max_players != 0 && 1 + expected.len() > options.max_players as usize {
+            return Err(OpError::new(
+                ResultCode::SlotError,
+                format!(
+                    "{} expected users do not fit {} players",
+                    expected.len(),
+                    options.max_players
+                ),
+            ));
+        }
+        let name = match name {
+            Some(n) => {
+                check_game_name(&n)?;
+                n
+            }
+            None => format!("{:032x}", self.rng.random::<u128>()),
+        };
+        if self.games.contains_key(&name) {
+            return Err(OpError::new(
+                ResultCode::GameIdAlreadyExists,
+                format!("a game named {name:?} already exists"),
+            ));
+        }
+        let placement = self.choose_server()?;
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let lobby_properties = options
+            .lobby_properties
+            .iter()
+            .filter_map(|k| Some((k.clone(), options.properties.get(k)?.clone())))
+            .collect();
+        let ttl = self.settings.joining_ttl;
+        self.games.insert(
+            name.clone(),
+            Game {
+                name: name.clone(),
+                server: placement.server.clone(),
+                seq,
+                state: GameState {
+                    game: name.clone(),
+                    lobby: options.lobby,
+                    max_players: options.max_players,
+                    is_open: options.is_open,
+                    is_visible: options.is_visible,
+                    lobby_properties,
+                    users: Vec::new(),
+                    expected_users: expected,
+                },
+                confirmed: false,
+                joining: vec![(user.to_string(), now + ttl)],
+                indexed: None,
+            },
+        );
+        self.reservation_expiry
+            .push_back((now + ttl * 2, name.clone(), seq));
+        self.joining_expiry
+            .push_back((now + ttl, name.clone(), user.to_string()));
+        self.sent_to(&placement.server);
+        self.reindex(&name);
+        Ok(Admission {
+            placement,
+            game: name,
+            action: TicketAction::Create,
+        })
+    }
+
+    /// Joins a game by name according to `mode`.
+    pub fn join_game(
+        &mut self,
+        user: &str,
+        name: &str,
+        mode: JoinMode,
+        expected_users: &[String],
+        create_options: RoomOptions,
+        now: Instant,
+    ) -> Result<Admission, OpError> {
+        check_game_name(name)?;
+        check_expected_users(expected_users)?;
+        let Some(game) = self.games.get(name) else {
+            return match mode {
+                JoinMode::CreateIfNotExists => self.create_game(
+                    user,
+                    Some(name.to_string()),
+                    create_options,
+                    expected_users,
+                    now,
+                ),
+                _ => Err(OpError::new(
+                    ResultCode::GameDoesNotExist,
+                    format!("no game named {name:?}"),
+                )),
+            };
+        };
+        let member = game.state.users.iter().any(|u| u == user);
+        if mode == JoinMode::RejoinOnly && !member {
+            return Err(OpError::new(
+                ResultCode::JoinFailedWithRejoinerNotFound,
+                "this user has no actor in the game to rejoin",
+            ));
+        }
+        // A member holds its place already; the game server decides about it.
+        if !member {
+            self.check_can_join(game, user, expected_users)?;
+        }
+        Ok(self.admit(name, user, expected_users, now))
+    }
+
+    fn check_can_join(&self, g: &Game, user: &str, expected: &[String]) -> Result<(), OpError> {
+        if self.server_state(&g.server) == ServerState::Offline {
+            return Err(OpError::new(
+                ResultCode::GameClosed,
+                "the game's server is going offline",
+            ));
+        }
+        if !g.state.is_open {
+            return Err(OpError::new(ResultCode::GameClosed, "the game is closed"));
+        }
+        if !g.has_room_for(user, 0) {
+            return Err(OpError::new(ResultCode::GameFull, "the game is full"));
+        }
+        let new_expected = new_expected(g, user, expected);
+        if !g.has_room_for(user, new_expected.len()) {
+            return Err(OpError::new(
+                ResultCode::SlotError,
+                format!("{} more expected users do not fit", new_expected.len()),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Counts `user` (and the new expected users) toward the game and returns where to go.
+    fn admit(&mut self, name: &str, user: &str, expected: &[String], now: Instant) -> Admission {
+        let ttl = self.settings.joining_ttl;
+        let game = self.games.get_mut(name).expect("checked by the caller");
+        let added = new_expected(game, user, expected);
+        game.state.expected_users.extend(added);
+        game.joining.push((user.to_string(), now + ttl));
+        let server = game.server.clone();
+        self.joining_expiry
+            .push_back((now + ttl, name.to_string(), user.to_string()));
+        self.sent_to(&server);
+        self.reindex(name);
+        let address = self
+            .servers
+            .get(&server)
+            .map(|s| s.address.clone())
+            .unwrap_or_default();
+        Admission {
+            placement: Placement { server, address },
+            game: name.to_string(),
+            action: TicketAction::Join,
+        }
+    }
+
+    /// Joins a random matching game of a lobby, or creates one if asked to.
+    pub fn join_random(
+        &mut self,
+        user: &str,
+        q: &JoinRandom,
+        now: Instant,
+    ) -> Result<Admission, OpError> {
+        check_expected_users(&q.expected_users)?;
+        self.check_properties(&q.expected_properties)?;
+        let filter =
+            match (q.lobby.kind, q.sql_filter.trim()) {
+                (_, "") => None,
+                (LobbyKind::Sql, src) => Some(sql_filter::parse(src).map_err(|e| {
+                    OpError::new(ResultCode::InvalidRequestParameters, e.to_string())
+                })?),
+                (LobbyKind::Default, _) => {
+                    return Err(OpError::new(
+                        ResultCode::InvalidRequestParameters,
+                        "an SQL filter needs a lobby of kind Sql",
+                    ));
+                }
+            };
+        if let Some(name) = self.find_match(user, q, filter.as_ref()) {
+            return Ok(self.admit(&name, user, &q.expected_users, now));
+        }
+        match &q.create_if_none {
+            Some(spec) => {
+                let mut options = spec.options.clone();
+                options.lobby = q.lobby.clone();
+                self.create_game(user, spec.game.clone(), options, &q.expected_users, now)
+            }
+            None => Err(OpError::new(ResultCode::NoMatchFound, "no game matches")),
+        }
+    }
+
+    /// The matching game, searched in the smallest index that every match must be in.
+    fn find_match(&mut self, user: &str, q: &JoinRandom, filter: Option<&Expr>) -> Option<String> {
+        let mut required: Vec<(String, Vec<u8>)> = q
+            .expected_properties
+            .iter()
+            .map(|(k, v)| (k.clone(), value_key(v)))
+            .collect();
+        if let Some(f) = filter {
+            required.extend(
+                f.required_equalities()
+                    .iter()
+                    .map(|(k, v)| (k.clone(), value_key(v))),
+            );
+        }
+        // 1. Which index to scan: the smallest one every match is in.
+        let index = self.lobbies.get(&q.lobby)?;
+        let mut best = (SetKey::Joinable, index.joinable.len());
+        for key in required {
+            let len = index.postings.get(&key)?.len();
+            if len < best.1 {
+                best = (SetKey::Posting(key), len);
+            }
+        }
+        if q.expected_max_players != 0 {
+            let len = index.by_max_players.get(&q.expected_max_players)?.len();
+            if len < best.1 {
+                best = (SetKey::MaxPlayers(q.expected_max_players), len);
+            }
+        }
+        let key = best.0;
+        let set = key.set(index)?;
+        let (first, last) = (*set.first()?, *set.last()?);
+        // 2. Where to start.
+        let start = match q.mode {
+            MatchmakingMode::FillRoom => first,
+            MatchmakingMode::SerialMatching => index.serial_cursor.saturating_add(1),
+            MatchmakingMode::RandomMatching => self.rng.random_range(first..=last),
+        };
+        // 3. Scan from there, wrapping around.
+        let index = self.lobbies.get(&q.lobby)?;
+        let set = key.set(index)?;
+        let found = set
+            .range(start..)
+            .chain(set.range(..start))
+            .filter_map(|seq| index.listed.get(seq))
+            .find(|name| {
+                self.games
+                    .get(*name)
+                    .is_some_and(|g| self.matches(g, user, q, filter))
+            })
+            .cloned();
+        if q.mode == MatchmakingMode::SerialMatching
+            && let Some(name) = &found
+        {
+            let seq = self.games[name].seq;
+            self.lobbies
+                .get_mut(&q.lobby)
+                .expect("found in it")
+                .serial_cursor = seq;
+        }
+        found
+    }
+
+    fn matches(&self, g: &Game, user: &str, q: &JoinRandom, filter: Option<&Expr>) -> bool {
+        q.expected_properties
+            .iter()
+            .all(|(k, v)| g.state.lobby_properties.get(k) == Some(v))
+            && (q.expected_max_players == 0 || g.state.max_players == q.expected_max_players)
+            && filter.is_none_or(|f| f.matches(&g.state.lobby_properties))
+            && !g.counts(user)
+            && g.has_room_for(user, new_expected(g, user, &q.expected_users).len())
+    }
+}
+
+/// An index of a lobby, by what selects it.
+enum SetKey {
+    Joinable,
+    Posting((String, Vec<u8>)),
+    MaxPlayers(u32),
+}
+
+impl SetKey {
+    fn set<'a>(&self, index: &'a LobbyIndex) -> Option<&'a BTreeSet<u64>> {
+        match self {
+            SetKey::Joinable => Some(&index.joinable),
+            SetKey::Posting(k) => index.postings.get(k),
+            SetKey::MaxPlayers(n) => index.by_max_players.get(n),
+        }
+    }
+}
+
+fn new_expected(g: &Game, user: &str, expected: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = expected
+        .iter()
+        .filter(|u| *u != user && !g.counts(u))
+        .cloned()
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
