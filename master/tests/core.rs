@@ -1,0 +1,651 @@
+//! The master's sans-IO core, driven directly: no sockets, explicit `now`, seeded RNG.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use switchboard_master::state::{MasterState, Settings};
+use switchboard_protocol::{
+    CreateSpec, GameState, JoinMode, JoinRandom, LoadReport, Lobby, LobbyKind, MatchmakingMode,
+    Register, ResultCode, RoomOptions, ServerState, TicketAction, Value,
+};
+
+fn state() -> MasterState {
+    let mut settings = Settings::default();
+    settings.load_balancer.reserve_ratio = 0.0;
+    MasterState::new(settings, Some(7))
+}
+
+fn register(s: &mut MasterState, id: &str, link: u64, games: Vec<GameState>) {
+    s.register(
+        &Register {
+            server_id: id.into(),
+            address: format!("{id}.example:5056"),
+            secret: String::new(),
+            priority: 0,
+            games,
+        },
+        link,
+    );
+}
+
+fn game(name: &str, lobby: Lobby, users: &[&str], max: u32, props: &[(&str, Value)]) -> GameState {
+    GameState {
+        game: name.into(),
+        lobby,
+        max_players: max,
+        is_open: true,
+        is_visible: true,
+        lobby_properties: props
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect(),
+        users: users.iter().map(|u| u.to_string()).collect(),
+        expected_users: vec![],
+    }
+}
+
+fn code<T: std::fmt::Debug>(r: Result<T, switchboard_protocol::OpError>) -> ResultCode {
+    r.unwrap_err().result_code().unwrap()
+}
+
+fn opts(max: u32) -> RoomOptions {
+    RoomOptions {
+        max_players: max,
+        ..RoomOptions::default()
+    }
+}
+
+fn random(lobby: Lobby) -> JoinRandom {
+    JoinRandom {
+        lobby,
+        ..JoinRandom::default()
+    }
+}
+
+#[test]
+fn create_reserves_the_name_and_join_goes_to_the_same_server() {
+    let now = Instant::now();
+    let mut s = state();
+    assert_eq!(
+        code(s.create_game("a", Some("g".into()), opts(0), &[], now)),
+        ResultCode::ServerFull
+    );
+    register(&mut s, "gs1", 1, vec![]);
+    let a = s
+        .create_game("a", Some("g".into()), opts(0), &[], now)
+        .unwrap();
+    assert_eq!(a.action, TicketAction::Create);
+    assert_eq!(a.placement.address, "gs1.example:5056");
+    assert_eq!(
+        code(s.create_game("b", Some("g".into()), opts(0), &[], now)),
+        ResultCode::GameIdAlreadyExists
+    );
+    let b = s
+        .join_game("b", "g", JoinMode::JoinOnly, &[], opts(0), now)
+        .unwrap();
+    assert_eq!((b.action, b.placement), (TicketAction::Join, a.placement));
+    let generated = s.create_game("c", None, opts(0), &[], now).unwrap();
+    assert_eq!(generated.game.len(), 32);
+}
+
+#[test]
+fn joining_players_count_until_they_arrive_or_expire() {
+    let now = Instant::now();
+    let mut s = state();
+    register(&mut s, "gs1", 1, vec![]);
+    s.create_game("a", Some("g".into()), opts(2), &[], now)
+        .unwrap();
+    s.join_game("b", "g", JoinMode::JoinOnly, &[], opts(0), now)
+        .unwrap();
+    // Neither has arrived, but both count.
+    assert_eq!(
+        code(s.join_game("c", "g", JoinMode::JoinOnly, &[], opts(0), now)),
+        ResultCode::GameFull
+    );
+    // Only a arrives: b still counts until the joining TTL.
+    assert!(s.update_game("gs1", game("g", Lobby::default(), &["a"], 2, &[])));
+    assert_eq!(
+        code(s.join_game("c", "g", JoinMode::JoinOnly, &[], opts(0), now)),
+        ResultCode::GameFull
+    );
+    let later = now + s.settings().joining_ttl;
+    s.tick(later);
+    s.join_game("c", "g", JoinMode::JoinOnly, &[], opts(0), later)
+        .unwrap();
+}
+
+#[test]
+fn slot_reservations_must_fit() {
+    let now = Instant::now();
+    let mut s = state();
+    register(&mut s, "gs1", 1, vec![]);
+    let friends: Vec<String> = vec!["b".into(), "c".into()];
+    assert_eq!(
+        code(s.create_game("a", Some("g".into()), opts(2), &friends, now)),
+        ResultCode::SlotError
+    );
+    s.create_game("a", Some("g".into()), opts(3), &friends, now)
+        .unwrap();
+    // The room is full for strangers but not for the expected.
+    assert_eq!(
+        code(s.join_game("x", "g", JoinMode::JoinOnly, &[], opts(0), now)),
+        ResultCode::GameFull
+    );
+    s.join_game("b", "g", JoinMode::JoinOnly, &[], opts(0), now)
+        .unwrap();
+    s.create_game("a", Some("h".into()), opts(3), &[], now)
+        .unwrap();
+    assert_eq!(
+        code(s.join_game(
+            "b",
+            "h",
+            JoinMode::JoinOnly,
+            &["y".into(), "z".into()],
+            opts(0),
+            now
+        )),
+        ResultCode::SlotError
+    );
+}
+
+#[test]
+fn join_modes() {
+    let now = Instant::now();
+    let mut s = state();
+    register(
+        &mut s,
+        "gs1",
+        1,
+        vec![game("live", Lobby::default(), &["a"], 0, &[])],
+    );
+    assert_eq!(
+        code(s.join_game("b", "none", JoinMode::JoinOnly, &[], opts(0), now)),
+        ResultCode::GameDoesNotExist
+    );
+    let c = s
+        .join_game("b", "none", JoinMode::CreateIfNotExists, &[], opts(4), now)
+        .unwrap();
+    assert_eq!(c.action, TicketAction::Create);
+    assert_eq!(
+        s.game("none").unwrap().state.max_players,
+        4,
+        "created with the create options"
+    );
+    let j = s
+        .join_game("c", "none", JoinMode::CreateIfNotExists, &[], opts(0), now)
+        .unwrap();
+    assert_eq!(j.action, TicketAction::Join);
+    assert_eq!(
+        code(s.join_game("b", "live", JoinMode::RejoinOnly, &[], opts(0), now)),
+        ResultCode::JoinFailedWithRejoinerNotFound
+    );
+    assert_eq!(
+        s.join_game("a", "live", JoinMode::RejoinOnly, &[], opts(0), now)
+            .unwrap()
+            .action,
+        TicketAction::Join
+    );
+    assert_eq!(
+        code(s.join_game("a", "nowhere", JoinMode::RejoinOrJoin, &[], opts(0), now)),
+        ResultCode::GameDoesNotExist
+    );
+}
+
+#[test]
+fn closed_and_offline_games_refuse_joins() {
+    let now = Instant::now();
+    let mut s = state();
+    let mut closed = game("closed", Lobby::default(), &["a"], 0, &[]);
+    closed.is_open = false;
+    register(
+        &mut s,
+        "gs1",
+        1,
+        vec![closed, game("open", Lobby::default(), &["a"], 0, &[])],
+    );
+    assert_eq!(
+        code(s.join_game("b", "closed", JoinMode::JoinOnly, &[], opts(0), now)),
+        ResultCode::GameClosed
+    );
+    s.update_load(
+        "gs1",
+        LoadReport {
+            state: ServerState::Offline,
+            ..LoadReport::default()
+        },
+    );
+    assert_eq!(
+        code(s.join_game("b", "open", JoinMode::JoinOnly, &[], opts(0), now)),
+        ResultCode::GameClosed
+    );
+    assert!(
+        s.join_lobby(1, Lobby::default()).is_empty(),
+        "an offline server's games leave the lobby"
+    );
+}
+
+#[test]
+fn placement_skips_weight_zero_and_servers_not_in_rotation() {
+    let now = Instant::now();
+    let mut s = state();
+    register(&mut s, "busy", 1, vec![]);
+    register(&mut s, "resting", 2, vec![]);
+    register(&mut s, "ok", 3, vec![]);
+    s.update_load(
+        "busy",
+        LoadReport {
+            level: 9,
+            ..LoadReport::default()
+        },
+    );
+    s.update_load(
+        "resting",
+        LoadReport {
+            state: ServerState::OutOfRotation,
+            ..LoadReport::default()
+        },
+    );
+    for i in 0..200 {
+        let a = s
+            .create_game("u", Some(format!("g{i}")), opts(0), &[], now)
+            .unwrap();
+        assert_eq!(a.placement.server, "ok");
+    }
+    s.update_load(
+        "ok",
+        LoadReport {
+            level: 9,
+            ..LoadReport::default()
+        },
+    );
+    assert_eq!(
+        code(s.create_game("u", None, opts(0), &[], now)),
+        ResultCode::ServerFull
+    );
+}
+
+#[test]
+fn load_prediction_counts_the_players_sent() {
+    let now = Instant::now();
+    let mut settings = Settings::default();
+    settings.load_balancer.predict_load = true;
+    settings.load_balancer.reserve_ratio = 0.0;
+    // Level 9 (weight 0) from the 10th player on.
+    settings.peer_levels = vec![1, 2, 3, 4, 5, 6, 7, 8, 9];
+    let mut s = MasterState::new(settings, Some(1));
+    register(&mut s, "solo", 1, vec![]);
+    // 10 players sent: above the 9th threshold, level 9.
+    for i in 0..10 {
+        s.create_game("u", Some(format!("g{i}")), opts(0), &[], now)
+            .unwrap();
+    }
+    assert_eq!(
+        code(s.create_game("u", None, opts(0), &[], now)),
+        ResultCode::ServerFull
+    );
+    // A report resets the prediction to what the server says.
+    s.update_load(
+        "solo",
+        LoadReport {
+            peers: 0,
+            ..LoadReport::default()
+        },
+    );
+    s.create_game("u", None, opts(0), &[], now).unwrap();
+}
+
+#[test]
+fn join_random_fill_room_takes_the_oldest_joinable_match() {
+    let now = Instant::now();
+    let mut s = state();
+    let l = Lobby::default();
+    let eu = ("region", Value::Str("eu".into()));
+    let us = ("region", Value::Str("us".into()));
+    let mut hidden = game("hidden", l.clone(), &["x"], 0, &[eu.clone()]);
+    hidden.is_visible = false;
+    register(
+        &mut s,
+        "gs1",
+        1,
+        vec![
+            hidden,
+            game("full", l.clone(), &["x", "y"], 2, &[eu.clone()]),
+            game("us", l.clone(), &["x"], 0, &[us.clone()]),
+            game("eu-old", l.clone(), &["x"], 4, &[eu.clone()]),
+            game("eu-new", l.clone(), &["x"], 8, &[eu.clone()]),
+        ],
+    );
+    let mut q = random(l.clone());
+    q.expected_properties
+        .insert("region".into(), Value::Str("eu".into()));
+    assert_eq!(s.join_random("u", &q, now).unwrap().game, "eu-old");
+    q.expected_max_players = 8;
+    assert_eq!(s.join_random("u2", &q, now).unwrap().game, "eu-new");
+    q.expected_max_players = 3;
+    assert_eq!(code(s.join_random("u3", &q, now)), ResultCode::NoMatchFound);
+    let mut q = random(l.clone());
+    q.expected_properties
+        .insert("region".into(), Value::Str("mars".into()));
+    assert_eq!(code(s.join_random("u", &q, now)), ResultCode::NoMatchFound);
+    q.create_if_none = Some(CreateSpec {
+        game: Some("mars-1".into()),
+        options: opts(4),
+    });
+    let created = s.join_random("u", &q, now).unwrap();
+    assert_eq!(
+        (created.game.as_str(), created.action),
+        ("mars-1", TicketAction::Create)
+    );
+    // A game the user already holds a place in is not matched again.
+    let q = random(Lobby::new("empty", LobbyKind::Default));
+    assert_eq!(code(s.join_random("u", &q, now)), ResultCode::NoMatchFound);
+}
+
+#[test]
+fn serial_matching_cycles_and_random_matching_spreads() {
+    let now = Instant::now();
+    let mut s = state();
+    let l = Lobby::default();
+    let games: Vec<GameState> = (0..5)
+        .map(|i| game(&format!("g{i}"), l.clone(), &["host"], 0, &[]))
+        .collect();
+    register(&mut s, "gs1", 1, games);
+    let mut q = random(l.clone());
+    q.mode = MatchmakingMode::SerialMatching;
+    let picks: Vec<String> = (0..7)
+        .map(|i| s.join_random(&format!("p{i}"), &q, now).unwrap().game)
+        .collect();
+    assert_eq!(picks, ["g0", "g1", "g2", "g3", "g4", "g0", "g1"]);
+    q.mode = MatchmakingMode::RandomMatching;
+    let distinct: std::collections::HashSet<String> = (0..40)
+        .map(|i| s.join_random(&format!("r{i}"), &q, now).unwrap().game)
+        .collect();
+    assert!(
+        distinct.len() >= 3,
+        "random matching spreads over games: {distinct:?}"
+    );
+}
+
+#[test]
+fn sql_lobbies_filter_and_default_lobbies_refuse_filters() {
+    let now = Instant::now();
+    let mut s = state();
+    let sql = Lobby::new("ranked", LobbyKind::Sql);
+    register(
+        &mut s,
+        "gs1",
+        1,
+        vec![
+            game(
+                "low",
+                sql.clone(),
+                &["x"],
+                0,
+                &[("C0", Value::Str("eu".into())), ("C1", Value::Int(5))],
+            ),
+            game(
+                "high",
+                sql.clone(),
+                &["x"],
+                0,
+                &[("C0", Value::Str("eu".into())), ("C1", Value::Int(50))],
+            ),
+        ],
+    );
+    let mut q = random(sql.clone());
+    q.sql_filter = r#"C0 = "eu" AND C1 > 10"#.into();
+    assert_eq!(s.join_random("u", &q, now).unwrap().game, "high");
+    q.sql_filter = "C1 >".into();
+    assert_eq!(
+        code(s.join_random("u", &q, now)),
+        ResultCode::InvalidRequestParameters
+    );
+    let mut q = random(Lobby::default());
+    q.sql_filter = "C0 = 1".into();
+    assert_eq!(
+        code(s.join_random("u", &q, now)),
+        ResultCode::InvalidRequestParameters
+    );
+}
+
+#[test]
+fn game_lists_start_full_and_then_carry_only_changes() {
+    let now = Instant::now();
+    let mut s = state();
+    let l = Lobby::default();
+    let mut invisible = game("invisible", l.clone(), &["x"], 0, &[]);
+    invisible.is_visible = false;
+    register(
+        &mut s,
+        "gs1",
+        1,
+        vec![
+            game(
+                "a",
+                l.clone(),
+                &["x"],
+                4,
+                &[("map", Value::Str("dust".into()))],
+            ),
+            game("b", l.clone(), &["y"], 0, &[]),
+            game(
+                "other-lobby",
+                Lobby::new("x", LobbyKind::Default),
+                &["z"],
+                0,
+                &[],
+            ),
+            invisible,
+        ],
+    );
+    s.tick(now);
+    let list = s.join_lobby(10, l.clone());
+    let names: Vec<&str> = list.iter().map(|e| e.game.as_str()).collect();
+    assert_eq!(names, ["a", "b"]);
+    assert_eq!(list[0].player_count, 1);
+    assert_eq!(
+        list[0].properties.get("map"),
+        Some(&Value::Str("dust".into()))
+    );
+    assert!(s.tick(now).is_empty(), "nothing changed");
+    // One game changes, one ends.
+    s.update_game("gs1", game("a", l.clone(), &["x", "w"], 4, &[]));
+    s.remove_game("gs1", "b");
+    let updates = s.tick(now);
+    assert_eq!(updates.len(), 1);
+    assert_eq!(updates[0].subscribers, vec![10]);
+    let by_name: BTreeMap<&str, &switchboard_protocol::GameListEntry> = updates[0]
+        .games
+        .iter()
+        .map(|e| (e.game.as_str(), e))
+        .collect();
+    assert_eq!(by_name.len(), 2);
+    assert_eq!(by_name["a"].player_count, 2);
+    assert!(by_name["b"].removed);
+    // Hiding a game is a removal from the list.
+    let mut hidden = game("a", l.clone(), &["x"], 4, &[]);
+    hidden.is_visible = false;
+    s.update_game("gs1", hidden);
+    assert!(s.tick(now)[0].games[0].removed);
+    assert!(s.leave_lobby(10));
+    assert!(!s.leave_lobby(10));
+}
+
+#[test]
+fn game_lists_are_capped() {
+    let mut settings = Settings::default();
+    settings.game_list_limit = 3;
+    let mut s = MasterState::new(settings, Some(1));
+    let games = (0..10)
+        .map(|i| game(&format!("g{i}"), Lobby::default(), &["x"], 0, &[]))
+        .collect();
+    register(&mut s, "gs1", 1, games);
+    assert_eq!(s.join_lobby(1, Lobby::default()).len(), 3);
+}
+
+#[test]
+fn reregistration_reconciles_and_the_link_ttl_keeps_context() {
+    let now = Instant::now();
+    let mut s = state();
+    let l = Lobby::default();
+    register(
+        &mut s,
+        "gs1",
+        1,
+        vec![game("old", l.clone(), &["a"], 0, &[])],
+    );
+    s.create_game("b", Some("pending".into()), opts(0), &[], now)
+        .unwrap();
+    assert!(s.link_lost("gs1", 1, now));
+    // Within the TTL the games stay; the server takes no new games.
+    s.tick(now + Duration::from_secs(10));
+    assert!(s.game("old").is_some());
+    assert_eq!(
+        code(s.create_game("c", None, opts(0), &[], now)),
+        ResultCode::ServerFull
+    );
+    // Re-attach with what exists now: "old" ended meanwhile, "new" was created.
+    register(
+        &mut s,
+        "gs1",
+        2,
+        vec![game("new", l.clone(), &["a"], 0, &[])],
+    );
+    assert!(s.game("old").is_none());
+    assert!(s.game("new").is_some());
+    assert!(
+        s.game("pending").is_some(),
+        "an unconfirmed reservation is kept"
+    );
+    assert!(
+        !s.link_lost("gs1", 1, now),
+        "the old link's end changes nothing"
+    );
+    // Past the TTL the server and its games are gone.
+    assert!(s.link_lost("gs1", 2, now));
+    s.tick(now + s.settings().link_ttl);
+    assert_eq!(s.server_count(), 0);
+    assert!(s.game("new").is_none());
+}
+
+#[test]
+fn a_name_stays_with_its_first_owner() {
+    let mut s = state();
+    register(
+        &mut s,
+        "a",
+        1,
+        vec![game("g", Lobby::default(), &["x"], 0, &[])],
+    );
+    register(&mut s, "b", 2, vec![]);
+    assert!(!s.update_game("b", game("g", Lobby::default(), &["y"], 0, &[])));
+    s.remove_game("b", "g");
+    assert_eq!(s.game("g").unwrap().server, "a");
+    assert!(!s.update_game("nobody", game("x", Lobby::default(), &[], 0, &[])));
+}
+
+#[test]
+fn friends_stats_and_app_stats() {
+    let mut s = state();
+    register(
+        &mut s,
+        "gs1",
+        1,
+        vec![game("g", Lobby::default(), &["ann", "bob"], 0, &[])],
+    );
+    s.user_online("cat");
+    let f = s.find_friends(&["ann".into(), "cat".into(), "dan".into()]);
+    assert_eq!((f[0].online, f[0].game.as_deref()), (true, Some("g")));
+    assert_eq!((f[1].online, f[1].game.as_deref()), (true, None));
+    assert_eq!((f[2].online, f[2].game.as_deref()), (false, None));
+    s.peer_gone(99, Some("cat"));
+    assert!(!s.find_friends(&["cat".into()])[0].online);
+    s.join_lobby(5, Lobby::default());
+    let stats = s.lobby_stats();
+    assert_eq!((stats[0].peers, stats[0].games), (1, 1));
+    assert_eq!(s.app_stats(), (2, 1));
+}
+
+#[test]
+fn property_limits_are_enforced() {
+    let now = Instant::now();
+    let mut s = state();
+    register(&mut s, "gs1", 1, vec![]);
+    let mut big = opts(0);
+    big.properties
+        .insert("blob".into(), Value::Bytes(vec![0; 60_000].into()));
+    assert_eq!(
+        code(s.create_game("u", None, big, &[], now)),
+        ResultCode::OperationLimitReached
+    );
+    let too_many: Vec<String> = (0..65).map(|i| format!("u{i}")).collect();
+    assert_eq!(
+        code(s.create_game("u", None, opts(0), &too_many, now)),
+        ResultCode::InvalidRequestParameters
+    );
+}
+
+/// The indexes never disagree with a plain scan: random games and updates, then every
+/// FillRoom query is compared with the oldest matching game found by brute force.
+#[test]
+fn indexes_agree_with_a_full_scan() {
+    use rand::{Rng, SeedableRng};
+    let now = Instant::now();
+    let mut s = state();
+    register(&mut s, "gs1", 1, vec![]);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(99);
+    let lobby = Lobby::default();
+    let mut model: BTreeMap<String, (u64, GameState)> = BTreeMap::new();
+    let mut order = 0;
+    for step in 0..3000 {
+        let name = format!("g{}", rng.random_range(0..60));
+        if rng.random_bool(0.15) {
+            s.remove_game("gs1", &name);
+            model.remove(&name);
+            continue;
+        }
+        let users: Vec<String> = (0..rng.random_range(0..4))
+            .map(|i| format!("{name}-u{i}"))
+            .collect();
+        let mut st = game(
+            &name,
+            lobby.clone(),
+            &[],
+            rng.random_range(0..4),
+            &[("k", Value::Int(rng.random_range(0..3)))],
+        );
+        st.users = users;
+        st.is_open = rng.random_bool(0.8);
+        st.is_visible = rng.random_bool(0.9);
+        s.update_game("gs1", st.clone());
+        let seq = model.get(&name).map(|(seq, _)| *seq).unwrap_or_else(|| {
+            order += 1;
+            order
+        });
+        model.insert(name, (seq, st));
+        if step % 10 == 0 {
+            let k = rng.random_range(0..3);
+            let mut q = random(lobby.clone());
+            q.expected_properties.insert("k".into(), Value::Int(k));
+            let expected = model
+                .values()
+                .filter(|(_, g)| {
+                    g.is_open
+                        && g.is_visible
+                        && (g.max_players == 0 || (g.users.len() as u32) < g.max_players)
+                        && g.lobby_properties.get("k") == Some(&Value::Int(k))
+                })
+                .min_by_key(|(seq, _)| *seq)
+                .map(|(_, g)| g.game.clone());
+            // A fresh user each time, and undo the admission so the model stays exact.
+            let user = format!("probe{step}");
+            let got = s.join_random(&user, &q, now).ok().map(|a| a.game);
+            assert_eq!(got, expected, "step {step}");
+            if let Some(g) = got {
+                let st = model[&g].1.clone();
+                s.update_game("gs1", st);
+                s.tick(now + s.settings().joining_ttl);
+            }
+        }
+    }
+}
