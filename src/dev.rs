@@ -70,6 +70,15 @@ impl DevCluster {
     /// Starts the master and game servers and waits until every game server has
     /// registered.
     pub async fn start(opts: DevOptions) -> anyhow::Result<Self> {
+        Self::start_with(opts, |_| {}).await
+    }
+
+    /// Like [`DevCluster::start`], letting `adjust` change the master's configuration
+    /// (authentication, intervals) before it starts.
+    pub async fn start_with(
+        opts: DevOptions,
+        adjust: impl FnOnce(&mut MasterConfig),
+    ) -> anyhow::Result<Self> {
         let (identity, ca) = ServerIdentity::dev(&opts.tls_dir)
             .with_context(|| format!("development certificate in {}", opts.tls_dir.display()))?;
         let trust = Trust::from_ca_file(&ca)?;
@@ -78,6 +87,8 @@ impl DevCluster {
         mc.client_addr = SocketAddr::new(opts.host, opts.master_port);
         mc.cluster_addr = SocketAddr::new(opts.host, opts.cluster_port);
         mc.ticket_ttl = opts.ticket_ttl;
+        mc.settings.joining_ttl = opts.ticket_ttl;
+        adjust(&mut mc);
         let master = Master::bind(mc).context("master")?;
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();

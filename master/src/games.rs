@@ -51,10 +51,10 @@ pub struct LobbyIndex {
     pub(crate) postings: HashMap<(String, Vec<u8>), BTreeSet<u64>>,
     /// max_players → joinable games with it.
     pub(crate) by_max_players: HashMap<u32, BTreeSet<u64>>,
-    /// Games whose list entry changed since the last update.
-    pub(crate) dirty: BTreeSet<String>,
-    /// Peers in the lobby.
-    pub(crate) subscribers: BTreeSet<u64>,
+    /// Games whose list entry changed since the last update, with the change's version.
+    pub(crate) dirty: BTreeMap<String, u64>,
+    /// Peers in the lobby, with the version at which they received their full list.
+    pub(crate) subscribers: BTreeMap<u64, u64>,
     /// Sequence number of the last serial match.
     pub(crate) serial_cursor: u64,
 }
@@ -158,7 +158,8 @@ impl MasterState {
                     .as_ref()
                     .is_some_and(|o| o.listed && o.lobby == new.lobby)
             {
-                index.dirty.insert(name.to_string());
+                self.changes += 1;
+                index.dirty.insert(name.to_string(), self.changes);
             }
             self.games.get_mut(name).expect("present").indexed = Some(new);
         }
@@ -187,7 +188,8 @@ impl MasterState {
             }
         }
         if old.listed {
-            index.dirty.insert(name.to_string());
+            self.changes += 1;
+            index.dirty.insert(name.to_string(), self.changes);
         }
     }
 

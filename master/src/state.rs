@@ -2,7 +2,7 @@
 //! shells lock it briefly (never across `.await`), call a method with `now`, and send what
 //! it returns. `registry`, `games` and `matchmaking` add the methods of their concern.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use rand::SeedableRng;
@@ -62,6 +62,8 @@ pub struct MasterState {
     pub(crate) games: HashMap<String, Game>,
     pub(crate) lobbies: HashMap<Lobby, LobbyIndex>,
     pub(crate) next_seq: u64,
+    /// Counts list-relevant changes; versions the entries of the lobbies' dirty sets.
+    pub(crate) changes: u64,
     /// The game each user is an actor of, from the game servers' reports.
     pub(crate) user_games: HashMap<String, String>,
     /// Authenticated master connections per user.
@@ -84,6 +86,7 @@ impl MasterState {
             games: HashMap::new(),
             lobbies: HashMap::new(),
             next_seq: 1,
+            changes: 0,
             user_games: HashMap::new(),
             online: HashMap::new(),
             joining_expiry: VecDeque::new(),
@@ -124,7 +127,7 @@ impl MasterState {
         self.leave_lobby(peer);
         let limit = self.settings.game_list_limit;
         let index = self.lobbies.entry(lobby.clone()).or_default();
-        index.subscribers.insert(peer);
+        index.subscribers.insert(peer, self.changes);
         let names: Vec<String> = index.listed.values().take(limit).cloned().collect();
         self.lobby_peers.insert(peer, lobby);
         names.iter().filter_map(|n| self.list_entry(n)).collect()
@@ -202,27 +205,44 @@ impl MasterState {
         for lobby in lobbies {
             let index = self.lobbies.get_mut(&lobby).expect("listed above");
             let dirty = std::mem::take(&mut index.dirty);
-            let subscribers: Vec<u64> = index.subscribers.iter().copied().collect();
+            let subscribers: Vec<(u64, u64)> =
+                index.subscribers.iter().map(|(p, v)| (*p, *v)).collect();
             if index.is_unused() {
                 self.lobbies.remove(&lobby);
             }
-            if subscribers.is_empty() {
-                continue;
+            let oldest = dirty.values().copied().min().unwrap_or(0);
+            let entries = |since: u64| -> Vec<GameListEntry> {
+                dirty
+                    .iter()
+                    .filter(|(_, v)| **v > since)
+                    .take(limit)
+                    .map(|(n, _)| {
+                        self.list_entry_in(n, &lobby)
+                            .unwrap_or_else(|| removed_entry(n))
+                    })
+                    .collect()
+            };
+            // Subscribers whose list predates every change share one update; a subscriber
+            // that got its list after some of them gets only the later ones.
+            let (shared, fresh): (Vec<_>, Vec<_>) =
+                subscribers.into_iter().partition(|(_, v)| *v < oldest);
+            if !shared.is_empty() {
+                updates.push(ListUpdate {
+                    lobby: lobby.clone(),
+                    games: entries(0),
+                    subscribers: shared.into_iter().map(|(p, _)| p).collect(),
+                });
             }
-            let names: BTreeSet<String> = dirty;
-            let games: Vec<GameListEntry> = names
-                .iter()
-                .take(limit)
-                .map(|n| {
-                    self.list_entry_in(n, &lobby)
-                        .unwrap_or_else(|| removed_entry(n))
-                })
-                .collect();
-            updates.push(ListUpdate {
-                lobby,
-                games,
-                subscribers,
-            });
+            for (peer, since) in fresh {
+                let games = entries(since);
+                if !games.is_empty() {
+                    updates.push(ListUpdate {
+                        lobby: lobby.clone(),
+                        games,
+                        subscribers: vec![peer],
+                    });
+                }
+            }
         }
         updates
     }

@@ -649,3 +649,25 @@ fn indexes_agree_with_a_full_scan() {
         }
     }
 }
+
+#[test]
+fn a_late_subscriber_gets_only_changes_after_its_list() {
+    let now = Instant::now();
+    let mut s = state();
+    let l = Lobby::default();
+    register(&mut s, "gs1", 1, vec![game("a", l.clone(), &["x"], 0, &[])]);
+    s.tick(now);
+    s.join_lobby(1, l.clone());
+    // "b" appears; then subscriber 2 joins (its list already has "b"); then "c" appears.
+    s.update_game("gs1", game("b", l.clone(), &["y"], 0, &[]));
+    let list = s.join_lobby(2, l.clone());
+    assert_eq!(list.len(), 2);
+    s.update_game("gs1", game("c", l.clone(), &["z"], 0, &[]));
+    let updates = s.tick(now);
+    let for_peer = |p: u64| -> Vec<String> {
+        let u = updates.iter().find(|u| u.subscribers.contains(&p)).unwrap();
+        u.games.iter().map(|g| g.game.clone()).collect()
+    };
+    assert_eq!(for_peer(1), ["b", "c"]);
+    assert_eq!(for_peer(2), ["c"]);
+}

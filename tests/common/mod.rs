@@ -22,6 +22,14 @@ pub async fn start(game_servers: usize) -> TestCluster {
 }
 
 pub async fn start_with(game_servers: usize, tweak: impl FnOnce(&mut DevOptions)) -> TestCluster {
+    start_full(game_servers, tweak, |_| {}).await
+}
+
+pub async fn start_full(
+    game_servers: usize,
+    tweak: impl FnOnce(&mut DevOptions),
+    master: impl FnOnce(&mut switchboard_master::MasterConfig),
+) -> TestCluster {
     let tls = tempfile::tempdir().unwrap();
     let mut opts = DevOptions {
         game_servers,
@@ -32,7 +40,9 @@ pub async fn start_with(game_servers: usize, tweak: impl FnOnce(&mut DevOptions)
         ..DevOptions::default()
     };
     tweak(&mut opts);
-    let cluster = DevCluster::start(opts).await.expect("cluster starts");
+    let cluster = DevCluster::start_with(opts, master)
+        .await
+        .expect("cluster starts");
     let trust = Trust::from_ca_file(&cluster.ca).unwrap();
     TestCluster {
         cluster,
