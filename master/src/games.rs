@@ -6,7 +6,7 @@
 //! joinable games that have it. [`MasterState::reindex`] is the one place that keeps them
 //! in step with a game: every change to a game ends with a call to it.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Instant;
 
 use switchboard_protocol::{GameListEntry, GameState, Lobby, ServerState, Value};
@@ -71,13 +71,27 @@ pub(crate) fn value_key(v: &Value) -> Vec<u8> {
 }
 
 impl Game {
-    /// Actors, joining players and reserved slots, each user counted once.
+    /// Actors, joining players and reserved slots, each user counted once. (Without
+    /// allocating: this runs for every candidate of a random match; rooms are small.)
     pub fn player_count(&self) -> u32 {
-        let mut users: HashSet<&str> = self.state.users.iter().map(String::as_str).collect();
-        users.extend(self.joining.iter().map(|(u, _)| u.as_str()));
-        users.extend(self.state.expected_users.iter().map(String::as_str));
-        // Actors are counted even if two share a user id (they cannot, but be safe).
-        (users.len() as u32).max(self.state.users.len() as u32)
+        let users = &self.state.users;
+        let joining = &self.joining;
+        let expected = &self.state.expected_users;
+        let mut n = users.len();
+        for (i, (u, _)) in joining.iter().enumerate() {
+            if !users.contains(u) && !joining[..i].iter().any(|(v, _)| v == u) {
+                n += 1;
+            }
+        }
+        for (i, u) in expected.iter().enumerate() {
+            if !users.contains(u)
+                && !joining.iter().any(|(v, _)| v == u)
+                && !expected[..i].contains(u)
+            {
+                n += 1;
+            }
+        }
+        n as u32
     }
 
     /// Whether `user` already holds a place (actor, joining, or expected).

@@ -235,6 +235,22 @@ impl MasterState {
         q: &JoinRandom,
         now: Instant,
     ) -> Result<Admission, OpError> {
+        if let Some(name) = self.find_random(user, q)? {
+            return Ok(self.admit(&name, user, &q.expected_users, now));
+        }
+        match &q.create_if_none {
+            Some(spec) => {
+                let mut options = spec.options.clone();
+                options.lobby = q.lobby.clone();
+                self.create_game(user, spec.game.clone(), options, &q.expected_users, now)
+            }
+            None => Err(OpError::new(ResultCode::NoMatchFound, "no game matches")),
+        }
+    }
+
+    /// The game `join_random` would choose, without admitting the player (the serial
+    /// cursor and the random generator do advance).
+    pub fn find_random(&mut self, user: &str, q: &JoinRandom) -> Result<Option<String>, OpError> {
         check_expected_users(&q.expected_users)?;
         self.check_properties(&q.expected_properties)?;
         let filter =
@@ -250,17 +266,7 @@ impl MasterState {
                     ));
                 }
             };
-        if let Some(name) = self.find_match(user, q, filter.as_ref()) {
-            return Ok(self.admit(&name, user, &q.expected_users, now));
-        }
-        match &q.create_if_none {
-            Some(spec) => {
-                let mut options = spec.options.clone();
-                options.lobby = q.lobby.clone();
-                self.create_game(user, spec.game.clone(), options, &q.expected_users, now)
-            }
-            None => Err(OpError::new(ResultCode::NoMatchFound, "no game matches")),
-        }
+        Ok(self.find_match(user, q, filter.as_ref()))
     }
 
     /// The matching game, searched in the smallest index that every match must be in.
@@ -327,10 +333,10 @@ impl MasterState {
     }
 
     fn matches(&self, g: &Game, user: &str, q: &JoinRandom, filter: Option<&Expr>) -> bool {
-        q.expected_properties
-            .iter()
-            .all(|(k, v)| g.state.lobby_properties.get(k) == Some(v))
-            && (q.expected_max_players == 0 || g.state.max_players == q.expected_max_players)
+        (q.expected_max_players == 0 || g.state.max_players == q.expected_max_players)
+            && q.expected_properties
+                .iter()
+                .all(|(k, v)| g.state.lobby_properties.get(k) == Some(v))
             && filter.is_none_or(|f| f.matches(&g.state.lobby_properties))
             && !g.counts(user)
             && g.has_room_for(user, new_expected(g, user, &q.expected_users).len())

@@ -388,9 +388,11 @@ pub fn parse(src: &str) -> Result<Expr, FilterError> {
     Ok(e)
 }
 
-/// The property key of column `n`.
-pub fn column_key(n: u8) -> String {
-    format!("C{n}")
+const COLUMNS: [&str; 10] = ["C0", "C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8", "C9"];
+
+/// The property key of column `n` (0..=9).
+pub fn column_key(n: u8) -> &'static str {
+    COLUMNS[usize::from(n)]
 }
 
 fn compare(value: Option<&Value>, op: Op, lit: &Lit) -> Option<bool> {
@@ -420,9 +422,9 @@ impl Expr {
                 _ => None,
             },
             Expr::Not(a) => a.eval(props).map(|v| !v),
-            Expr::Cmp { col, op, lit } => compare(props.get(&column_key(*col)), *op, lit),
+            Expr::Cmp { col, op, lit } => compare(props.get(column_key(*col)), *op, lit),
             Expr::In { col, list } => {
-                let v = props.get(&column_key(*col));
+                let v = props.get(column_key(*col));
                 let mut unknown = false;
                 for lit in list {
                     match compare(v, Op::Eq, lit) {
@@ -459,7 +461,7 @@ impl Expr {
                 col,
                 op: Op::Eq,
                 lit: Lit::Str(s),
-            } => out.push((column_key(*col), Value::Str(s.clone()))),
+            } => out.push((column_key(*col).to_string(), Value::Str(s.clone()))),
             _ => {}
         }
     }
