@@ -196,6 +196,7 @@ async fn join_modes_and_expected_users() {
             max_players: 2,
             ..RoomOptions::default()
         },
+        ..JoinOptions::default()
     };
     let mut room = alice.join_game_with("duo", join.clone()).await.unwrap();
     assert_eq!(room.actor(), 1);

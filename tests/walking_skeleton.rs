@@ -8,7 +8,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::{code, eventually, expect_event, join_op, start};
 use switchboard_client::Delivery;
-use switchboard_protocol::{RaiseEvent, ReceiverGroup, ResultCode, RoomEvent, RoomOptions, Value};
+use switchboard_protocol::{
+    EventCaching, RaiseEvent, ReceiverGroup, ResultCode, RoomEvent, RoomOptions, Value,
+};
 
 #[tokio::test]
 async fn create_join_relay_and_leave() {
@@ -43,7 +45,9 @@ async fn create_join_relay_and_leave() {
         RoomEvent::Join {
             actor: switchboard_protocol::ActorInfo {
                 actor: 2,
-                user_id: String::new()
+                user_id: String::new(),
+                inactive: false,
+                properties: Default::default(),
             },
             actors: vec![1, 2]
         }
@@ -93,6 +97,7 @@ async fn create_join_relay_and_leave() {
         leave,
         RoomEvent::Leave {
             actor: 2,
+            inactive: false,
             master_client: 1
         }
     );
@@ -138,6 +143,9 @@ async fn receiver_groups_and_targets() {
         code,
         receivers,
         targets,
+        group: 0,
+        cache: EventCaching::DoNotCache,
+        channel: 0,
         data: Bytes::new(),
     };
     // All includes the sender; MasterClient reaches actor 1 only; targets win.

@@ -27,7 +27,8 @@ use std::time::Duration;
 use quinn::Endpoint;
 use switchboard_protocol::{
     ALPN_MASTER, ClientToMaster, FriendStatus, Hello, JoinMode, JoinRandom, Lobby, LobbyStats,
-    MasterEvent, MasterOp, MasterReply, MasterToClient, Redirect, RoomOptions, TicketAction,
+    MasterEvent, MasterOp, MasterReply, MasterToClient, Properties, Redirect, RoomOptions,
+    TicketAction,
 };
 use switchboard_transport::endpoint::client_config;
 use switchboard_transport::{Limits, Trust, connect};
@@ -113,6 +114,8 @@ pub struct JoinOptions {
     /// Room options if the game is created (`CreateIfNotExists`, or a random join that
     /// creates).
     pub create_options: RoomOptions,
+    /// This client's actor properties.
+    pub actor_properties: Properties,
 }
 
 impl Client {
@@ -221,25 +224,9 @@ impl Client {
     ) -> Result<Room, ClientError> {
         match redirect.action {
             TicketAction::Create => {
-                Room::create(
-                    &self.endpoint,
-                    &self.config,
-                    redirect,
-                    join.create_options.clone(),
-                    join.expected_users.clone(),
-                )
-                .await
+                Room::create(&self.endpoint, &self.config, redirect, join).await
             }
-            TicketAction::Join => {
-                Room::join(
-                    &self.endpoint,
-                    &self.config,
-                    redirect,
-                    join.mode,
-                    join.expected_users.clone(),
-                )
-                .await
-            }
+            TicketAction::Join => Room::join(&self.endpoint, &self.config, redirect, join).await,
         }
     }
 

@@ -1,26 +1,33 @@
 //! A joined room on a game server.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+
 use bytes::Bytes;
-use quinn::Endpoint;
+use quinn::{Endpoint, RecvStream, SendStream};
+use switchboard_protocol::messages::game::MAX_CHANNEL;
 use switchboard_protocol::{
-    ALPN_GAME, ClientToGame, CloseCode, DatagramDown, DatagramUp, GameOp, GameReply, GameToClient,
-    Hello, JoinMode, Joined, RaiseEvent, ReceiverGroup, Redirect, RoomEvent, RoomOptions,
-    decode_body, encode_body,
+    ALPN_GAME, ChannelHeader, ClientToGame, CloseCode, DatagramDown, DatagramUp, EventCaching,
+    GameOp, GameReply, GameToClient, Hello, Joined, RaiseEvent, ReceiverGroup, Redirect, RoomEvent,
+    SetProperties, decode_body, encode_body, frame::DEFAULT_MAX_FRAME,
 };
 use switchboard_transport::endpoint::client_config;
-use switchboard_transport::{close, connect};
-use tokio::sync::mpsc;
+use switchboard_transport::{FramedRecv, close, connect, send_frame};
+use tokio::sync::{Mutex, mpsc};
 
-use crate::session::{Incoming, Link, Session};
-use crate::{ClientConfig, ClientError};
+use crate::session::{Incoming, Link, Session, closed};
+use crate::{ClientConfig, ClientError, JoinOptions};
 
 /// How an event travels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Delivery {
-    /// Ordered and retransmitted, on the control stream.
+    /// Ordered and retransmitted, on reliable channel 0 (the control stream).
     Reliable,
+    /// Ordered and retransmitted on reliable channel 1 to 15, each its own QUIC stream,
+    /// so a channel never waits for another.
+    Channel(u8),
     /// A QUIC datagram: may be lost, never retransmitted. An event too large for a
-    /// datagram on this path is sent reliably instead.
+    /// datagram on this path is sent reliably (channel 0) instead.
     Unreliable,
 }
 
@@ -54,6 +61,7 @@ pub struct Room {
     events: mpsc::Receiver<RoomEvent>,
     joined: Joined,
     address: String,
+    channels: Mutex<HashMap<u8, SendStream>>,
 }
 
 impl Room {
@@ -67,9 +75,9 @@ impl Room {
         let conn = connect(endpoint, cfg, &redirect.address).await?;
         let (tx, events) = mpsc::channel(config.event_buffer);
         tokio::spawn(read_datagrams(conn.clone(), tx.clone()));
+        tokio::spawn(accept_channels(conn.clone(), tx.clone()));
         let session = Session::open(conn, &config.agent, config.request_timeout, tx).await?;
-        let result = session.request(op).await;
-        let joined = match result {
+        let joined = match session.request(op).await {
             Ok(GameReply::Joined(j)) => j,
             Ok(other) => return Err(ClientError::Protocol(format!("unexpected reply {other:?}"))),
             Err(e) => {
@@ -82,6 +90,7 @@ impl Room {
             events,
             joined,
             address: redirect.address.clone(),
+            channels: Mutex::new(HashMap::new()),
         })
     }
 
@@ -89,14 +98,14 @@ impl Room {
         endpoint: &Endpoint,
         config: &ClientConfig,
         redirect: Redirect,
-        options: RoomOptions,
-        expected_users: Vec<String>,
+        join: &JoinOptions,
     ) -> Result<Room, ClientError> {
         let op = GameOp::CreateGame {
             ticket: redirect.ticket.clone(),
             game: redirect.game.clone(),
-            options,
-            expected_users,
+            options: join.create_options.clone(),
+            expected_users: join.expected_users.clone(),
+            actor_properties: join.actor_properties.clone(),
         };
         Self::open(endpoint, config, &redirect, op).await
     }
@@ -105,14 +114,14 @@ impl Room {
         endpoint: &Endpoint,
         config: &ClientConfig,
         redirect: Redirect,
-        mode: JoinMode,
-        expected_users: Vec<String>,
+        join: &JoinOptions,
     ) -> Result<Room, ClientError> {
         let op = GameOp::JoinGame {
             ticket: redirect.ticket.clone(),
             game: redirect.game.clone(),
-            mode,
-            expected_users,
+            mode: join.mode,
+            expected_users: join.expected_users.clone(),
+            actor_properties: join.actor_properties.clone(),
         };
         Self::open(endpoint, config, &redirect, op).await
     }
@@ -137,43 +146,112 @@ impl Room {
         &self.address
     }
 
-    /// Raises an event for the other actors (receiver group `Others`).
+    /// Raises an event for the other actors (receiver group `Others`, not cached).
     pub async fn raise_event(
         &self,
         code: u8,
         data: impl Into<Bytes>,
         delivery: Delivery,
     ) -> Result<(), ClientError> {
-        self.raise(
-            RaiseEvent {
-                code,
-                receivers: ReceiverGroup::Others,
-                targets: Vec::new(),
-                data: data.into(),
-            },
-            delivery,
+        let event = RaiseEvent {
+            code,
+            receivers: ReceiverGroup::Others,
+            targets: Vec::new(),
+            group: 0,
+            cache: EventCaching::DoNotCache,
+            channel: 0,
+            data: data.into(),
+        };
+        self.raise(event, delivery).await
+    }
+
+    /// Raises an event with explicit receivers, targets, group or caching. The event's
+    /// `channel` is set from `delivery`.
+    pub async fn raise(
+        &self,
+        mut event: RaiseEvent,
+        delivery: Delivery,
+    ) -> Result<(), ClientError> {
+        match delivery {
+            Delivery::Unreliable => {
+                event.channel = 0;
+                let datagram = encode_body(&DatagramUp::RaiseEvent(event.clone()));
+                let fits = self
+                    .session
+                    .conn
+                    .max_datagram_size()
+                    .is_some_and(|max| datagram.len() <= max);
+                if fits {
+                    return match self.session.conn.send_datagram(datagram) {
+                        Ok(()) => Ok(()),
+                        Err(quinn::SendDatagramError::ConnectionLost(e)) => Err(e.into()),
+                        Err(e) => Err(ClientError::Protocol(e.to_string())),
+                    };
+                }
+                self.session.send(&ClientToGame::RaiseEvent(event)).await
+            }
+            Delivery::Reliable | Delivery::Channel(0) => {
+                event.channel = 0;
+                self.session.send(&ClientToGame::RaiseEvent(event)).await
+            }
+            Delivery::Channel(ch) => {
+                if ch > MAX_CHANNEL {
+                    return Err(ClientError::Protocol(format!(
+                        "channel {ch} is not 0 to {MAX_CHANNEL}"
+                    )));
+                }
+                event.channel = ch;
+                let mut channels = self.channels.lock().await;
+                let stream = match channels.entry(ch) {
+                    Entry::Occupied(e) => e.into_mut(),
+                    Entry::Vacant(v) => {
+                        let mut stream = self.session.conn.open_uni().await?;
+                        send_frame(&mut stream, &ChannelHeader { channel: ch })
+                            .await
+                            .map_err(|e| closed(&self.session.conn, e.to_string()))?;
+                        v.insert(stream)
+                    }
+                };
+                send_frame(stream, &ClientToGame::RaiseEvent(event))
+                    .await
+                    .map_err(|e| closed(&self.session.conn, e.to_string()))
+            }
+        }
+    }
+
+    async fn expect(&self, op: GameOp, want: GameReply) -> Result<(), ClientError> {
+        match self.session.request(op).await? {
+            r if r == want => Ok(()),
+            other => Err(ClientError::Protocol(format!("unexpected reply {other:?}"))),
+        }
+    }
+
+    /// Sets room (`target` 0) or actor properties, optionally as a compare-and-set.
+    pub async fn set_properties(&self, sp: SetProperties) -> Result<(), ClientError> {
+        self.expect(GameOp::SetProperties(sp), GameReply::PropertiesSet)
+            .await
+    }
+
+    /// Hands the master client role to `actor` if `expected` is still the master client.
+    pub async fn set_master_client(&self, actor: u32, expected: u32) -> Result<(), ClientError> {
+        self.expect(
+            GameOp::SetMasterClient { actor, expected },
+            GameReply::MasterClientSet,
         )
         .await
     }
 
-    /// Raises an event with explicit receivers or targets.
-    pub async fn raise(&self, event: RaiseEvent, delivery: Delivery) -> Result<(), ClientError> {
-        if delivery == Delivery::Unreliable {
-            let datagram = encode_body(&DatagramUp::RaiseEvent(event.clone()));
-            let fits = self
-                .session
-                .conn
-                .max_datagram_size()
-                .is_some_and(|max| datagram.len() <= max);
-            if fits {
-                return match self.session.conn.send_datagram(datagram) {
-                    Ok(()) => Ok(()),
-                    Err(quinn::SendDatagramError::ConnectionLost(e)) => Err(e.into()),
-                    Err(e) => Err(ClientError::Protocol(e.to_string())),
-                };
-            }
-        }
-        self.session.send(&ClientToGame::RaiseEvent(event)).await
+    /// Leaves interest groups (`Some(vec![])` = all) and joins others.
+    pub async fn change_groups(
+        &self,
+        remove: Option<Vec<u8>>,
+        add: Vec<u8>,
+    ) -> Result<(), ClientError> {
+        self.expect(
+            GameOp::ChangeGroups { remove, add },
+            GameReply::GroupsChanged,
+        )
+        .await
     }
 
     /// The next room event; `None` once the connection is closed (see
@@ -187,9 +265,22 @@ impl Room {
         self.session.conn.close_reason().map(Into::into)
     }
 
-    /// Leaves the room and closes the connection to the game server.
+    /// Leaves the room for good and closes the connection to the game server.
     pub async fn leave(self) -> Result<(), ClientError> {
-        let result = self.session.request(GameOp::LeaveGame).await;
+        self.leave_with(false).await
+    }
+
+    /// Leaves the room meaning to come back: the actor stays inactive for the room's
+    /// PlayerTtl and can be taken back with `JoinMode::RejoinOnly` or `RejoinOrJoin`.
+    pub async fn leave_for_now(self) -> Result<(), ClientError> {
+        self.leave_with(true).await
+    }
+
+    async fn leave_with(self, will_come_back: bool) -> Result<(), ClientError> {
+        let result = self
+            .session
+            .request(GameOp::LeaveGame { will_come_back })
+            .await;
         self.session.finish().await;
         close(&self.session.conn, CloseCode::Normal, "left the game");
         match result {
@@ -198,6 +289,12 @@ impl Room {
             Err(e) => Err(e),
         }
     }
+
+    /// Drops the connection without leaving, as a crash or network loss would (the actor
+    /// becomes inactive if the room has a PlayerTtl).
+    pub fn disconnect(self) {
+        close(&self.session.conn, CloseCode::Normal, "disconnected");
+    }
 }
 
 async fn read_datagrams(conn: quinn::Connection, events: mpsc::Sender<RoomEvent>) {
@@ -205,6 +302,25 @@ async fn read_datagrams(conn: quinn::Connection, events: mpsc::Sender<RoomEvent>
         // Unreliable events may be dropped when the application is behind.
         if let Ok(DatagramDown::Event(ev)) = decode_body(&bytes) {
             let _ = events.try_send(RoomEvent::Custom(ev));
+        }
+    }
+}
+
+async fn accept_channels(conn: quinn::Connection, events: mpsc::Sender<RoomEvent>) {
+    while let Ok(stream) = conn.accept_uni().await {
+        tokio::spawn(read_channel(stream, events.clone()));
+    }
+}
+
+/// A channel stream from the server: a header, then `Event` frames.
+async fn read_channel(stream: RecvStream, events: mpsc::Sender<RoomEvent>) {
+    let mut recv = FramedRecv::new(stream, DEFAULT_MAX_FRAME);
+    if !matches!(recv.next::<ChannelHeader>().await, Ok(Some(_))) {
+        return;
+    }
+    while let Ok(Some(GameToClient::Event(e))) = recv.next::<GameToClient>().await {
+        if events.send(e).await.is_err() {
+            return;
         }
     }
 }

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use switchboard_transport::{Limits, ServerIdentity, Trust};
 
+use crate::room::RoomLimits;
+
 /// Everything a game server needs to run.
 #[derive(Debug, Clone)]
 pub struct GameServerConfig {
@@ -31,6 +33,8 @@ pub struct GameServerConfig {
     pub peer_queue: usize,
     /// Commands queued per room before further events are dropped.
     pub room_queue: usize,
+    /// Limits of every room (event cache, properties, EmptyRoomTtl cap).
+    pub room_limits: RoomLimits,
     /// How long a client has to send `Hello` after connecting.
     pub handshake_timeout: Duration,
     /// How often load is reported to the master.
@@ -62,6 +66,7 @@ impl GameServerConfig {
             limits: Limits::default(),
             peer_queue: 1024,
             room_queue: 4096,
+            room_limits: RoomLimits::default(),
             handshake_timeout: Duration::from_secs(10),
             report_interval: Duration::from_secs(1),
             reconnect_min: Duration::from_millis(200),

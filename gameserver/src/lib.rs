@@ -27,8 +27,8 @@ use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 use quinn::Endpoint;
 use switchboard_protocol::{
-    ALPN_GAME, CloseCode, GameState, LoadReport, OpError, ResultCode, RoomOptions, ServerState,
-    TicketClaims, TicketError, TicketKeys,
+    ALPN_GAME, CloseCode, GameState, LoadReport, OpError, ResultCode, ServerState, TicketClaims,
+    TicketError, TicketKeys,
 };
 use switchboard_transport::{TlsError, server_endpoint};
 use tokio::sync::{Notify, watch};
@@ -36,7 +36,7 @@ use tokio::task::JoinSet;
 use tracing::{Instrument, info, info_span};
 
 pub use config::GameServerConfig;
-use room_actor::{Member, Outbound, RoomHandle};
+use room_actor::{CreateRequest, Outbound, RoomHandle};
 
 /// Counters of the relay.
 #[derive(Debug, Default)]
@@ -125,37 +125,32 @@ impl Shared {
 
     /// Creates a room holding its creator and starts its actor. The creator's `Joined`
     /// response is queued before the actor runs, so it precedes every room event.
-    fn create_room(
-        self: &Arc<Self>,
-        request: u32,
-        game: String,
-        options: RoomOptions,
-        user_id: &str,
-        expected_users: &[String],
-        member: Member,
-    ) -> Result<(RoomHandle, u32), OpError> {
+    fn create_room(self: &Arc<Self>, req: CreateRequest) -> Result<(RoomHandle, u32), OpError> {
+        let CreateRequest {
+            request,
+            game,
+            options,
+            user_id,
+            expected_users,
+            properties,
+            member,
+        } = req;
         match self.rooms.entry(game.clone()) {
             Entry::Occupied(_) => Err(OpError::new(
                 ResultCode::GameIdAlreadyExists,
                 format!("a game named {game:?} already exists"),
             )),
             Entry::Vacant(slot) => {
-                let mut room = room::Room::new(game, options);
-                let outcome = room.create(user_id, expected_users)?;
-                let actor = outcome.joined.actor;
-                let state = room.game_state();
-                let event = switchboard_protocol::encode_frame(
-                    &switchboard_protocol::GameToClient::Event(outcome.event),
-                );
-                let _ = member.tx.try_send(Outbound::Frame(room_actor::joined_frame(
-                    request,
-                    outcome.joined,
-                )));
-                let _ = member.tx.try_send(Outbound::Frame(event));
+                let mut room = room::Room::new(game, options, self.config.room_limits.clone());
+                let now = tokio::time::Instant::now().into_std();
+                let (joined, outs) = room.create(&user_id, &expected_users, properties, now)?;
+                let actor = joined.actor;
+                let _ = member
+                    .tx
+                    .try_send(Outbound::Frame(room_actor::joined_frame(request, joined)));
                 let id = self.room_ids.fetch_add(1, Ordering::Relaxed);
-                let handle = room_actor::spawn(self.clone(), room, (actor, member), id);
+                let handle = room_actor::spawn(self.clone(), room, (actor, member), outs, id);
                 slot.insert(handle.clone());
-                self.publish(state);
                 Ok((handle, actor))
             }
         }

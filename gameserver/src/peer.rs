@@ -1,34 +1,50 @@
-//! One client connection on a game server: handshake, operations, events and datagrams
-//! in; a writer task that drains the connection's bounded outgoing queue.
+//! One client connection on a game server: handshake, operations, reliable events on the
+//! control stream and on channel streams, datagrams; and a writer task that drains the
+//! connection's bounded outgoing queue.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use quinn::{Connection, SendDatagramError, SendStream};
+use quinn::{Connection, RecvStream, SendDatagramError, SendStream};
 use switchboard_protocol::messages::common::{check_expected_users, check_game_name};
-use switchboard_protocol::messages::game::event_datagram_to_frame;
+use switchboard_protocol::messages::game::{MAX_CHANNEL, event_datagram_to_frame};
 use switchboard_protocol::{
-    ClientToGame, CloseCode, DatagramUp, GameOp, GameReply, GameToClient, JoinMode, OpError,
-    Response, ResultCode, RoomOptions, TicketAction, TicketClaims, decode_body, encode_frame,
-    frame::DEFAULT_MAX_FRAME, version,
+    ChannelHeader, ClientToGame, CloseCode, DatagramUp, GameOp, GameReply, GameToClient, JoinMode,
+    OpError, Properties, RaiseEvent, ResultCode, RoomOptions, TicketAction, TicketClaims,
+    decode_body, frame::DEFAULT_MAX_FRAME, version,
 };
-use switchboard_transport::{FramedRecv, close, send_frame};
+use switchboard_transport::{FramedRecv, close, send_frame, write_queued};
 use tokio::sync::mpsc;
 use tracing::debug;
 
 use crate::Shared;
-use crate::room_actor::{Member, Outbound, RoomHandle};
+use crate::room_actor::{
+    CreateRequest, JoinRequest, Member, Outbound, RoomHandle, RoomOp, response_frame,
+};
 
 /// Frames coalesced into one write.
 const WRITE_BATCH: usize = 64;
+
+/// The room a connection is in, shared with its channel-stream readers.
+type CurrentRoom = Arc<Mutex<Option<(RoomHandle, u32)>>>;
 
 struct Peer {
     shared: Arc<Shared>,
     conn: Connection,
     tx: mpsc::Sender<Outbound>,
-    room: Option<(RoomHandle, u32)>,
+    room: CurrentRoom,
+}
+
+fn current(room: &CurrentRoom) -> Option<(RoomHandle, u32)> {
+    room.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+fn set_current(room: &CurrentRoom, value: Option<(RoomHandle, u32)>) -> Option<(RoomHandle, u32)> {
+    std::mem::replace(&mut *room.lock().unwrap_or_else(|p| p.into_inner()), value)
 }
 
 /// Serves one client until it disconnects.
@@ -41,20 +57,26 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
         }
     };
     let (tx, rx) = mpsc::channel(shared.config.peer_queue);
-    let writer = tokio::spawn(write_loop(conn.clone(), send, rx));
+    let writer = tokio::spawn(write_loop(conn.clone(), send, rx, shared.config.peer_queue));
     shared.stats.peers.fetch_add(1, Ordering::Relaxed);
     let mut peer = Peer {
         shared: shared.clone(),
         conn: conn.clone(),
         tx,
-        room: None,
+        room: Arc::default(),
     };
-    let outcome = peer.read_loop(&mut recv).await;
-    if let Err((code, reason)) = outcome {
+    let channels = tokio::spawn(accept_channels(
+        shared.clone(),
+        conn.clone(),
+        peer.room.clone(),
+    ));
+    if let Err((code, reason)) = peer.read_loop(&mut recv).await {
         close(&conn, code, &reason);
     }
-    if let Some((room, actor)) = peer.room.take() {
-        room.leave(actor).await;
+    channels.abort();
+    // A dropped connection becomes inactive if the room keeps actors for a while.
+    if let Some((room, actor)) = set_current(&peer.room, None) {
+        room.leave(actor, true).await;
     }
     drop(peer);
     let _ = writer.await;
@@ -90,6 +112,50 @@ async fn handshake(
 
 type Closing = (CloseCode, String);
 
+fn raise(shared: &Shared, room: &CurrentRoom, event: RaiseEvent, reliable: bool) {
+    if let Some((handle, actor)) = current(room) {
+        handle.raise(shared, actor, event, reliable);
+    }
+}
+
+/// Reads the client's channel streams: a `ChannelHeader`, then reliable `RaiseEvent`s.
+async fn accept_channels(shared: Arc<Shared>, conn: Connection, room: CurrentRoom) {
+    while let Ok(stream) = conn.accept_uni().await {
+        tokio::spawn(read_channel(
+            shared.clone(),
+            conn.clone(),
+            room.clone(),
+            stream,
+        ));
+    }
+}
+
+async fn read_channel(
+    shared: Arc<Shared>,
+    conn: Connection,
+    room: CurrentRoom,
+    stream: RecvStream,
+) {
+    let mut recv = FramedRecv::new(stream, DEFAULT_MAX_FRAME);
+    let violation = |reason: String| close(&conn, CloseCode::ProtocolViolation, &reason);
+    match recv.next::<ChannelHeader>().await {
+        Ok(Some(h)) if (1..=MAX_CHANNEL).contains(&h.channel) => {}
+        Ok(Some(h)) => return violation(format!("channel {} is not 1 to 15", h.channel)),
+        Ok(None) | Err(switchboard_transport::RecvError::Read(_)) => return,
+        Err(e) => return violation(e.to_string()),
+    }
+    loop {
+        match recv.next::<ClientToGame>().await {
+            Ok(Some(ClientToGame::RaiseEvent(ev))) => raise(&shared, &room, ev, true),
+            Ok(Some(_)) => {
+                return violation("only RaiseEvent may be sent on a channel stream".into());
+            }
+            Ok(None) | Err(switchboard_transport::RecvError::Read(_)) => return,
+            Err(e) => return violation(e.to_string()),
+        }
+    }
+}
+
 impl Peer {
     async fn read_loop(&mut self, recv: &mut FramedRecv) -> Result<(), Closing> {
         loop {
@@ -114,15 +180,15 @@ impl Peer {
                 Err((CloseCode::ProtocolViolation, "Hello sent twice".into()))
             }
             ClientToGame::RaiseEvent(ev) => {
-                if let Some((room, actor)) = &self.room {
-                    room.raise(&self.shared, *actor, ev, true);
-                }
+                raise(&self.shared, &self.room, ev, true);
                 Ok(())
             }
             ClientToGame::Request { id, op } => {
                 if let Some(result) = self.on_request(id, op).await {
-                    let frame = encode_frame(&GameToClient::Response(Response { id, result }));
-                    self.queue(Outbound::Frame(frame)).await;
+                    let _ = self
+                        .tx
+                        .send(Outbound::Frame(response_frame(id, result)))
+                        .await;
                 }
                 Ok(())
             }
@@ -132,48 +198,77 @@ impl Peer {
     fn on_datagram(&mut self, bytes: &[u8]) -> Result<(), Closing> {
         let DatagramUp::RaiseEvent(ev) = decode_body(bytes)
             .map_err(|e| (CloseCode::ProtocolViolation, format!("bad datagram: {e}")))?;
-        if let Some((room, actor)) = &self.room {
-            room.raise(&self.shared, *actor, ev, false);
-        }
+        raise(&self.shared, &self.room, ev, false);
         Ok(())
     }
 
-    async fn queue(&self, out: Outbound) {
-        let _ = self.tx.send(out).await;
-    }
-
-    /// Handles an operation. `None` means the response was already queued (a successful
-    /// join, whose response the room queues ahead of its events).
+    /// Handles an operation. `None` means the response is queued elsewhere (by the room,
+    /// ahead of the events it causes).
     async fn on_request(&mut self, id: u32, op: GameOp) -> Option<Result<GameReply, OpError>> {
-        let result = match op {
+        let not_in_room = || {
+            OpError::new(
+                ResultCode::OperationNotAllowedInCurrentState,
+                "not in a game",
+            )
+        };
+        let room_op = match op {
             GameOp::CreateGame {
                 ticket,
                 game,
                 options,
                 expected_users,
-            } => self.create(id, &ticket, game, options, &expected_users),
+                actor_properties,
+            } => {
+                return self
+                    .create(
+                        id,
+                        &ticket,
+                        game,
+                        options,
+                        &expected_users,
+                        actor_properties,
+                    )
+                    .err()
+                    .map(Err);
+            }
             GameOp::JoinGame {
                 ticket,
                 game,
                 mode,
                 expected_users,
-            } => self.join(id, &ticket, game, mode, expected_users).await,
-            GameOp::LeaveGame => {
-                return Some(match self.room.take() {
+                actor_properties,
+            } => {
+                return self
+                    .join(id, &ticket, game, mode, expected_users, actor_properties)
+                    .await
+                    .err()
+                    .map(Err);
+            }
+            GameOp::LeaveGame { will_come_back } => {
+                return Some(match set_current(&self.room, None) {
                     Some((room, actor)) => {
-                        room.leave(actor).await;
+                        room.leave(actor, will_come_back).await;
                         Ok(GameReply::Left)
                     }
-                    None => Err(OpError::new(
-                        ResultCode::OperationNotAllowedInCurrentState,
-                        "not in a game",
-                    )),
+                    None => Err(not_in_room()),
                 });
             }
+            GameOp::SetProperties(sp) => RoomOp::SetProperties(sp),
+            GameOp::SetMasterClient { actor, expected } => {
+                RoomOp::SetMasterClient { actor, expected }
+            }
+            GameOp::ChangeGroups { remove, add } => RoomOp::ChangeGroups { remove, add },
         };
-        match result {
-            Ok(()) => None,
-            Err(e) => Some(Err(e)),
+        let Some((room, actor)) = current(&self.room) else {
+            return Some(Err(not_in_room()));
+        };
+        if room.request(actor, id, room_op).await {
+            None
+        } else {
+            Some(Err(OpError::new(
+                ResultCode::GameDoesNotExist,
+                "the game has ended",
+            )))
         }
     }
 
@@ -183,7 +278,7 @@ impl Peer {
         game: &str,
         action: TicketAction,
     ) -> Result<TicketClaims, OpError> {
-        if self.room.is_some() {
+        if current(&self.room).is_some() {
             return Err(OpError::new(
                 ResultCode::OperationNotAllowedInCurrentState,
                 "already in a game; leave it first",
@@ -215,14 +310,20 @@ impl Peer {
         game: String,
         options: RoomOptions,
         expected_users: &[String],
+        properties: Properties,
     ) -> Result<(), OpError> {
         let claims = self.check(ticket, &game, TicketAction::Create)?;
         check_expected_users(expected_users)?;
-        let member = self.member();
-        let (handle, actor) =
-            self.shared
-                .create_room(id, game, options, &claims.user_id, expected_users, member)?;
-        self.room = Some((handle, actor));
+        let created = self.shared.create_room(CreateRequest {
+            request: id,
+            game,
+            options,
+            user_id: claims.user_id,
+            expected_users: expected_users.to_vec(),
+            properties,
+            member: self.member(),
+        })?;
+        set_current(&self.room, Some(created));
         Ok(())
     }
 
@@ -233,6 +334,7 @@ impl Peer {
         game: String,
         mode: JoinMode,
         expected_users: Vec<String>,
+        properties: Properties,
     ) -> Result<(), OpError> {
         let claims = self.check(ticket, &game, TicketAction::Join)?;
         check_expected_users(&expected_users)?;
@@ -243,17 +345,32 @@ impl Peer {
             )
         })?;
         let actor = handle
-            .join(id, claims.user_id, mode, expected_users, self.member())
+            .join(JoinRequest {
+                request: id,
+                user_id: claims.user_id,
+                mode,
+                expected_users,
+                properties,
+                member: self.member(),
+            })
             .await?;
-        self.room = Some((handle, actor));
+        set_current(&self.room, Some((handle, actor)));
         Ok(())
     }
 }
 
-/// Drains the outgoing queue: frames are coalesced into one write, datagrams go out as
-/// they come; a datagram too large for the path is sent as the equivalent reliable frame.
-async fn write_loop(conn: Connection, mut send: SendStream, mut rx: mpsc::Receiver<Outbound>) {
+/// Drains the outgoing queue: control-stream frames are coalesced into one write,
+/// datagrams go out as they come (one too large for the path is sent as the equivalent
+/// reliable frame), and each reliable channel gets its own stream with its own writer so
+/// that one channel never waits for another.
+async fn write_loop(
+    conn: Connection,
+    mut send: SendStream,
+    mut rx: mpsc::Receiver<Outbound>,
+    queue: usize,
+) {
     let mut frames: Vec<Bytes> = Vec::with_capacity(WRITE_BATCH);
+    let mut channels: HashMap<u8, mpsc::Sender<Bytes>> = HashMap::new();
     while let Some(first) = rx.recv().await {
         let mut next = Some(first);
         while let Some(out) = next.take() {
@@ -264,6 +381,33 @@ async fn write_loop(conn: Connection, mut send: SendStream, mut rx: mpsc::Receiv
                     Err(SendDatagramError::ConnectionLost(_)) => return,
                     Err(_) => frames.extend(event_datagram_to_frame(&d).into_iter().flatten()),
                 },
+                Outbound::Channel(ch, f) => {
+                    let tx = match channels.entry(ch) {
+                        Entry::Occupied(e) => e.into_mut(),
+                        Entry::Vacant(v) => {
+                            let Ok(mut stream) = conn.open_uni().await else {
+                                return;
+                            };
+                            if send_frame(&mut stream, &ChannelHeader { channel: ch })
+                                .await
+                                .is_err()
+                            {
+                                return;
+                            }
+                            let (tx, rx) = mpsc::channel(queue);
+                            tokio::spawn(write_queued(stream, rx));
+                            v.insert(tx)
+                        }
+                    };
+                    if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(f) {
+                        close(
+                            &conn,
+                            CloseCode::SlowConsumer,
+                            "disconnected: the client did not read its events fast enough",
+                        );
+                        return;
+                    }
+                }
             }
             if frames.len() < WRITE_BATCH {
                 next = rx.try_recv().ok();

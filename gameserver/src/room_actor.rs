@@ -1,30 +1,33 @@
 //! The room actor: a task that owns one [`Room`] and a bounded command channel. A
-//! [`RoomHandle`] (cheap to clone) is the only way in. Outputs of the room go to the
-//! members' outgoing queues; an event is encoded once and its bytes shared by every
-//! recipient.
+//! [`RoomHandle`] (cheap to clone) is the only way in. The actor turns the room's outputs
+//! into frames and datagrams, each encoded once and shared by every recipient, wakes at
+//! the room's deadlines (PlayerTtl, EmptyRoomTtl), and ends the room when it is done.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use bytes::Bytes;
 use quinn::Connection;
 use switchboard_protocol::{
-    CloseCode, DatagramDown, EventData, GameReply, GameToClient, JoinMode, Joined, OpError,
-    RaiseEvent, Response, ResultCode, RoomEvent, encode_body, encode_frame,
+    CloseCode, DatagramDown, GameReply, GameToClient, JoinMode, Joined, OpError, Properties,
+    RaiseEvent, Response, ResultCode, RoomEvent, SetProperties, encode_body, encode_frame,
 };
 use switchboard_transport::close;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info};
 
 use crate::Shared;
-use crate::room::Room;
+use crate::room::{Out, Room};
 
 /// Something to send to one client connection.
 #[derive(Debug, Clone)]
 pub(crate) enum Outbound {
-    /// A complete frame for the control stream.
+    /// A complete frame for the control stream (channel 0).
     Frame(Bytes),
+    /// A complete frame for reliable channel 1 to 15.
+    Channel(u8, Bytes),
     /// An encoded `DatagramDown`.
     Datagram(Bytes),
 }
@@ -37,24 +40,64 @@ pub(crate) struct Member {
     pub conn: Connection,
 }
 
+/// Operations answered by the room itself (the response is queued by the room, ahead of
+/// the events the operation causes).
+#[derive(Debug)]
+pub(crate) enum RoomOp {
+    SetProperties(SetProperties),
+    SetMasterClient {
+        actor: u32,
+        expected: u32,
+    },
+    ChangeGroups {
+        remove: Option<Vec<u8>>,
+        add: Vec<u8>,
+    },
+}
+
+/// A request to create a room.
+#[derive(Debug)]
+pub(crate) struct CreateRequest {
+    pub request: u32,
+    pub game: String,
+    pub options: switchboard_protocol::RoomOptions,
+    pub user_id: String,
+    pub expected_users: Vec<String>,
+    pub properties: Properties,
+    pub member: Member,
+}
+
+/// A join request for the room.
+#[derive(Debug)]
+pub(crate) struct JoinRequest {
+    pub request: u32,
+    pub user_id: String,
+    pub mode: JoinMode,
+    pub expected_users: Vec<String>,
+    pub properties: Properties,
+    pub member: Member,
+}
+
 #[derive(Debug)]
 pub(crate) enum RoomCmd {
     Join {
-        request: u32,
-        user_id: String,
-        mode: JoinMode,
-        expected_users: Vec<String>,
-        member: Member,
+        join: JoinRequest,
         reply: oneshot::Sender<Result<u32, OpError>>,
     },
     Leave {
         actor: u32,
-        done: Option<oneshot::Sender<()>>,
+        will_come_back: bool,
+        done: oneshot::Sender<()>,
     },
     Raise {
         sender: u32,
         event: RaiseEvent,
         reliable: bool,
+    },
+    Request {
+        actor: u32,
+        request: u32,
+        op: RoomOp,
     },
 }
 
@@ -66,60 +109,52 @@ pub(crate) struct RoomHandle {
     pub id: u64,
 }
 
+fn gone() -> OpError {
+    OpError::new(ResultCode::GameDoesNotExist, "the game has ended")
+}
+
 impl RoomHandle {
-    /// Joins `user_id`; on success the `Joined` response (for `request`) is already queued
-    /// to the member, ahead of every room event.
-    pub async fn join(
-        &self,
-        request: u32,
-        user_id: String,
-        mode: JoinMode,
-        expected_users: Vec<String>,
-        member: Member,
-    ) -> Result<u32, OpError> {
+    /// Joins; on success the `Joined` response is already queued to the member, ahead of
+    /// every room event.
+    pub async fn join(&self, join: JoinRequest) -> Result<u32, OpError> {
         let (reply, rx) = oneshot::channel();
-        let gone = || OpError::new(ResultCode::GameDoesNotExist, "the game has ended");
         self.tx
-            .send(RoomCmd::Join {
-                request,
-                user_id,
-                mode,
-                expected_users,
-                member,
-                reply,
-            })
+            .send(RoomCmd::Join { join, reply })
             .await
             .map_err(|_| gone())?;
         rx.await.map_err(|_| gone())?
     }
 
-    /// Removes an actor and waits until the room has processed it.
-    pub async fn leave(&self, actor: u32) {
+    /// Leaves (or becomes inactive) and waits until the room has processed it.
+    pub async fn leave(&self, actor: u32, will_come_back: bool) {
         let (done, rx) = oneshot::channel();
-        if self
-            .tx
-            .send(RoomCmd::Leave {
-                actor,
-                done: Some(done),
-            })
-            .await
-            .is_ok()
-        {
+        let cmd = RoomCmd::Leave {
+            actor,
+            will_come_back,
+            done,
+        };
+        if self.tx.send(cmd).await.is_ok() {
             let _ = rx.await;
         }
     }
 
+    /// Hands an operation to the room; the room queues the response. False if the room
+    /// has ended.
+    pub async fn request(&self, actor: u32, request: u32, op: RoomOp) -> bool {
+        self.tx
+            .send(RoomCmd::Request { actor, request, op })
+            .await
+            .is_ok()
+    }
+
     /// Relays an event; dropped (and counted) if the room's queue is full.
     pub fn raise(&self, shared: &Shared, sender: u32, event: RaiseEvent, reliable: bool) {
-        if self
-            .tx
-            .try_send(RoomCmd::Raise {
-                sender,
-                event,
-                reliable,
-            })
-            .is_err()
-        {
+        let cmd = RoomCmd::Raise {
+            sender,
+            event,
+            reliable,
+        };
+        if self.tx.try_send(cmd).is_err() {
             shared
                 .stats
                 .room_queue_drops
@@ -128,31 +163,40 @@ impl RoomHandle {
     }
 }
 
-/// Queues the `Joined` response of a successful join.
-pub(crate) fn joined_frame(request: u32, joined: Joined) -> Bytes {
+/// The encoded response to a request.
+pub(crate) fn response_frame(request: u32, result: Result<GameReply, OpError>) -> Bytes {
     encode_frame(&GameToClient::Response(Response {
         id: request,
-        result: Ok(GameReply::Joined(joined)),
+        result,
     }))
 }
 
+/// The `Joined` response of a successful join.
+pub(crate) fn joined_frame(request: u32, joined: Joined) -> Bytes {
+    response_frame(request, Ok(GameReply::Joined(joined)))
+}
+
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
 /// Starts the actor of a room that already holds its creator (actor `creator`, whose
-/// `Joined` response the caller queues).
+/// `Joined` response the caller queued), and applies the creation's outputs.
 pub(crate) fn spawn(
     shared: Arc<Shared>,
     room: Room,
     creator: (u32, Member),
+    outs: Vec<Out>,
     id: u64,
 ) -> RoomHandle {
     let (tx, rx) = mpsc::channel(shared.config.room_queue);
-    let mut members = HashMap::new();
-    members.insert(creator.0, creator.1);
-    let actor = RoomActor {
+    let mut actor = RoomActor {
         shared,
         room,
-        members,
+        members: HashMap::from([creator]),
         id,
     };
+    actor.apply(outs);
     tokio::spawn(actor.run(rx));
     RoomHandle { tx, id }
 }
@@ -167,29 +211,25 @@ struct RoomActor {
 impl RoomActor {
     async fn run(mut self, mut rx: mpsc::Receiver<RoomCmd>) {
         info!(game = self.room.name(), "room created");
-        while let Some(cmd) = rx.recv().await {
-            match cmd {
-                RoomCmd::Join {
-                    request,
-                    user_id,
-                    mode,
-                    expected_users,
-                    member,
-                    reply,
-                } => self.join(request, &user_id, mode, &expected_users, member, reply),
-                RoomCmd::Leave { actor, done } => {
-                    self.leave(actor);
-                    if let Some(done) = done {
-                        let _ = done.send(());
+        loop {
+            let deadline = self
+                .room
+                .next_deadline()
+                .map(tokio::time::Instant::from_std);
+            let cmd = tokio::select! {
+                cmd = rx.recv() => cmd,
+                _ = sleep_until(deadline) => {
+                    let outs = self.room.tick(now());
+                    self.apply(outs);
+                    if self.room.is_done(now()) {
+                        break;
                     }
+                    continue;
                 }
-                RoomCmd::Raise {
-                    sender,
-                    event,
-                    reliable,
-                } => self.raise(sender, event, reliable),
-            }
-            if self.room.is_empty() {
+            };
+            let Some(cmd) = cmd else { break };
+            self.handle(cmd);
+            if self.room.is_done(now()) {
                 break;
             }
         }
@@ -199,72 +239,134 @@ impl RoomActor {
         info!(game = self.room.name(), "room closed");
     }
 
-    fn join(
-        &mut self,
-        request: u32,
-        user_id: &str,
-        mode: JoinMode,
-        expected_users: &[String],
-        member: Member,
-        reply: oneshot::Sender<Result<u32, OpError>>,
-    ) {
-        match self.room.join(user_id, mode, expected_users) {
-            Ok(outcome) => {
-                let actor = outcome.joined.actor;
-                // The response goes first, so the joiner sees its Joined before any event.
-                let _ = member
-                    .tx
-                    .try_send(Outbound::Frame(joined_frame(request, outcome.joined)));
-                self.members.insert(actor, member);
-                let _ = reply.send(Ok(actor));
-                let frame = encode_frame(&GameToClient::Event(outcome.event));
-                self.deliver(&outcome.recipients, &Outbound::Frame(frame));
-                self.shared.publish(self.room.game_state());
+    fn handle(&mut self, cmd: RoomCmd) {
+        match cmd {
+            RoomCmd::Join { join, reply } => {
+                let JoinRequest {
+                    request,
+                    user_id,
+                    mode,
+                    expected_users,
+                    properties,
+                    member,
+                } = join;
+                match self
+                    .room
+                    .join(&user_id, mode, &expected_users, properties, now())
+                {
+                    Ok((joined, outs)) => {
+                        let actor = joined.actor;
+                        // The response goes first, so the joiner sees Joined before any event.
+                        let _ = member
+                            .tx
+                            .try_send(Outbound::Frame(joined_frame(request, joined)));
+                        self.members.insert(actor, member);
+                        let _ = reply.send(Ok(actor));
+                        self.apply(outs);
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
             }
-            Err(e) => {
-                let _ = reply.send(Err(e));
+            RoomCmd::Leave {
+                actor,
+                will_come_back,
+                done,
+            } => {
+                self.members.remove(&actor);
+                let outs = self.room.leave(actor, will_come_back, now());
+                debug!(game = self.room.name(), actor, will_come_back, "actor left");
+                self.apply(outs);
+                let _ = done.send(());
+            }
+            RoomCmd::Raise {
+                sender,
+                event,
+                reliable,
+            } => {
+                let outs = self.room.raise(sender, event, reliable);
+                self.apply(outs);
+            }
+            RoomCmd::Request { actor, request, op } => {
+                let result = match op {
+                    RoomOp::SetProperties(sp) => self
+                        .room
+                        .set_properties(actor, sp)
+                        .map(|o| (GameReply::PropertiesSet, o)),
+                    RoomOp::SetMasterClient {
+                        actor: new,
+                        expected,
+                    } => self
+                        .room
+                        .set_master_client(actor, new, expected)
+                        .map(|o| (GameReply::MasterClientSet, o)),
+                    RoomOp::ChangeGroups { remove, add } => self
+                        .room
+                        .change_groups(actor, remove, add)
+                        .map(|()| (GameReply::GroupsChanged, Vec::new())),
+                };
+                let (reply, outs) = match result {
+                    Ok((reply, outs)) => (Ok(reply), outs),
+                    Err(e) => (Err(e), Vec::new()),
+                };
+                if let Some(m) = self.members.get(&actor) {
+                    let _ =
+                        m.tx.try_send(Outbound::Frame(response_frame(request, reply)));
+                }
+                self.apply(outs);
             }
         }
     }
 
-    fn leave(&mut self, actor: u32) {
-        self.members.remove(&actor);
-        if let Some((event, recipients)) = self.room.leave(actor) {
-            debug!(game = self.room.name(), actor, "actor left");
-            let frame = encode_frame(&GameToClient::Event(event));
-            self.deliver(&recipients, &Outbound::Frame(frame));
-            if !self.room.is_empty() {
-                self.shared.publish(self.room.game_state());
-            }
-        }
-    }
-
-    fn raise(&mut self, sender: u32, event: RaiseEvent, reliable: bool) {
-        let recipients = self.room.recipients(sender, &event);
-        if recipients.is_empty() {
-            return;
-        }
-        let data = EventData {
-            sender,
-            code: event.code,
-            data: event.data,
-        };
-        let out = if reliable {
-            Outbound::Frame(encode_frame(&GameToClient::Event(RoomEvent::Custom(data))))
-        } else {
-            Outbound::Datagram(encode_body(&DatagramDown::Event(data)))
-        };
-        self.shared
-            .stats
-            .events_relayed
-            .fetch_add(recipients.len() as u64, Ordering::Relaxed);
-        self.deliver(&recipients, &out);
-    }
-
-    /// Queues `out` to each recipient. A recipient whose queue is full is disconnected as a
-    /// slow consumer and leaves the room; the others carry on.
-    fn deliver(&mut self, recipients: &[u32], out: &Outbound) {
+    /// Carries out the room's outputs.
+    fn apply(&mut self, outs: Vec<Out>) {
         let mut slow = Vec::new();
+        for out in outs {
+            match out {
+                Out::Event { to, event } => {
+                    let frame = encode_frame(&GameToClient::Event(event));
+                    self.deliver(&to, &Outbound::Frame(frame), &mut slow);
+                }
+                Out::Relay {
+                    to,
+                    data,
+                    reliable,
+                    channel,
+                } => {
+                    let out = if reliable {
+                        let frame = encode_frame(&GameToClient::Event(RoomEvent::Custom(data)));
+                        if channel == 0 {
+                            Outbound::Frame(frame)
+                        } else {
+                            Outbound::Channel(channel, frame)
+                        }
+                    } else {
+                        Outbound::Datagram(encode_body(&DatagramDown::Event(data)))
+                    };
+                    self.shared
+                        .stats
+                        .events_relayed
+                        .fetch_add(to.len() as u64, Ordering::Relaxed);
+                    self.deliver(&to, &out, &mut slow);
+                }
+                Out::Publish => self.shared.publish(self.room.game_state()),
+            }
+        }
+        // A recipient whose queue was full was disconnected; it drops out like any
+        // dropped connection (inactive if the room has a PlayerTtl).
+        for actor in slow {
+            self.shared
+                .stats
+                .slow_consumers
+                .fetch_add(1, Ordering::Relaxed);
+            self.members.remove(&actor);
+            let outs = self.room.leave(actor, true, now());
+            self.apply(outs);
+        }
+    }
+
+    fn deliver(&self, recipients: &[u32], out: &Outbound, slow: &mut Vec<u32>) {
         for actor in recipients {
             let Some(m) = self.members.get(actor) else {
                 continue;
@@ -277,18 +379,20 @@ impl RoomActor {
                         CloseCode::SlowConsumer,
                         "disconnected: the client did not read its events fast enough",
                     );
-                    slow.push(*actor);
+                    if !slow.contains(actor) {
+                        slow.push(*actor);
+                    }
                 }
                 // The connection is going away; its own Leave follows.
                 Err(mpsc::error::TrySendError::Closed(_)) => {}
             }
         }
-        for actor in slow {
-            self.shared
-                .stats
-                .slow_consumers
-                .fetch_add(1, Ordering::Relaxed);
-            self.leave(actor);
-        }
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
     }
 }

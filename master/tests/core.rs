@@ -301,7 +301,7 @@ fn join_random_fill_room_takes_the_oldest_joinable_match() {
     let l = Lobby::default();
     let eu = ("region", Value::Str("eu".into()));
     let us = ("region", Value::Str("us".into()));
-    let mut hidden = game("hidden", l.clone(), &["x"], 0, &[eu.clone()]);
+    let mut hidden = game("hidden", l.clone(), &["x"], 0, std::slice::from_ref(&eu));
     hidden.is_visible = false;
     register(
         &mut s,
@@ -309,10 +309,10 @@ fn join_random_fill_room_takes_the_oldest_joinable_match() {
         1,
         vec![
             hidden,
-            game("full", l.clone(), &["x", "y"], 2, &[eu.clone()]),
-            game("us", l.clone(), &["x"], 0, &[us.clone()]),
-            game("eu-old", l.clone(), &["x"], 4, &[eu.clone()]),
-            game("eu-new", l.clone(), &["x"], 8, &[eu.clone()]),
+            game("full", l.clone(), &["x", "y"], 2, std::slice::from_ref(&eu)),
+            game("us", l.clone(), &["x"], 0, std::slice::from_ref(&us)),
+            game("eu-old", l.clone(), &["x"], 4, std::slice::from_ref(&eu)),
+            game("eu-new", l.clone(), &["x"], 8, std::slice::from_ref(&eu)),
         ],
     );
     let mut q = random(l.clone());
@@ -473,8 +473,10 @@ fn game_lists_start_full_and_then_carry_only_changes() {
 
 #[test]
 fn game_lists_are_capped() {
-    let mut settings = Settings::default();
-    settings.game_list_limit = 3;
+    let settings = Settings {
+        game_list_limit: 3,
+        ..Settings::default()
+    };
     let mut s = MasterState::new(settings, Some(1));
     let games = (0..10)
         .map(|i| game(&format!("g{i}"), Lobby::default(), &["x"], 0, &[]))

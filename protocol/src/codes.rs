@@ -47,12 +47,16 @@ pub enum ResultCode {
     AuthenticationTokenExpired = 32753,
     /// The user is already an active member of the game.
     JoinFailedPeerAlreadyJoined = 32750,
+    /// `JoinOnly` for a user who has an inactive actor in the game (rejoin instead).
+    JoinFailedFoundInactiveJoiner = 32749,
     /// A rejoin found no inactive actor of this user.
     JoinFailedWithRejoinerNotFound = 32748,
     /// A limit of the operation was exceeded (sizes, counts).
     OperationLimitReached = 32743,
     /// The reservation for expected users does not fit the room.
     SlotError = 32742,
+    /// The room's event cache overflowed; the room was closed.
+    EventCacheExceeded = 32739,
     /// A join ticket was issued for another game server.
     ExpectedGsCheckFailure = 32738,
     /// A join ticket was issued for another game.
@@ -61,7 +65,7 @@ pub enum ResultCode {
 
 impl ResultCode {
     /// Every defined code, in table order.
-    pub const ALL: [ResultCode; 21] = [
+    pub const ALL: [ResultCode; 23] = [
         ResultCode::Ok,
         ResultCode::InternalServerError,
         ResultCode::OperationInvalid,
@@ -78,9 +82,11 @@ impl ResultCode {
         ResultCode::CustomAuthenticationFailed,
         ResultCode::AuthenticationTokenExpired,
         ResultCode::JoinFailedPeerAlreadyJoined,
+        ResultCode::JoinFailedFoundInactiveJoiner,
         ResultCode::JoinFailedWithRejoinerNotFound,
         ResultCode::OperationLimitReached,
         ResultCode::SlotError,
+        ResultCode::EventCacheExceeded,
         ResultCode::ExpectedGsCheckFailure,
         ResultCode::ExpectedGameCheckFailure,
     ];

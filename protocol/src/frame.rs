@@ -150,6 +150,11 @@ impl FrameDecoder {
     }
 }
 
+/// The encoded size of a value, in bytes (for size limits).
+pub fn encoded_len<T: Serialize>(value: &T) -> usize {
+    postcard::experimental::serialized_size(value).unwrap_or(usize::MAX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,8 +25,9 @@ pub use messages::common::{
     JoinMode, Lobby, LobbyKind, OpError, Response, RoomOptions, ServerState,
 };
 pub use messages::game::{
-    ActorInfo, ClientToGame, DatagramDown, DatagramUp, EventData, GameOp, GameReply, GameToClient,
-    Joined, RaiseEvent, ReceiverGroup, RoomEvent,
+    ActorInfo, ChannelHeader, ClientToGame, DatagramDown, DatagramUp, EventCaching, EventData,
+    GameOp, GameReply, GameToClient, Joined, RaiseEvent, ReceiverGroup, RoomChange, RoomEvent,
+    SetProperties,
 };
 pub use messages::master::{
     ClientToMaster, CreateSpec, FriendStatus, GameListEntry, JoinRandom, LobbyStats, MasterEvent,

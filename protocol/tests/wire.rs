@@ -77,6 +77,12 @@ fn golden_create_game() {
         1, 1, b'm',       // options.lobby_properties ["m"]
         0,                // options.publish_user_id false
         0, 0,             // options.lobby: name "", kind Default
+        0,                // options.player_ttl_ms 0 (zigzag)
+        0,                // options.empty_room_ttl_ms 0
+        1,                // options.cleanup_cache_on_leave true
+        0,                // options.suppress_room_events false
+        1,                // options.broadcast_props_change_to_all true
+        0,                // options.delete_null_props false
         1, 1, b'x',       // expected_users ["x"]
     ]);
 }
@@ -128,6 +134,9 @@ fn golden_raise_event_and_datagrams() {
         code: 7,
         receivers: ReceiverGroup::All,
         targets: vec![2, 3],
+        group: 4,
+        cache: EventCaching::AddToRoomCache,
+        channel: 2,
         data: Bytes::from_static(b"xy"),
     };
     let f = encode_frame(&ClientToGame::RaiseEvent(ev.clone()));
@@ -137,10 +146,13 @@ fn golden_raise_event_and_datagrams() {
         7,                // code (u8: one raw byte)
         1,                // ReceiverGroup::All
         2, 2, 3,          // targets [2, 3]
+        4,                // group 4 (u8)
+        1,                // EventCaching::AddToRoomCache
+        2,                // channel 2 (u8)
         2, b'x', b'y',    // data
     ]);
     let d = encode_body(&DatagramUp::RaiseEvent(ev));
-    assert_eq!(&d[..], &[0, 7, 1, 2, 2, 3, 2, b'x', b'y']);
+    assert_eq!(&d[..], &[0, 7, 1, 2, 2, 3, 4, 1, 2, 2, b'x', b'y']);
     let down = encode_body(&DatagramDown::Event(EventData {
         sender: 1,
         code: 200,
@@ -161,15 +173,42 @@ fn golden_room_events() {
         actor: ActorInfo {
             actor: 2,
             user_id: String::new(),
+            inactive: false,
+            properties: Properties::new(),
         },
         actors: vec![1, 2],
     }));
-    assert_eq!(frame_body(&f), &[2, 0, 2, 0, 2, 1, 2]);
+    #[rustfmt::skip]
+    assert_eq!(frame_body(&f), &[
+        2, 0,             // Event, Join
+        2, 0, 0, 0,       // actor: 2, user_id "", inactive false, properties {}
+        2, 1, 2,          // actors [1, 2]
+    ]);
     let f = encode_frame(&GameToClient::Event(RoomEvent::Leave {
         actor: 1,
+        inactive: true,
         master_client: 2,
     }));
-    assert_eq!(frame_body(&f), &[2, 1, 1, 2]);
+    assert_eq!(frame_body(&f), &[2, 1, 1, 1, 2]);
+    let mut props = Properties::new();
+    props.insert("a".into(), Value::Null);
+    let f = encode_frame(&GameToClient::Event(RoomEvent::PropertiesChanged {
+        target: 2,
+        sender: 1,
+        properties: props,
+        room: RoomChange::default(),
+    }));
+    #[rustfmt::skip]
+    assert_eq!(frame_body(&f), &[
+        2, 3,             // Event, PropertiesChanged
+        2, 1,             // target 2, sender 1
+        1, 1, b'a', 0,    // properties {"a": Null}
+        0, 0, 0, 0,       // room: all None
+    ]);
+    assert_eq!(
+        &encode_frame(&ChannelHeader { channel: 3 })[..],
+        &[1, 0, 0, 0, 3]
+    );
 }
 
 #[test]
@@ -232,7 +271,36 @@ fn golden_join_modes_and_random() {
         3, b'a', b'b', b'c',        // game
         1,                          // mode CreateIfNotExists
         0,                          // expected_users []
-        0, 1, 1, 0, 0, 0, 0, 0,     // create_options: the defaults
+        0, 1, 1, 0, 0, 0, 0, 0,     // create_options: the defaults ...
+        0, 0, 1, 0, 1, 0,           // ... (ttls, cleanup, suppress, broadcast, delete)
+    ]);
+    let mut props = Properties::new();
+    props.insert("a".into(), Value::Int(1));
+    let f = encode_frame(&ClientToGame::Request {
+        id: 1,
+        op: GameOp::SetProperties(SetProperties {
+            target: 0,
+            properties: props,
+            expected: Properties::new(),
+            broadcast: true,
+            room: RoomChange {
+                is_open: Some(false),
+                ..RoomChange::default()
+            },
+        }),
+    });
+    #[rustfmt::skip]
+    assert_eq!(frame_body(&f), &[
+        1, 1,                       // Request, id 1
+        3,                          // GameOp::SetProperties
+        0,                          // target 0 (the room)
+        1, 1, b'a', 2, 2,           // properties {"a": Int(1)}
+        0,                          // expected {}
+        1,                          // broadcast true
+        0,                          // room.max_players None
+        1, 0,                       // room.is_open Some(false)
+        0,                          // room.is_visible None
+        0,                          // room.expected_users None
     ]);
     let f = encode_frame(&ClientToMaster::Request {
         id: 1,
@@ -306,8 +374,15 @@ fn unknown_tags_are_rejected() {
     assert!(decode_body::<DatagramUp>(&[1]).is_err());
     assert!(decode_body::<GsToMaster>(&[200]).is_err());
     // CreateGame whose is_open bool is 2: only 0 and 1 are booleans.
-    assert!(decode_body::<ClientToGame>(&[1, 1, 0, 0, 0, 0, 2, 1, 0, 0, 0, 0, 0, 0]).is_err());
-    assert!(decode_body::<ClientToGame>(&[1, 1, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0]).is_ok());
+    let create = |open: u8| {
+        vec![
+            1, 1, 0, 0, 0, // Request 1, CreateGame, ticket "", game ""
+            0, open, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1, 0, // options
+            0, 0, // expected_users, actor_properties
+        ]
+    };
+    assert!(decode_body::<ClientToGame>(&create(2)).is_err());
+    assert!(decode_body::<ClientToGame>(&create(1)).is_ok());
 }
 
 #[test]
@@ -355,6 +430,12 @@ fn room_options() -> impl Strategy<Value = RoomOptions> {
                     lobby_properties,
                     publish_user_id: publish,
                     lobby: Lobby::new("lobby", LobbyKind::Sql),
+                    player_ttl_ms: -1,
+                    empty_room_ttl_ms: 500,
+                    cleanup_cache_on_leave: !publish,
+                    suppress_room_events: is_open,
+                    broadcast_props_change_to_all: is_visible,
+                    delete_null_props: true,
                 }
             },
         )
@@ -375,6 +456,9 @@ fn raise_event() -> impl Strategy<Value = RaiseEvent> {
             code,
             receivers,
             targets,
+            group: code / 2,
+            cache: EventCaching::AddToRoomCacheGlobal,
+            channel: code % 16,
             data: data.into(),
         })
 }
@@ -394,13 +478,16 @@ fn client_to_game() -> impl Strategy<Value = ClientToGame> {
                 op: GameOp::CreateGame {
                     ticket: t.into(),
                     game,
-                    options,
+                    options: options.clone(),
                     expected_users: vec!["friend".into()],
+                    actor_properties: options.properties,
                 }
             }),
         any::<u32>().prop_map(|id| ClientToGame::Request {
             id,
-            op: GameOp::LeaveGame
+            op: GameOp::LeaveGame {
+                will_come_back: id % 2 == 0
+            }
         }),
         raise_event().prop_map(ClientToGame::RaiseEvent),
     ]

@@ -118,6 +118,20 @@ pub struct RoomOptions {
     pub publish_user_id: bool,
     /// The lobby the room is listed in.
     pub lobby: Lobby,
+    /// Milliseconds an actor that dropped or left to come back stays inactive (and may
+    /// rejoin); 0 = it leaves at once; negative = for as long as the room exists.
+    pub player_ttl_ms: i32,
+    /// Milliseconds the room stays after its last active actor is gone (capped by the
+    /// server, 60 s by default).
+    pub empty_room_ttl_ms: u32,
+    /// Remove an actor's cached events when it leaves for good.
+    pub cleanup_cache_on_leave: bool,
+    /// Send no `Join` and `Leave` events.
+    pub suppress_room_events: bool,
+    /// Send `PropertiesChanged` to the sender too (not only to the others).
+    pub broadcast_props_change_to_all: bool,
+    /// Setting a property to `Null` deletes it.
+    pub delete_null_props: bool,
 }
 
 impl Default for RoomOptions {
@@ -130,6 +144,12 @@ impl Default for RoomOptions {
             lobby_properties: Vec::new(),
             publish_user_id: false,
             lobby: Lobby::default(),
+            player_ttl_ms: 0,
+            empty_room_ttl_ms: 0,
+            cleanup_cache_on_leave: true,
+            suppress_room_events: false,
+            broadcast_props_change_to_all: true,
+            delete_null_props: false,
         }
     }
 }

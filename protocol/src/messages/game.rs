@@ -35,6 +35,8 @@ pub enum GameOp {
         options: RoomOptions,
         /// Users for whom slots are reserved.
         expected_users: Vec<String>,
+        /// The creator's actor properties.
+        actor_properties: Properties,
     },
     /// 1: join the room named in the ticket.
     JoinGame {
@@ -46,9 +48,77 @@ pub enum GameOp {
         mode: JoinMode,
         /// Users for whom slots are reserved.
         expected_users: Vec<String>,
+        /// The actor's properties (on a rejoin they replace nothing: the old ones stay).
+        actor_properties: Properties,
     },
     /// 2: leave the room; the connection may then be closed or join again.
-    LeaveGame,
+    LeaveGame {
+        /// Become inactive (and able to rejoin within the room's PlayerTtl) instead of
+        /// leaving for good.
+        will_come_back: bool,
+    },
+    /// 3: set room or actor properties, optionally as a compare-and-set.
+    SetProperties(SetProperties),
+    /// 4: hand the master client role to another actor, if it is still `expected`.
+    SetMasterClient {
+        /// The new master client.
+        actor: u32,
+        /// The master client the sender believes is current (compare-and-set).
+        expected: u32,
+    },
+    /// 5: leave and join interest groups (removals first).
+    ChangeGroups {
+        /// Groups to leave; `Some([])` leaves all; `None` leaves none.
+        remove: Option<Vec<u8>>,
+        /// Groups to join (1 to 255; group 0 is everyone and cannot be joined).
+        add: Vec<u8>,
+    },
+}
+
+/// Changes of a room's own settings (only with `target` 0).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct RoomChange {
+    /// New `max_players` (not below the actors and reserved slots).
+    pub max_players: Option<u32>,
+    /// Open or close the room.
+    pub is_open: Option<bool>,
+    /// Show or hide the room in lobbies.
+    pub is_visible: Option<bool>,
+    /// Replace the reserved slots.
+    pub expected_users: Option<Vec<String>>,
+}
+
+/// `SetProperties`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct SetProperties {
+    /// 0 for the room, else an actor number.
+    pub target: u32,
+    /// Properties to set (keys starting with `#` are reserved for the server).
+    pub properties: Properties,
+    /// Compare-and-set: every pair must match the current value (`Null` = absent), or
+    /// nothing is changed.
+    pub expected: Properties,
+    /// Broadcast the change (always done when `expected` is not empty).
+    pub broadcast: bool,
+    /// Room settings to change (target 0 only).
+    pub room: RoomChange,
+}
+
+/// How `RaiseEvent` uses the room's event cache (replayed to joiners).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum EventCaching {
+    /// 0: not cached.
+    #[default]
+    DoNotCache,
+    /// 1: cached; removed when the sender leaves for good (if the room cleans up).
+    AddToRoomCache,
+    /// 2: cached for the room's lifetime, whoever leaves.
+    AddToRoomCacheGlobal,
+    /// 3: not delivered; removes cached events with this code (0 = any) from the senders
+    /// in `targets` (empty = any sender).
+    RemoveFromRoomCache,
+    /// 4: not delivered; removes cached events of actors no longer in the room.
+    RemoveFromRoomCacheForActorsLeft,
 }
 
 /// Who receives an event when no target actors are given.
@@ -72,9 +142,19 @@ pub struct RaiseEvent {
     pub receivers: ReceiverGroup,
     /// Explicit recipient actor numbers; when not empty they take precedence.
     pub targets: Vec<u32>,
+    /// Interest group (1 to 255): its members except the sender; 0 = no group.
+    pub group: u8,
+    /// Event cache handling.
+    pub cache: EventCaching,
+    /// Reliable channel 0 to 15 (ignored for unreliable events): events of one channel
+    /// arrive in order, channels do not wait for each other.
+    pub channel: u8,
     /// Application payload.
     pub data: Bytes,
 }
+
+/// Highest reliable channel number.
+pub const MAX_CHANNEL: u8 = 15;
 
 /// Successful replies of a game server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -83,6 +163,12 @@ pub enum GameReply {
     Joined(Joined),
     /// 1: the client left the room.
     Left,
+    /// 2: the properties were set.
+    PropertiesSet,
+    /// 3: the master client was changed.
+    MasterClientSet,
+    /// 4: the groups were changed.
+    GroupsChanged,
 }
 
 /// The room as the joining actor first sees it.
@@ -103,12 +189,16 @@ pub struct Joined {
 }
 
 /// One actor of a room.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ActorInfo {
     /// The actor number.
     pub actor: u32,
     /// The user id, or empty when the room does not publish user ids.
     pub user_id: String,
+    /// Whether the actor is inactive (dropped or left to come back).
+    pub inactive: bool,
+    /// The actor's properties.
+    pub properties: Properties,
 }
 
 /// Events a game server sends to room members.
@@ -121,15 +211,49 @@ pub enum RoomEvent {
         /// Every actor number now in the room, ascending.
         actors: Vec<u32>,
     },
-    /// 1: an actor left.
+    /// 1: an actor left, or became inactive.
     Leave {
         /// The actor that left.
         actor: u32,
-        /// The master client after the leave (0 when the room is empty).
+        /// True if it became inactive and may come back.
+        inactive: bool,
+        /// The master client after the leave (0 when no actor is active).
         master_client: u32,
     },
     /// 2: an application event.
     Custom(EventData),
+    /// 3: room or actor properties changed.
+    PropertiesChanged {
+        /// 0 for the room, else the actor.
+        target: u32,
+        /// Who changed them.
+        sender: u32,
+        /// The properties set (a `Null` value means deleted if the room deletes nulls).
+        properties: Properties,
+        /// Room settings changed (target 0).
+        room: RoomChange,
+    },
+    /// 4: the master client changed by `SetMasterClient`.
+    MasterClientChanged {
+        /// The new master client.
+        master_client: u32,
+        /// Who changed it.
+        sender: u32,
+    },
+    /// 5: an error that is not the answer to a request (e.g. the event cache overflowed).
+    ErrorInfo {
+        /// A result code.
+        code: i16,
+        /// Text for people.
+        message: String,
+    },
+}
+
+/// The first frame on a unidirectional stream: which reliable channel it carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelHeader {
+    /// Channel 1 to 15.
+    pub channel: u8,
 }
 
 /// An application event as delivered: the payload and the server-stamped sender.

@@ -7,6 +7,7 @@ use super::common::{JoinMode, Lobby, Response, RoomOptions};
 use crate::{Hello, Properties, TicketAction, Welcome};
 
 /// Frames a client sends on its control stream to the master.
+#[allow(clippy::large_enum_variant)] // decoded, matched once and dropped: boxing would cost an allocation per message
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ClientToMaster {
     /// 0: the version handshake; must be the first frame, and only the first.

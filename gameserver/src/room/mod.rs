@@ -1,0 +1,546 @@
+//! One room's state, sans-IO, with Photon's Hive semantics: actors (active and inactive),
+//! the master client, joins and rejoins, PlayerTtl and EmptyRoomTtl, relay recipients,
+//! interest groups, the event cache, properties. Every method takes `now` where time
+//! matters and returns its outputs as values; the room actor (`room_actor`) moves them.
+//!
+//! - this file: membership and lifecycle;
+//! - [`events`]: `RaiseEvent` recipients and the event cache;
+//! - [`properties`]: `SetProperties`, `SetMasterClient`, `ChangeGroups`.
+
+mod events;
+mod properties;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use switchboard_protocol::frame::encoded_len;
+use switchboard_protocol::{
+    ActorInfo, EventData, GameState, JoinMode, Joined, OpError, Properties, ResultCode, RoomEvent,
+    RoomOptions,
+};
+
+/// Limits of a room, from the game server's configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomLimits {
+    /// Most events in the event cache.
+    pub max_cache_events: usize,
+    /// Most payload bytes in the event cache.
+    pub max_cache_bytes: usize,
+    /// Most properties (set plus expected) in one request.
+    pub max_props_per_request: usize,
+    /// Most encoded bytes of properties in one request.
+    pub max_prop_bytes_per_request: usize,
+    /// Most encoded bytes of the room's own properties.
+    pub max_room_prop_bytes: usize,
+    /// The longest EmptyRoomTtl a room may ask for.
+    pub empty_room_ttl_cap: Duration,
+}
+
+impl Default for RoomLimits {
+    fn default() -> Self {
+        RoomLimits {
+            max_cache_events: 1000,
+            max_cache_bytes: 1024 * 1024,
+            max_props_per_request: 100,
+            max_prop_bytes_per_request: 10_000,
+            max_room_prop_bytes: 51_000,
+            empty_room_ttl_cap: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Whether an actor is connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presence {
+    /// In the room with a connection.
+    Active,
+    /// Dropped or left to come back; may rejoin until `until` (`None` = while the room
+    /// exists).
+    Inactive {
+        /// When the actor is removed.
+        until: Option<Instant>,
+    },
+}
+
+/// An actor of the room.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Actor {
+    /// The authenticated user behind the actor.
+    pub user_id: String,
+    /// The actor's properties.
+    pub properties: Properties,
+    /// Active or inactive.
+    pub presence: Presence,
+    /// Interest groups joined.
+    pub groups: BTreeSet<u8>,
+}
+
+impl Actor {
+    fn active(&self) -> bool {
+        self.presence == Presence::Active
+    }
+}
+
+/// Something the room wants done.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Out {
+    /// Send a room event to these actors (on the control stream).
+    Event {
+        /// Recipients.
+        to: Vec<u32>,
+        /// The event.
+        event: RoomEvent,
+    },
+    /// Relay an application event to these actors.
+    Relay {
+        /// Recipients.
+        to: Vec<u32>,
+        /// The event with its stamped sender.
+        data: EventData,
+        /// Reliable (stream) or not (datagram).
+        reliable: bool,
+        /// Reliable channel.
+        channel: u8,
+    },
+    /// The lobby-relevant state changed: report it to the master.
+    Publish,
+}
+
+/// An event kept in the room's cache.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Cached {
+    sender: u32,
+    code: u8,
+    data: Bytes,
+    global: bool,
+}
+
+/// A room.
+#[derive(Debug, Clone)]
+pub struct Room {
+    name: String,
+    options: RoomOptions,
+    limits: RoomLimits,
+    actors: BTreeMap<u32, Actor>,
+    next_actor: u32,
+    expected_users: Vec<String>,
+    master_override: Option<u32>,
+    cache: Vec<Cached>,
+    cache_bytes: usize,
+    /// When the last active actor went (None while someone is active).
+    empty_since: Option<Instant>,
+}
+
+fn err(code: ResultCode, message: impl Into<String>) -> OpError {
+    OpError::new(code, message)
+}
+
+/// Refuses properties with reserved keys or over the per-request limits.
+pub(crate) fn check_request_properties(
+    limits: &RoomLimits,
+    sets: &[&Properties],
+) -> Result<(), OpError> {
+    let count: usize = sets.iter().map(|p| p.len()).sum();
+    if count > limits.max_props_per_request {
+        return Err(err(
+            ResultCode::OperationLimitReached,
+            format!(
+                "{count} properties in one request; the limit is {}",
+                limits.max_props_per_request
+            ),
+        ));
+    }
+    let bytes: usize = sets.iter().map(|p| encoded_len(*p)).sum();
+    if bytes > limits.max_prop_bytes_per_request {
+        return Err(err(
+            ResultCode::OperationLimitReached,
+            format!(
+                "{bytes} bytes of properties in one request; the limit is {}",
+                limits.max_prop_bytes_per_request
+            ),
+        ));
+    }
+    if sets.iter().any(|p| p.keys().any(|k| k.starts_with('#'))) {
+        return Err(err(
+            ResultCode::InvalidRequestParameters,
+            "property keys starting with # are reserved for the server",
+        ));
+    }
+    Ok(())
+}
+
+impl Room {
+    /// A new, empty room. EmptyRoomTtl is capped by `limits`.
+    pub fn new(name: String, mut options: RoomOptions, limits: RoomLimits) -> Self {
+        let cap = limits
+            .empty_room_ttl_cap
+            .as_millis()
+            .min(u128::from(u32::MAX)) as u32;
+        options.empty_room_ttl_ms = options.empty_room_ttl_ms.min(cap);
+        Room {
+            name,
+            options,
+            limits,
+            actors: BTreeMap::new(),
+            next_actor: 1,
+            expected_users: Vec::new(),
+            master_override: None,
+            cache: Vec::new(),
+            cache_bytes: 0,
+            empty_since: None,
+        }
+    }
+
+    /// The room's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The room's options (its properties included).
+    pub fn options(&self) -> &RoomOptions {
+        &self.options
+    }
+
+    /// An actor.
+    pub fn actor(&self, n: u32) -> Option<&Actor> {
+        self.actors.get(&n)
+    }
+
+    /// Active actor numbers, ascending.
+    pub fn active_actors(&self) -> Vec<u32> {
+        self.actors
+            .iter()
+            .filter(|(_, a)| a.active())
+            .map(|(n, _)| *n)
+            .collect()
+    }
+
+    fn active_except(&self, except: u32) -> Vec<u32> {
+        self.actors
+            .iter()
+            .filter(|(n, a)| a.active() && **n != except)
+            .map(|(n, _)| *n)
+            .collect()
+    }
+
+    /// The master client: the actor `SetMasterClient` chose while it is active, else the
+    /// active actor with the lowest number; 0 when nobody is active.
+    pub fn master_client(&self) -> u32 {
+        if let Some(m) = self.master_override
+            && self.actors.get(&m).is_some_and(Actor::active)
+        {
+            return m;
+        }
+        self.actors
+            .iter()
+            .find(|(_, a)| a.active())
+            .map(|(n, _)| *n)
+            .unwrap_or(0)
+    }
+
+    fn info(&self, n: u32, a: &Actor) -> ActorInfo {
+        ActorInfo {
+            actor: n,
+            user_id: if self.options.publish_user_id {
+                a.user_id.clone()
+            } else {
+                String::new()
+            },
+            inactive: !a.active(),
+            properties: a.properties.clone(),
+        }
+    }
+
+    /// Slots taken: actors (active or not) plus reserved slots.
+    fn taken(&self) -> usize {
+        self.actors.len() + self.expected_users.len()
+    }
+
+    /// Reserves slots for the expected users not yet in the room (`SlotError` if they do
+    /// not fit next to `joiner`).
+    fn reserve(&mut self, joiner: &str, expected: &[String]) -> Result<(), OpError> {
+        let mut new: Vec<String> = expected
+            .iter()
+            .filter(|u| {
+                *u != joiner
+                    && !self.expected_users.contains(u)
+                    && !self.actors.values().any(|a| &a.user_id == *u)
+            })
+            .cloned()
+            .collect();
+        new.sort();
+        new.dedup();
+        let max = self.options.max_players as usize;
+        let joiner_slot = usize::from(!self.expected_users.iter().any(|u| u == joiner));
+        if max != 0 && self.taken() + joiner_slot + new.len() > max {
+            return Err(err(
+                ResultCode::SlotError,
+                format!("{} expected users do not fit {max} players", new.len()),
+            ));
+        }
+        self.expected_users.extend(new);
+        Ok(())
+    }
+
+    /// Adds the creator of a new room, reserving slots for `expected_users`; the creator
+    /// gets in even if the room is created closed.
+    pub fn create(
+        &mut self,
+        user_id: &str,
+        expected_users: &[String],
+        properties: Properties,
+        now: Instant,
+    ) -> Result<(Joined, Vec<Out>), OpError> {
+        debug_assert!(self.actors.is_empty(), "create is the first join");
+        check_request_properties(&self.limits, &[&properties])?;
+        if encoded_len(&self.options.properties) > self.limits.max_room_prop_bytes {
+            return Err(err(
+                ResultCode::OperationLimitReached,
+                "room properties are too large",
+            ));
+        }
+        if self.options.properties.keys().any(|k| k.starts_with('#')) {
+            return Err(err(
+                ResultCode::InvalidRequestParameters,
+                "property keys starting with # are reserved for the server",
+            ));
+        }
+        self.reserve(user_id, expected_users)?;
+        let n = self.add(user_id, properties);
+        Ok(self.admitted(n, now))
+    }
+
+    /// Adds (or takes back) an actor for `user_id` according to the join mode.
+    pub fn join(
+        &mut self,
+        user_id: &str,
+        mode: JoinMode,
+        expected_users: &[String],
+        properties: Properties,
+        now: Instant,
+    ) -> Result<(Joined, Vec<Out>), OpError> {
+        check_request_properties(&self.limits, &[&properties])?;
+        let existing = self
+            .actors
+            .iter()
+            .find(|(_, a)| a.user_id == user_id)
+            .map(|(n, a)| (*n, a.active()));
+        match (existing, mode) {
+            (Some((_, true)), _) => Err(err(
+                ResultCode::JoinFailedPeerAlreadyJoined,
+                "this user is already an active actor of the room",
+            )),
+            (Some((n, false)), JoinMode::RejoinOnly | JoinMode::RejoinOrJoin) => {
+                self.reserve(user_id, expected_users)?;
+                self.actors.get_mut(&n).expect("found").presence = Presence::Active;
+                self.empty_since = None;
+                Ok(self.admitted(n, now))
+            }
+            (Some(_), _) => Err(err(
+                ResultCode::JoinFailedFoundInactiveJoiner,
+                "this user has an inactive actor in the room: rejoin instead",
+            )),
+            (None, JoinMode::RejoinOnly) => Err(err(
+                ResultCode::JoinFailedWithRejoinerNotFound,
+                "this user has no inactive actor in the room",
+            )),
+            (None, _) => {
+                if !self.options.is_open {
+                    return Err(err(ResultCode::GameClosed, "the game is closed"));
+                }
+                let max = self.options.max_players as usize;
+                let expected = self.expected_users.iter().any(|u| u == user_id);
+                if max != 0 && !expected && self.taken() >= max {
+                    return Err(err(ResultCode::GameFull, "the game is full"));
+                }
+                self.reserve(user_id, expected_users)?;
+                let n = self.add(user_id, properties);
+                Ok(self.admitted(n, now))
+            }
+        }
+    }
+
+    fn add(&mut self, user_id: &str, properties: Properties) -> u32 {
+        let n = self.next_actor;
+        self.next_actor += 1;
+        self.expected_users.retain(|u| u != user_id);
+        self.empty_since = None;
+        self.actors.insert(
+            n,
+            Actor {
+                user_id: user_id.to_string(),
+                properties,
+                presence: Presence::Active,
+                groups: BTreeSet::new(),
+            },
+        );
+        n
+    }
+
+    /// The joiner's view, the `Join` event, and the cache replayed to the joiner.
+    fn admitted(&self, n: u32, _now: Instant) -> (Joined, Vec<Out>) {
+        let joined = Joined {
+            game: self.name.clone(),
+            actor: n,
+            master_client: self.master_client(),
+            actors: self.actors.iter().map(|(k, a)| self.info(*k, a)).collect(),
+            properties: self.options.properties.clone(),
+            max_players: self.options.max_players,
+        };
+        let mut out = Vec::new();
+        if !self.options.suppress_room_events {
+            out.push(Out::Event {
+                to: self.active_actors(),
+                event: RoomEvent::Join {
+                    actor: self.info(n, &self.actors[&n]),
+                    actors: self.actors.keys().copied().collect(),
+                },
+            });
+        }
+        out.extend(self.cache.iter().map(|c| Out::Relay {
+            to: vec![n],
+            data: EventData {
+                sender: c.sender,
+                code: c.code,
+                data: c.data.clone(),
+            },
+            reliable: true,
+            channel: 0,
+        }));
+        out.push(Out::Publish);
+        (joined, out)
+    }
+
+    /// An active actor leaves: for good, or (if `will_come_back` or it dropped, and the
+    /// room has a PlayerTtl) it becomes inactive.
+    pub fn leave(&mut self, n: u32, will_come_back: bool, now: Instant) -> Vec<Out> {
+        let ttl = self.options.player_ttl_ms;
+        let Some(actor) = self.actors.get_mut(&n).filter(|a| a.active()) else {
+            return Vec::new();
+        };
+        let inactive = will_come_back && ttl != 0;
+        if inactive {
+            actor.presence = Presence::Inactive {
+                until: (ttl > 0).then(|| now + Duration::from_millis(ttl as u64)),
+            };
+            actor.groups.clear();
+        } else {
+            self.remove(n);
+        }
+        if self.master_override == Some(n) {
+            self.master_override = None;
+        }
+        if self.active_actors().is_empty() && self.empty_since.is_none() {
+            self.empty_since = Some(now);
+        }
+        let mut out = Vec::new();
+        if !self.options.suppress_room_events {
+            out.push(Out::Event {
+                to: self.active_actors(),
+                event: RoomEvent::Leave {
+                    actor: n,
+                    inactive,
+                    master_client: self.master_client(),
+                },
+            });
+        }
+        out.push(Out::Publish);
+        out
+    }
+
+    fn remove(&mut self, n: u32) {
+        self.actors.remove(&n);
+        if self.options.cleanup_cache_on_leave {
+            self.drop_cached_of(|sender| sender == n);
+        }
+    }
+
+    /// Removes inactive actors whose PlayerTtl has passed.
+    pub fn tick(&mut self, now: Instant) -> Vec<Out> {
+        let expired: Vec<u32> = self
+            .actors
+            .iter()
+            .filter(
+                |(_, a)| matches!(a.presence, Presence::Inactive { until: Some(t) } if t <= now),
+            )
+            .map(|(n, _)| *n)
+            .collect();
+        let mut out = Vec::new();
+        for n in expired {
+            self.remove(n);
+            if !self.options.suppress_room_events {
+                out.push(Out::Event {
+                    to: self.active_actors(),
+                    event: RoomEvent::Leave {
+                        actor: n,
+                        inactive: false,
+                        master_client: self.master_client(),
+                    },
+                });
+            }
+            out.push(Out::Publish);
+        }
+        out
+    }
+
+    /// When the room ends: EmptyRoomTtl after its last active actor went, and not before
+    /// every inactive actor with a finite PlayerTtl has expired. `None` while an actor is
+    /// active.
+    pub fn close_at(&self) -> Option<Instant> {
+        let empty = self.empty_since?;
+        let base = empty + Duration::from_millis(u64::from(self.options.empty_room_ttl_ms));
+        let last_inactive = self
+            .actors
+            .values()
+            .filter_map(|a| match a.presence {
+                Presence::Inactive { until } => until,
+                Presence::Active => None,
+            })
+            .max();
+        Some(last_inactive.map_or(base, |t| t.max(base)))
+    }
+
+    /// The next moment `tick` or closing has something to do.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let expiry = self
+            .actors
+            .values()
+            .filter_map(|a| match a.presence {
+                Presence::Inactive { until } => until,
+                Presence::Active => None,
+            })
+            .min();
+        match (expiry, self.close_at()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Whether the room should end now.
+    pub fn is_done(&self, now: Instant) -> bool {
+        self.close_at().is_some_and(|t| t <= now)
+    }
+
+    /// The lobby-relevant state reported to the master.
+    pub fn game_state(&self) -> GameState {
+        let lobby_properties: Properties = self
+            .options
+            .lobby_properties
+            .iter()
+            .filter_map(|k| Some((k.clone(), self.options.properties.get(k)?.clone())))
+            .collect();
+        GameState {
+            game: self.name.clone(),
+            lobby: self.options.lobby.clone(),
+            max_players: self.options.max_players,
+            is_open: self.options.is_open,
+            is_visible: self.options.is_visible,
+            lobby_properties,
+            users: self.actors.values().map(|a| a.user_id.clone()).collect(),
+            expected_users: self.expected_users.clone(),
+        }
+    }
+}
