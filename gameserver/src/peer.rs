@@ -114,7 +114,7 @@ type Closing = (CloseCode, String);
 
 fn raise(shared: &Shared, room: &CurrentRoom, event: RaiseEvent, reliable: bool) {
     if let Some((handle, actor)) = current(room) {
-        handle.raise(shared, actor, event, reliable);
+        handle.raise(&shared.stats, actor, event, reliable);
     }
 }
 

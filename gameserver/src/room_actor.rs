@@ -18,8 +18,8 @@ use switchboard_transport::close;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info};
 
-use crate::Shared;
 use crate::room::{Out, Room};
+use crate::{Shared, Stats};
 
 /// Something to send to one client connection.
 #[derive(Debug, Clone)]
@@ -147,18 +147,16 @@ impl RoomHandle {
             .is_ok()
     }
 
-    /// Relays an event; dropped (and counted) if the room's queue is full.
-    pub fn raise(&self, shared: &Shared, sender: u32, event: RaiseEvent, reliable: bool) {
+    /// Relays an event; dropped (and counted in `stats`) if the room's queue is full, so
+    /// a flood never grows the queue.
+    pub fn raise(&self, stats: &Stats, sender: u32, event: RaiseEvent, reliable: bool) {
         let cmd = RoomCmd::Raise {
             sender,
             event,
             reliable,
         };
         if self.tx.try_send(cmd).is_err() {
-            shared
-                .stats
-                .room_queue_drops
-                .fetch_add(1, Ordering::Relaxed);
+            stats.room_queue_drops.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
@@ -394,5 +392,33 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchboard_protocol::{EventCaching, ReceiverGroup};
+
+    #[test]
+    fn a_full_room_queue_drops_and_counts_instead_of_growing() {
+        let (tx, mut rx) = mpsc::channel(2);
+        let handle = RoomHandle { tx, id: 1 };
+        let stats = Stats::default();
+        let event = RaiseEvent {
+            code: 1,
+            receivers: ReceiverGroup::Others,
+            targets: vec![],
+            group: 0,
+            cache: EventCaching::DoNotCache,
+            channel: 0,
+            data: Bytes::new(),
+        };
+        for _ in 0..5 {
+            handle.raise(&stats, 1, event.clone(), true);
+        }
+        assert_eq!(stats.room_queue_drops.load(Ordering::Relaxed), 3);
+        assert!(rx.try_recv().is_ok() && rx.try_recv().is_ok());
+        assert!(rx.try_recv().is_err(), "the queue held only its capacity");
     }
 }

@@ -1,0 +1,138 @@
+//! Room fan-out for 8, 16 and 64 actors: one 100-byte event from one actor to all the
+//! others, through the room state machine (recipients), encoded once and shared by every
+//! recipient's outgoing queue, as the room actor does. The baseline, measured in the same
+//! run, encodes the event once per recipient. Prints the ratio after the criterion output.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use criterion::{Criterion, criterion_group};
+use switchboard_gameserver::room::{Out, Room, RoomLimits};
+use switchboard_protocol::{
+    EventCaching, GameToClient, JoinMode, Properties, RaiseEvent, ReceiverGroup, RoomEvent,
+    RoomOptions, encode_frame,
+};
+
+fn room(actors: u32) -> Room {
+    let now = Instant::now();
+    let mut r = Room::new(
+        "bench".into(),
+        RoomOptions::default(),
+        RoomLimits::default(),
+    );
+    r.create("u1", &[], Properties::new(), now).unwrap();
+    for i in 2..=actors {
+        r.join(
+            &format!("u{i}"),
+            JoinMode::JoinOnly,
+            &[],
+            Properties::new(),
+            now,
+        )
+        .unwrap();
+    }
+    r
+}
+
+fn event() -> RaiseEvent {
+    RaiseEvent {
+        code: 1,
+        receivers: ReceiverGroup::Others,
+        targets: vec![],
+        group: 0,
+        cache: EventCaching::DoNotCache,
+        channel: 0,
+        data: Bytes::from(vec![7u8; 100]),
+    }
+}
+
+/// What the room actor does: encode once, clone the `Bytes` (a reference count) per recipient.
+fn shared(room: &mut Room, queues: &mut [Vec<Bytes>], ev: &RaiseEvent) {
+    for out in room.raise(1, ev.clone(), true) {
+        if let Out::Relay { to, data, .. } = out {
+            let frame = encode_frame(&GameToClient::Event(RoomEvent::Custom(data)));
+            for a in to {
+                queues[a as usize].push(frame.clone());
+            }
+        }
+    }
+}
+
+/// The baseline: the same recipients, encoded for each of them.
+fn per_recipient(room: &mut Room, queues: &mut [Vec<Bytes>], ev: &RaiseEvent) {
+    for out in room.raise(1, ev.clone(), true) {
+        if let Out::Relay { to, data, .. } = out {
+            for a in to {
+                let frame = encode_frame(&GameToClient::Event(RoomEvent::Custom(data.clone())));
+                queues[a as usize].push(frame);
+            }
+        }
+    }
+}
+
+type Fanout = fn(&mut Room, &mut [Vec<Bytes>], &RaiseEvent);
+
+fn run(f: Fanout, r: &mut Room, queues: &mut [Vec<Bytes>], ev: &RaiseEvent) {
+    f(r, queues, ev);
+    for q in queues.iter_mut() {
+        q.clear();
+    }
+}
+
+fn time(
+    iters: u32,
+    f: Fanout,
+    r: &mut Room,
+    queues: &mut [Vec<Bytes>],
+    ev: &RaiseEvent,
+) -> Duration {
+    let t = Instant::now();
+    for _ in 0..iters {
+        run(f, r, queues, black_box(ev));
+    }
+    t.elapsed() / iters
+}
+
+fn bench(c: &mut Criterion) {
+    let ev = event();
+    let mut table = Vec::new();
+    for n in [8u32, 16, 64] {
+        let mut r = room(n);
+        let mut queues = vec![Vec::with_capacity(4); n as usize + 1];
+        c.bench_function(&format!("fanout/shared/{n}"), |b| {
+            b.iter(|| run(shared, &mut r, &mut queues, black_box(&ev)))
+        });
+        c.bench_function(&format!("fanout/per_recipient/{n}"), |b| {
+            b.iter(|| run(per_recipient, &mut r, &mut queues, black_box(&ev)))
+        });
+        let s = time(20_000, shared, &mut r, &mut queues, &ev);
+        let p = time(20_000, per_recipient, &mut r, &mut queues, &ev);
+        table.push((n, s, p));
+    }
+    println!("\nRoom fan-out of one 100-byte event to the others, same run, same machine");
+    println!(
+        "{:<8} {:>14} {:>16} {:>8} {:>16}",
+        "actors", "encode once", "per recipient", "ratio", "per delivery"
+    );
+    for (n, s, p) in table {
+        println!(
+            "{n:<8} {:>14?} {:>16?} {:>7.1}x {:>16?}",
+            s,
+            p,
+            p.as_secs_f64() / s.as_secs_f64(),
+            s / (n - 1)
+        );
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(20).measurement_time(Duration::from_secs(2)).warm_up_time(Duration::from_millis(500));
+    targets = bench
+}
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
