@@ -8,7 +8,7 @@ use switchboard_transport::{Limits, ServerIdentity};
 
 use crate::auth::AuthConfig;
 use crate::state::Settings;
-use crate::workload::Workload;
+use switchboard_workload::Workload;
 
 /// Smallest accepted cluster secret, in bytes.
 pub const MIN_CLUSTER_SECRET: usize = 16;

@@ -10,7 +10,6 @@
 //! - [`load_balancer`] — weighted choice over load levels and priority groups;
 //! - [`sql_filter`] — the filter language of SQL lobbies;
 //! - [`auth`] — the `dev`, `jwt` and `http` providers;
-//! - [`workload`] — `workload.toml`;
 //! - [`config`] — [`MasterConfig`].
 //!
 //! QUIC shells: `client_link` and `cluster_link`. [`Master::bind`] opens the listeners
@@ -26,7 +25,6 @@ pub mod matchmaking;
 pub mod registry;
 pub mod sql_filter;
 pub mod state;
-pub mod workload;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -49,6 +47,7 @@ pub use auth::{AuthConfig, Authenticator};
 pub use config::{ConfigError, MasterConfig};
 pub use jsonwebtoken;
 pub use state::{MasterState, Settings};
+pub use switchboard_workload as workload;
 
 /// A connected client, as the tickers see it.
 #[derive(Debug)]

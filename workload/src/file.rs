@@ -1,12 +1,12 @@
-//! `workload.toml`: load-balancer weights and feedback-controller thresholds, with the
-//! repository's file embedded as the default. Loading validates every field and names the
+//! The file: load-balancer weights and feedback-controller thresholds, with the
+//! repository's `workload.toml` embedded as the default. Loading validates every field and names the
 //! one that is wrong.
 
 use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::load_balancer::{LEVELS, LoadBalancerConfig};
+use crate::{LEVELS, LoadBalancerConfig};
 
 /// The repository's `workload.toml`, the default.
 pub const DEFAULT_WORKLOAD: &str = include_str!("../../workload.toml");

@@ -1,0 +1,18 @@
+//! `workload.toml` and the feedback controllers, sans-IO.
+//!
+//! - [`file`] — the file's schema, validation (errors name the field) and the embedded
+//!   default;
+//! - [`load_balancer`] — the master's `[load_balancer]` settings;
+//! - [`controller`] — the game server's feedback controllers: an average over a window,
+//!   ten levels, hysteresis between climbing and descending thresholds.
+
+pub mod controller;
+pub mod file;
+pub mod load_balancer;
+
+pub use controller::{ControlSystem, FeedbackController, Levels, Sample};
+pub use file::{DEFAULT_WORKLOAD, Thresholds, Workload, WorkloadError};
+pub use load_balancer::LoadBalancerConfig;
+
+/// Number of load levels (0 lowest to 9 highest).
+pub const LEVELS: usize = 10;
