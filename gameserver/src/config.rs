@@ -1,7 +1,10 @@
 //! Game server configuration.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
+
+use switchboard_workload::Workload;
 
 use switchboard_transport::{Limits, ServerIdentity, Trust};
 
@@ -43,6 +46,14 @@ pub struct GameServerConfig {
     pub reconnect_min: Duration,
     /// Longest delay between reconnect attempts.
     pub reconnect_max: Duration,
+    /// Feedback-controller thresholds and sampling (workload.toml).
+    pub workload: Workload,
+    /// A state file to watch (`ServerState.txt` habit), if any.
+    pub state_file: Option<PathBuf>,
+    /// On shutdown, how long to wait for rooms to empty before going Offline.
+    pub drain_grace: Duration,
+    /// Where to serve `/metrics`, `/healthz` and `/readyz`, if anywhere.
+    pub http_addr: Option<SocketAddr>,
 }
 
 impl GameServerConfig {
@@ -71,6 +82,10 @@ impl GameServerConfig {
             report_interval: Duration::from_secs(1),
             reconnect_min: Duration::from_millis(200),
             reconnect_max: Duration::from_secs(5),
+            workload: Workload::default_embedded(),
+            state_file: None,
+            drain_grace: Duration::from_secs(30),
+            http_addr: None,
         }
     }
 }

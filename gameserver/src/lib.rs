@@ -1,20 +1,27 @@
 //! The Switchboard game server: hosts rooms, relays events between their actors, and
-//! reports its rooms and load to the master.
+//! reports its rooms, load and state to the master.
 //!
-//! - [`room`] — the sans-IO room state machine;
-//! - `room_actor`: one task per room owning a [`room::Room`], reached through a handle;
-//! - `peer`: one client connection (handshake, operations, datagrams, writer task);
-//! - `master_link`: registration and reporting, with reconnect;
+//! - [`room`] — the sans-IO room state machine (Hive semantics);
+//! - `room_actor` — one task per room owning a [`room::Room`], reached through a handle;
+//! - `peer` — one client connection (handshake, operations, channels, datagrams, writer);
+//! - `master_link` — registration and reporting, with reconnect;
+//! - [`load`] — sampling the feedback controllers, and the [`load::LoadHook`] test hook;
+//! - [`server_state`] — Normal / OutOfRotation / Offline, and the watched state file;
+//! - `http` — `/metrics`, `/healthz`, `/readyz`;
 //! - [`config`] — [`GameServerConfig`].
 //!
-//! [`GameServer::bind`] opens the client listener (port 0 works); [`GameServer::run`]
-//! serves until the shutdown future completes.
+//! [`GameServer::bind`] opens the listeners (port 0 works); [`GameServer::run`] serves until
+//! the shutdown future completes, then drains: out of rotation until the rooms are empty
+//! or the grace time passes, then Offline, then every connection is closed with a reason.
 
 pub mod config;
+mod http;
+pub mod load;
 mod master_link;
 mod peer;
 pub mod room;
 mod room_actor;
+pub mod server_state;
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -27,15 +34,18 @@ use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 use quinn::Endpoint;
 use switchboard_protocol::{
-    ALPN_GAME, CloseCode, GameState, LoadReport, OpError, ResultCode, ServerState, TicketClaims,
-    TicketError, TicketKeys,
+    ALPN_GAME, CloseCode, ControllerLevels, GameState, LoadReport, OpError, ResultCode,
+    ServerState, TicketClaims, TicketError, TicketKeys,
 };
+use switchboard_transport::prometheus::Histogram;
 use switchboard_transport::{TlsError, server_endpoint};
+use switchboard_workload::Levels;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 use tracing::{Instrument, info, info_span};
 
 pub use config::GameServerConfig;
+pub use load::{LoadHook, SyntheticLoad};
 use room_actor::{CreateRequest, Outbound, RoomHandle};
 
 /// Counters of the relay.
@@ -43,7 +53,7 @@ use room_actor::{CreateRequest, Outbound, RoomHandle};
 pub struct Stats {
     /// Connected clients.
     pub peers: AtomicU32,
-    /// Events queued to recipients.
+    /// Event deliveries queued to recipients.
     pub events_relayed: AtomicU64,
     /// Events dropped because a room's queue was full.
     pub room_queue_drops: AtomicU64,
@@ -51,6 +61,12 @@ pub struct Stats {
     pub slow_consumers: AtomicU64,
     /// Whether the server is registered with a master right now.
     pub registered: AtomicBool,
+    /// Bytes received from clients.
+    pub bytes_in: AtomicU64,
+    /// Bytes sent to clients.
+    pub bytes_out: AtomicU64,
+    /// Time to answer CreateGame and JoinGame.
+    pub join_latency: Histogram,
 }
 
 /// State shared by the game server's tasks. No lock is held across `.await`.
@@ -68,6 +84,14 @@ pub(crate) struct Shared {
     dirty_notify: Notify,
     keys: RwLock<Option<TicketKeys>>,
     stats: Arc<Stats>,
+    /// The feedback controllers' latest levels.
+    levels: Mutex<Levels>,
+    /// Wakes the master link to report load and state now.
+    report_now: Notify,
+    load_hook: LoadHook,
+    state: Mutex<ServerState>,
+    /// When an Offline server stops.
+    offline_at: watch::Sender<Option<tokio::time::Instant>>,
 }
 
 impl Shared {
@@ -95,12 +119,17 @@ impl Shared {
     }
 
     fn load(&self) -> LoadReport {
+        let levels = *self.levels.lock().unwrap_or_else(|p| p.into_inner());
         LoadReport {
             peers: self.stats.peers.load(Ordering::Relaxed),
             games: self.rooms.len() as u32,
-            // Feedback controllers arrive with issue 5; until then the level is lowest.
-            level: 0,
-            state: ServerState::Normal,
+            level: levels.overall(),
+            state: self.server_state(),
+            controllers: ControllerLevels {
+                cpu: levels.cpu,
+                bandwidth: levels.bandwidth,
+                peers: levels.peers,
+            },
         }
     }
 
@@ -172,11 +201,12 @@ pub(crate) fn unix_ms(t: SystemTime) -> u64 {
         .as_millis() as u64
 }
 
-/// A game server with its client listener bound.
+/// A game server with its listeners bound.
 #[derive(Debug)]
 pub struct GameServer {
     shared: Arc<Shared>,
     endpoint: Endpoint,
+    http: Option<tokio::net::TcpListener>,
 }
 
 /// Why a game server could not start.
@@ -185,8 +215,8 @@ pub enum StartError {
     /// TLS material or the socket.
     #[error(transparent)]
     Tls(#[from] TlsError),
-    /// The client socket for the master link.
-    #[error("cannot bind the master link's socket: {0}")]
+    /// A socket (the master link's, or the HTTP endpoint's).
+    #[error("cannot bind: {0}")]
     Io(#[from] std::io::Error),
     /// `listen` is 0.0.0.0 or :: and no public address was given.
     #[error("public_address is required when listening on the unspecified address {0}")]
@@ -194,7 +224,8 @@ pub enum StartError {
 }
 
 impl GameServer {
-    /// Binds the client listener.
+    /// Binds the client listener (and the HTTP endpoint, if configured). Call from within a
+    /// tokio runtime.
     pub fn bind(config: GameServerConfig) -> Result<Self, StartError> {
         let endpoint = server_endpoint(config.listen, &config.identity, ALPN_GAME, &config.limits)?;
         let bound = endpoint.local_addr()?;
@@ -203,7 +234,16 @@ impl GameServer {
             None if bound.ip().is_unspecified() => return Err(StartError::NoPublicAddress(bound)),
             None => bound.to_string(),
         };
+        let http = match config.http_addr {
+            Some(addr) => {
+                let l = std::net::TcpListener::bind(addr)?;
+                l.set_nonblocking(true)?;
+                Some(tokio::net::TcpListener::from_std(l)?)
+            }
+            None => None,
+        };
         let client_endpoint = switchboard_transport::client_endpoint(bound.is_ipv6())?;
+        let (offline_at, _) = watch::channel(None);
         Ok(GameServer {
             shared: Arc::new(Shared {
                 config,
@@ -216,8 +256,14 @@ impl GameServer {
                 dirty_notify: Notify::new(),
                 keys: RwLock::new(None),
                 stats: Arc::new(Stats::default()),
+                levels: Mutex::new(Levels::default()),
+                report_now: Notify::new(),
+                load_hook: LoadHook::default(),
+                state: Mutex::new(ServerState::Normal),
+                offline_at,
             }),
             endpoint,
+            http,
         })
     }
 
@@ -226,6 +272,11 @@ impl GameServer {
         self.endpoint
             .local_addr()
             .expect("bound endpoint has an address")
+    }
+
+    /// The bound HTTP address, if the endpoint is enabled.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// The address the master hands to clients.
@@ -238,18 +289,42 @@ impl GameServer {
         self.shared.stats.clone()
     }
 
-    /// Serves until `shutdown` completes, then closes every connection with
-    /// [`CloseCode::ServerShutdown`].
+    /// The hook that feeds synthetic load to the feedback controllers.
+    pub fn load_hook(&self) -> LoadHook {
+        self.shared.load_hook.clone()
+    }
+
+    /// Serves until `shutdown` completes (or an Offline state's time runs out), then
+    /// drains and closes every connection with [`CloseCode::ServerShutdown`].
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        let GameServer { shared, endpoint } = self;
+        let GameServer {
+            shared,
+            endpoint,
+            http,
+        } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
         let link = tokio::spawn(master_link::run(shared.clone(), stop_rx));
+        let mut background = JoinSet::new();
+        background.spawn(load::run(shared.clone()));
+        if let Some(path) = shared.config.state_file.clone() {
+            background.spawn(server_state::watch_file(shared.clone(), path));
+        }
+        if let Some(listener) = http {
+            let app = http::router(shared.clone());
+            background.spawn(async move {
+                let _ = axum::serve(listener, app).await;
+            });
+        }
+        let mut offline_at = shared.offline_at.subscribe();
         let mut tasks = JoinSet::new();
         tokio::pin!(shutdown);
         info!(id = %shared.config.server_id, address = %shared.public_address, "game server listening");
-        loop {
+        let drain = loop {
+            let deadline = *offline_at.borrow_and_update();
             tokio::select! {
-                _ = &mut shutdown => break,
+                _ = &mut shutdown => break true,
+                _ = sleep_until(deadline) => break false,
+                _ = offline_at.changed() => {}
                 Some(incoming) = endpoint.accept() => {
                     let shared = shared.clone();
                     tasks.spawn(async move {
@@ -260,19 +335,49 @@ impl GameServer {
                 }
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             }
-        }
-        info!("game server shutting down");
+        };
+        let reason = if drain {
+            drain_rooms(&shared).await;
+            "game server shut down"
+        } else {
+            "game server went offline"
+        };
+        info!(reason, "game server stopping");
         let _ = stop_tx.send(true);
         let _ = link.await;
         endpoint.close(
             CloseCode::ServerShutdown.to_wire().into(),
-            b"game server shutting down",
+            reason.as_bytes(),
         );
         shared.client_endpoint.close(
             CloseCode::ServerShutdown.to_wire().into(),
-            b"game server shutting down",
+            reason.as_bytes(),
         );
         tasks.abort_all();
+        background.abort_all();
         let _ = tokio::time::timeout(Duration::from_secs(2), endpoint.wait_idle()).await;
+    }
+}
+
+/// Out of rotation until the rooms are empty or the grace time passes; then Offline,
+/// telling the players that remain.
+async fn drain_rooms(shared: &Arc<Shared>) {
+    shared.set_state(ServerState::OutOfRotation, Duration::ZERO);
+    info!(rooms = shared.rooms.len(), grace = ?shared.config.drain_grace, "draining");
+    let emptied = async {
+        while !shared.rooms.is_empty() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let _ = tokio::time::timeout(shared.config.drain_grace, emptied).await;
+    shared.set_state(ServerState::Offline, Duration::ZERO);
+    // Let the GameServerOffline events and the Offline report leave before closing.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
     }
 }

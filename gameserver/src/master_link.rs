@@ -21,10 +21,13 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let cfg = &shared.config;
     let mut delay = cfg.reconnect_min;
     loop {
-        let attempt = tokio::select! {
-            r = session(&shared) => r,
-            _ = stop.wait_for(|s| *s) => return,
-        };
+        if *stop.borrow() {
+            return;
+        }
+        let attempt = session(&shared, stop.clone()).await;
+        if *stop.borrow() {
+            return;
+        }
         match attempt {
             Ok(()) => delay = cfg.reconnect_min,
             Err(e) => {
@@ -41,7 +44,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
 }
 
 /// One connection to the master. `Ok` when it was registered and later ended.
-async fn session(shared: &Arc<Shared>) -> Result<(), String> {
+async fn session(shared: &Arc<Shared>, mut stop: watch::Receiver<bool>) -> Result<(), String> {
     let cfg = &shared.config;
     let endpoint = shared.client_endpoint.clone();
     let client_cfg =
@@ -99,9 +102,36 @@ async fn session(shared: &Arc<Shared>) -> Result<(), String> {
             _ = tick.tick() => {
                 send_frame(&mut send, &GsToMaster::Load(shared.load())).await.map_err(|e| e.to_string())?;
             }
+            _ = shared.report_now.notified() => {
+                send_frame(&mut send, &GsToMaster::Load(shared.load())).await.map_err(|e| e.to_string())?;
+            }
+            _ = async { let _ = stop.wait_for(|s| *s).await; } => {
+                // A last report (the state is Offline when draining ends), then goodbye.
+                let last = async {
+                    let mut frames: Vec<_> = shared
+                        .take_dirty()
+                        .into_iter()
+                        .map(|game| match shared.published.get(&game) {
+                            Some(state) => encode_frame(&GsToMaster::GameUpdate(state.clone())),
+                            None => encode_frame(&GsToMaster::GameRemoved { game }),
+                        })
+                        .collect();
+                    frames.push(encode_frame(&GsToMaster::Load(shared.load())));
+                    let _ = send.write_all_chunks(&mut frames).await;
+                    let _ = send.finish();
+                    let _ = send.stopped().await;
+                };
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(1), last).await;
+                close(&conn, CloseCode::ServerShutdown, "game server stopping");
+                return Ok(());
+            }
             msg = recv.next::<MasterToGs>() => match msg {
                 Ok(None) | Err(_) => return Ok(()),
                 Ok(Some(MasterToGs::Registered { ticket_keys })) => shared.set_keys(ticket_keys),
+                Ok(Some(MasterToGs::SetState { state, offline_after_secs })) => {
+                    info!(?state, offline_after_secs, "state set by the master");
+                    shared.set_state(state, std::time::Duration::from_secs(u64::from(offline_after_secs)));
+                }
                 Ok(Some(other)) => {
                     close(&conn, CloseCode::ProtocolViolation, "unexpected message");
                     return Err(format!("unexpected message from the master: {other:?}"));

@@ -14,8 +14,8 @@ use switchboard_protocol::messages::common::{check_expected_users, check_game_na
 use switchboard_protocol::messages::game::{MAX_CHANNEL, event_datagram_to_frame};
 use switchboard_protocol::{
     ChannelHeader, ClientToGame, CloseCode, DatagramUp, GameOp, GameReply, GameToClient, JoinMode,
-    OpError, Properties, RaiseEvent, ResultCode, RoomOptions, TicketAction, TicketClaims,
-    decode_body, frame::DEFAULT_MAX_FRAME, version,
+    OpError, Properties, RaiseEvent, ResultCode, RoomOptions, ServerState, TicketAction,
+    TicketClaims, decode_body, frame::DEFAULT_MAX_FRAME, version,
 };
 use switchboard_transport::{FramedRecv, close, send_frame, write_queued};
 use tokio::sync::mpsc;
@@ -57,7 +57,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
         }
     };
     let (tx, rx) = mpsc::channel(shared.config.peer_queue);
-    let writer = tokio::spawn(write_loop(conn.clone(), send, rx, shared.config.peer_queue));
+    let writer = tokio::spawn(write_loop(conn.clone(), send, rx, shared.clone()));
     shared.stats.peers.fetch_add(1, Ordering::Relaxed);
     let mut peer = Peer {
         shared: shared.clone(),
@@ -160,14 +160,22 @@ impl Peer {
     async fn read_loop(&mut self, recv: &mut FramedRecv) -> Result<(), Closing> {
         loop {
             tokio::select! {
-                msg = recv.next::<ClientToGame>() => match msg {
-                    Ok(Some(msg)) => self.on_message(msg).await?,
+                body = recv.next_body() => match body {
+                    Ok(Some(body)) => {
+                        self.shared.stats.bytes_in.fetch_add(body.len() as u64 + 4, Ordering::Relaxed);
+                        let msg = decode_body::<ClientToGame>(&body)
+                            .map_err(|e| (CloseCode::ProtocolViolation, e.to_string()))?;
+                        self.on_message(msg).await?;
+                    }
                     Ok(None) => return Ok(()),
                     Err(switchboard_transport::RecvError::Read(_)) => return Ok(()),
                     Err(e) => return Err((CloseCode::ProtocolViolation, e.to_string())),
                 },
                 dg = self.conn.read_datagram() => match dg {
-                    Ok(bytes) => self.on_datagram(&bytes)?,
+                    Ok(bytes) => {
+                        self.shared.stats.bytes_in.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                        self.on_datagram(&bytes)?;
+                    }
                     Err(_) => return Ok(()),
                 },
             }
@@ -211,6 +219,7 @@ impl Peer {
                 "not in a game",
             )
         };
+        let started = std::time::Instant::now();
         let room_op = match op {
             GameOp::CreateGame {
                 ticket,
@@ -219,17 +228,22 @@ impl Peer {
                 expected_users,
                 actor_properties,
             } => {
-                return self
-                    .create(
+                let r = match self.shared.server_state() {
+                    ServerState::Normal => self.create(
                         id,
                         &ticket,
                         game,
                         options,
                         &expected_users,
                         actor_properties,
-                    )
-                    .err()
-                    .map(Err);
+                    ),
+                    state => Err(OpError::new(
+                        ResultCode::ServerFull,
+                        format!("this game server takes no new games (state {state:?})"),
+                    )),
+                };
+                self.shared.stats.join_latency.observe(started.elapsed());
+                return r.err().map(Err);
             }
             GameOp::JoinGame {
                 ticket,
@@ -238,11 +252,17 @@ impl Peer {
                 expected_users,
                 actor_properties,
             } => {
-                return self
-                    .join(id, &ticket, game, mode, expected_users, actor_properties)
-                    .await
-                    .err()
-                    .map(Err);
+                let r = if self.shared.server_state() == ServerState::Offline {
+                    Err(OpError::new(
+                        ResultCode::GameClosed,
+                        "this game server is going offline",
+                    ))
+                } else {
+                    self.join(id, &ticket, game, mode, expected_users, actor_properties)
+                        .await
+                };
+                self.shared.stats.join_latency.observe(started.elapsed());
+                return r.err().map(Err);
             }
             GameOp::LeaveGame { will_come_back } => {
                 return Some(match set_current(&self.room, None) {
@@ -367,17 +387,27 @@ async fn write_loop(
     conn: Connection,
     mut send: SendStream,
     mut rx: mpsc::Receiver<Outbound>,
-    queue: usize,
+    shared: Arc<Shared>,
 ) {
+    let queue = shared.config.peer_queue;
+    let out_bytes = |n: usize| {
+        shared
+            .stats
+            .bytes_out
+            .fetch_add(n as u64, Ordering::Relaxed);
+    };
     let mut frames: Vec<Bytes> = Vec::with_capacity(WRITE_BATCH);
     let mut channels: HashMap<u8, mpsc::Sender<Bytes>> = HashMap::new();
     while let Some(first) = rx.recv().await {
         let mut next = Some(first);
         while let Some(out) = next.take() {
             match out {
-                Outbound::Frame(f) => frames.push(f),
+                Outbound::Frame(f) => {
+                    out_bytes(f.len());
+                    frames.push(f);
+                }
                 Outbound::Datagram(d) => match conn.send_datagram(d.clone()) {
-                    Ok(()) => {}
+                    Ok(()) => out_bytes(d.len()),
                     Err(SendDatagramError::ConnectionLost(_)) => return,
                     Err(_) => frames.extend(event_datagram_to_frame(&d).into_iter().flatten()),
                 },
@@ -399,6 +429,7 @@ async fn write_loop(
                             v.insert(tx)
                         }
                     };
+                    out_bytes(f.len());
                     if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(f) {
                         close(
                             &conn,

@@ -99,6 +99,8 @@ pub(crate) enum RoomCmd {
         request: u32,
         op: RoomOp,
     },
+    /// An event from the server itself to every active actor.
+    Notify(RoomEvent),
 }
 
 /// The way into a room actor.
@@ -145,6 +147,11 @@ impl RoomHandle {
             .send(RoomCmd::Request { actor, request, op })
             .await
             .is_ok()
+    }
+
+    /// Sends an event from the server to every active actor (e.g. GameServerOffline).
+    pub fn notify(&self, event: RoomEvent) {
+        let _ = self.tx.try_send(RoomCmd::Notify(event));
     }
 
     /// Relays an event; dropped (and counted in `stats`) if the room's queue is full, so
@@ -285,6 +292,10 @@ impl RoomActor {
             } => {
                 let outs = self.room.raise(sender, event, reliable);
                 self.apply(outs);
+            }
+            RoomCmd::Notify(event) => {
+                let to = self.room.active_actors();
+                self.apply(vec![Out::Event { to, event }]);
             }
             RoomCmd::Request { actor, request, op } => {
                 let result = match op {

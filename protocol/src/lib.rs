@@ -20,7 +20,9 @@ pub mod version;
 
 pub use codes::{CloseCode, ResultCode};
 pub use frame::{FrameDecoder, FrameError, decode_body, encode_body, encode_frame};
-pub use messages::cluster::{GameState, GsToMaster, LoadReport, MasterToGs, Register};
+pub use messages::cluster::{
+    ControllerLevels, GameState, GsToMaster, LoadReport, MasterToGs, Register,
+};
 pub use messages::common::{
     JoinMode, Lobby, LobbyKind, OpError, Response, RoomOptions, ServerState,
 };

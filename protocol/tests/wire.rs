@@ -249,8 +249,30 @@ fn golden_register() {
         games: 2,
         level: 9,
         state: ServerState::OutOfRotation,
+        controllers: ControllerLevels {
+            cpu: 3,
+            bandwidth: 0,
+            peers: 9,
+        },
     }));
-    assert_eq!(frame_body(&f), &[2, 0xac, 0x02, 2, 9, 1]);
+    #[rustfmt::skip]
+    assert_eq!(frame_body(&f), &[
+        2,              // GsToMaster::Load
+        0xac, 0x02,     // peers 300
+        2,              // games
+        9,              // level (u8)
+        1,              // state OutOfRotation
+        3, 0, 9,        // controllers: cpu, bandwidth, peers (u8 each)
+    ]);
+    let f = encode_frame(&MasterToGs::SetState {
+        state: ServerState::Offline,
+        offline_after_secs: 30,
+    });
+    assert_eq!(frame_body(&f), &[3, 2, 30]);
+    let f = encode_frame(&GameToClient::Event(RoomEvent::GameServerOffline {
+        seconds_left: 300,
+    }));
+    assert_eq!(frame_body(&f), &[2, 6, 0xac, 0x02]);
 }
 
 #[test]

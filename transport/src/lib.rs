@@ -7,6 +7,7 @@
 pub mod endpoint;
 pub mod framed;
 pub mod limits;
+pub mod prometheus;
 pub mod tls;
 
 pub use endpoint::{ConnectError, client_endpoint, close, connect, server_endpoint};

@@ -50,10 +50,23 @@ pub struct LoadReport {
     pub peers: u32,
     /// Rooms hosted.
     pub games: u32,
-    /// Load level, 0 (lowest) to 9 (highest).
+    /// Load level, 0 (lowest) to 9 (highest): the highest of the controllers.
     pub level: u8,
     /// The server's state.
     pub state: ServerState,
+    /// The level of each feedback controller.
+    pub controllers: ControllerLevels,
+}
+
+/// The level of each feedback controller of a game server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ControllerLevels {
+    /// CPU usage.
+    pub cpu: u8,
+    /// Bytes in and out per second.
+    pub bandwidth: u8,
+    /// Connected clients.
+    pub peers: u8,
 }
 
 /// The lobby-relevant state of one game.
@@ -89,4 +102,11 @@ pub enum MasterToGs {
     },
     /// 2: registration refused; the master closes the connection after this.
     Refused(OpError),
+    /// 3: an operator asks the game server to change its state.
+    SetState {
+        /// The new state.
+        state: ServerState,
+        /// For `Offline`: seconds the players get before the server stops.
+        offline_after_secs: u32,
+    },
 }

@@ -247,6 +247,11 @@ pub enum RoomEvent {
         /// Text for people.
         message: String,
     },
+    /// 6: the game server is going offline: it stops in `seconds_left` seconds.
+    GameServerOffline {
+        /// Seconds until the server closes every connection.
+        seconds_left: u32,
+    },
 }
 
 /// The first frame on a unidirectional stream: which reliable channel it carries.

@@ -1,0 +1,121 @@
+//! The game server's HTTP endpoint: `/metrics` (Prometheus text), `/healthz` (the process
+//! answers) and `/readyz` (registered with a master and taking players).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use switchboard_protocol::ServerState;
+use switchboard_transport::prometheus::Exposition;
+
+use crate::Shared;
+
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
+        .with_state(shared)
+}
+
+async fn ready(State(s): State<Arc<Shared>>) -> (StatusCode, &'static str) {
+    let registered = s.stats.registered.load(Ordering::Relaxed);
+    match (registered, s.server_state()) {
+        (true, ServerState::Normal) => (StatusCode::OK, "ready\n"),
+        (false, _) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not registered with a master\n",
+        ),
+        (true, _) => (StatusCode::SERVICE_UNAVAILABLE, "not in rotation\n"),
+    }
+}
+
+async fn metrics(State(s): State<Arc<Shared>>) -> String {
+    let st = &s.stats;
+    let levels = *s.levels.lock().unwrap_or_else(|p| p.into_inner());
+    let actors: usize = s.published.iter().map(|g| g.users.len()).sum();
+    let mut e = Exposition::new();
+    e.gauge(
+        "switchboard_gs_connections",
+        "Connected clients.",
+        f64::from(st.peers.load(Ordering::Relaxed)),
+    );
+    e.gauge(
+        "switchboard_gs_rooms",
+        "Rooms hosted.",
+        s.rooms.len() as f64,
+    );
+    e.gauge(
+        "switchboard_gs_players",
+        "Actors in rooms, inactive ones included.",
+        actors as f64,
+    );
+    e.counter(
+        "switchboard_gs_events_relayed_total",
+        "Event deliveries queued to recipients.",
+        st.events_relayed.load(Ordering::Relaxed),
+    );
+    e.counter(
+        "switchboard_gs_bytes_in_total",
+        "Bytes received from clients (frames and datagrams).",
+        st.bytes_in.load(Ordering::Relaxed),
+    );
+    e.counter(
+        "switchboard_gs_bytes_out_total",
+        "Bytes sent to clients (frames and datagrams).",
+        st.bytes_out.load(Ordering::Relaxed),
+    );
+    e.counter(
+        "switchboard_gs_room_queue_drops_total",
+        "Events dropped because a room's queue was full.",
+        st.room_queue_drops.load(Ordering::Relaxed),
+    );
+    e.counter(
+        "switchboard_gs_slow_consumers_total",
+        "Clients disconnected for not reading.",
+        st.slow_consumers.load(Ordering::Relaxed),
+    );
+    e.labeled_gauge(
+        "switchboard_gs_load_level",
+        "Load level per feedback controller (0 to 9); overall is the highest.",
+        "controller",
+        &[
+            ("cpu", f64::from(levels.cpu)),
+            ("bandwidth", f64::from(levels.bandwidth)),
+            ("peers", f64::from(levels.peers)),
+            ("overall", f64::from(levels.overall())),
+        ],
+    );
+    let state = s.server_state();
+    e.labeled_gauge(
+        "switchboard_gs_state",
+        "1 for the current server state.",
+        "state",
+        &[
+            ("normal", f64::from(u8::from(state == ServerState::Normal))),
+            (
+                "out_of_rotation",
+                f64::from(u8::from(state == ServerState::OutOfRotation)),
+            ),
+            (
+                "offline",
+                f64::from(u8::from(state == ServerState::Offline)),
+            ),
+        ],
+    );
+    e.gauge(
+        "switchboard_gs_registered",
+        "1 while registered with a master.",
+        f64::from(u8::from(st.registered.load(Ordering::Relaxed))),
+    );
+    e.histograms(
+        "switchboard_gs_operation_seconds",
+        "Time to answer operations.",
+        "op",
+        &[("join", &st.join_latency)],
+    );
+    e.finish()
+}
