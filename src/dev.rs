@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use switchboard_gameserver::{GameServer, GameServerConfig};
+use switchboard_gameserver::{GameServer, GameServerConfig, LoadHook};
 use switchboard_master::{Master, MasterConfig};
 use switchboard_transport::{ServerIdentity, Trust};
 use tokio::sync::watch;
@@ -30,6 +30,8 @@ pub struct DevOptions {
     pub host: IpAddr,
     /// How long join tickets stay valid.
     pub ticket_ttl: Duration,
+    /// Port of the master's admin HTTP endpoint (0 = any free port).
+    pub admin_port: u16,
 }
 
 /// The default directory of the development certificate.
@@ -47,6 +49,7 @@ impl Default for DevOptions {
             tls_dir: default_tls_dir(),
             host: IpAddr::V4(Ipv4Addr::LOCALHOST),
             ticket_ttl: Duration::from_secs(30),
+            admin_port: 5080,
         }
     }
 }
@@ -62,6 +65,14 @@ pub struct DevCluster {
     pub game_servers: Vec<SocketAddr>,
     /// The certificate clients trust (`--ca`).
     pub ca: PathBuf,
+    /// The master's admin HTTP address.
+    pub admin: SocketAddr,
+    /// The admin API's bearer token (random per start).
+    pub admin_token: String,
+    /// The game servers' HTTP addresses (`/metrics`, `/healthz`, `/readyz`).
+    pub game_server_http: Vec<SocketAddr>,
+    /// The game servers' load hooks, in order.
+    pub load_hooks: Vec<LoadHook>,
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
 }
@@ -70,14 +81,15 @@ impl DevCluster {
     /// Starts the master and game servers and waits until every game server has
     /// registered.
     pub async fn start(opts: DevOptions) -> anyhow::Result<Self> {
-        Self::start_with(opts, |_| {}).await
+        Self::start_with(opts, |_| {}, |_| {}).await
     }
 
-    /// Like [`DevCluster::start`], letting `adjust` change the master's configuration
-    /// (authentication, intervals) before it starts.
+    /// Like [`DevCluster::start`], letting `master` and `game_server` change the servers'
+    /// configurations (authentication, intervals, limits) before they start.
     pub async fn start_with(
         opts: DevOptions,
-        adjust: impl FnOnce(&mut MasterConfig),
+        master: impl FnOnce(&mut MasterConfig),
+        game_server: impl Fn(&mut GameServerConfig),
     ) -> anyhow::Result<Self> {
         let (identity, ca) = ServerIdentity::dev(&opts.tls_dir)
             .with_context(|| format!("development certificate in {}", opts.tls_dir.display()))?;
@@ -88,14 +100,21 @@ impl DevCluster {
         mc.cluster_addr = SocketAddr::new(opts.host, opts.cluster_port);
         mc.ticket_ttl = opts.ticket_ttl;
         mc.settings.joining_ttl = opts.ticket_ttl;
-        adjust(&mut mc);
+        mc.admin_addr = Some(SocketAddr::new(opts.host, opts.admin_port));
+        let admin_token = format!("{:032x}", rand::random::<u128>());
+        mc.admin_token = Some(admin_token.clone());
+        master(&mut mc);
         let master = Master::bind(mc).context("master")?;
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
-        let master_addr = master.client_addr();
-        let cluster_addr = master.cluster_addr();
+        let (master_addr, cluster_addr) = (master.client_addr(), master.cluster_addr());
+        let admin = master
+            .admin_addr()
+            .context("the admin endpoint is disabled")?;
         tasks.spawn(master.run(stopped(stop_rx.clone())));
         let mut game_servers = Vec::new();
+        let mut game_server_http = Vec::new();
+        let mut load_hooks = Vec::new();
         let mut stats = Vec::new();
         for i in 0..opts.game_servers {
             let mut gc = GameServerConfig::new(
@@ -111,8 +130,14 @@ impl DevCluster {
                 opts.gs_base_port + i as u16
             };
             gc.listen = SocketAddr::new(opts.host, port);
+            gc.http_addr = Some(SocketAddr::new(opts.host, 0));
+            // A development cluster stops at once: nobody waits for its rooms to drain.
+            gc.drain_grace = Duration::ZERO;
+            game_server(&mut gc);
             let gs = GameServer::bind(gc).with_context(|| format!("game server {}", i + 1))?;
             game_servers.push(gs.local_addr());
+            game_server_http.extend(gs.http_addr());
+            load_hooks.push(gs.load_hook());
             stats.push(gs.stats());
             tasks.spawn(gs.run(stopped(stop_rx.clone())));
         }
@@ -132,6 +157,10 @@ impl DevCluster {
             cluster: cluster_addr,
             game_servers,
             ca,
+            admin,
+            admin_token,
+            game_server_http,
+            load_hooks,
             stop,
             tasks,
         })

@@ -1,6 +1,7 @@
 //! The `switchboard` command's library side: the in-process development cluster
-//! ([`dev`]) and the end-to-end smoke check ([`probe`]). `main.rs` only parses flags,
+//! ([`dev`]), the end-to-end smoke check ([`probe`]) and the operator client ([`admin`]). `main.rs` only parses flags,
 //! sets up logging and calls these or the server libraries.
 
+pub mod admin;
 pub mod dev;
 pub mod probe;

@@ -49,6 +49,8 @@ enum Command {
     Dev(DevArgs),
     /// Check a running deployment end to end; prints one JSON line, exits 0 if it held.
     Probe(ProbeArgs),
+    /// Operate a running master: list servers and games, set a server's state.
+    Admin(switchboard::admin::AdminArgs),
 }
 
 /// TLS identity: PEM files, or a development certificate generated into a directory.
@@ -115,6 +117,15 @@ struct MasterArgs {
     /// Seconds a game server's context is kept after its link drops.
     #[arg(long, env = "SWITCHBOARD_LINK_TTL", default_value_t = 20)]
     link_ttl: u64,
+    /// Address of the admin HTTP endpoint (/metrics, /healthz, /readyz, operator API).
+    #[arg(long, env = "SWITCHBOARD_ADMIN_ADDR", default_value = "127.0.0.1:5080")]
+    admin_addr: SocketAddr,
+    /// Serve no admin HTTP endpoint at all.
+    #[arg(long, env = "SWITCHBOARD_NO_ADMIN")]
+    no_admin: bool,
+    /// Bearer token of the operator API (without it the API refuses every call).
+    #[arg(long, env = "SWITCHBOARD_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
     #[command(flatten)]
     auth: AuthArgs,
     #[command(flatten)]
@@ -272,6 +283,22 @@ struct GameServerArgs {
     /// Priority group for the master's load balancer (lower groups are used first).
     #[arg(long, env = "SWITCHBOARD_PRIORITY", default_value_t = 0)]
     priority: u8,
+    /// workload.toml with the feedback-controller thresholds (default: the embedded file).
+    #[arg(long, env = "SWITCHBOARD_WORKLOAD")]
+    workload: Option<PathBuf>,
+    /// A state file to watch: line 1 Normal, OutOfRotation or Offline; line 2 the seconds
+    /// until an Offline server stops.
+    #[arg(long, env = "SWITCHBOARD_STATE_FILE")]
+    state_file: Option<PathBuf>,
+    /// Seconds to wait for rooms to empty after SIGTERM before going Offline.
+    #[arg(long, env = "SWITCHBOARD_DRAIN_GRACE", default_value_t = 30)]
+    drain_grace: u64,
+    /// Address of the HTTP endpoint (/metrics, /healthz, /readyz); none if not given.
+    #[arg(long, env = "SWITCHBOARD_HTTP_ADDR")]
+    http_addr: Option<SocketAddr>,
+    /// The longest EmptyRoomTtl a room may ask for, in seconds.
+    #[arg(long, env = "SWITCHBOARD_EMPTY_ROOM_TTL_CAP", default_value_t = 60)]
+    empty_room_ttl_cap: u64,
     #[command(flatten)]
     tls: TlsArgs,
 }
@@ -293,6 +320,9 @@ struct DevArgs {
     /// Directory of the development certificate.
     #[arg(long, env = "SWITCHBOARD_DEV_TLS_DIR")]
     tls_dir: Option<PathBuf>,
+    /// Port of the master's admin HTTP endpoint (0 = any free port).
+    #[arg(long, env = "SWITCHBOARD_DEV_ADMIN_PORT", default_value_t = 5080)]
+    admin_port: u16,
 }
 
 #[derive(Debug, Args)]
@@ -352,6 +382,8 @@ async fn main() -> anyhow::Result<()> {
             cfg.settings.game_list_limit = args.game_list_limit;
             cfg.settings.link_ttl = Duration::from_secs(args.link_ttl);
             cfg.auth = args.auth.config()?;
+            cfg.admin_addr = (!args.no_admin).then_some(args.admin_addr);
+            cfg.admin_token = args.admin_token;
             if let Some(path) = &args.workload {
                 cfg.apply_workload(&Workload::load(path)?);
             }
@@ -364,6 +396,7 @@ async fn main() -> anyhow::Result<()> {
                 "role": "master",
                 "clients": master.client_addr().to_string(),
                 "cluster": master.cluster_addr().to_string(),
+                "admin": master.admin_addr().map(|a| format!("http://{a}")),
             });
             println!("{ready}");
             master.run(shutdown_signal()).await;
@@ -380,12 +413,20 @@ async fn main() -> anyhow::Result<()> {
             cfg.listen = args.listen;
             cfg.public_address = args.public_address;
             cfg.priority = args.priority;
+            if let Some(path) = &args.workload {
+                cfg.workload = Workload::load(path)?;
+            }
+            cfg.state_file = args.state_file;
+            cfg.drain_grace = Duration::from_secs(args.drain_grace);
+            cfg.http_addr = args.http_addr;
+            cfg.room_limits.empty_room_ttl_cap = Duration::from_secs(args.empty_room_ttl_cap);
             let gs = GameServer::bind(cfg).context("binding the game server")?;
             let ready = serde_json::json!({
                 "ready": true,
                 "role": "gameserver",
                 "listen": gs.local_addr().to_string(),
                 "public_address": gs.public_address(),
+                "http": gs.http_addr().map(|a| format!("http://{a}")),
             });
             println!("{ready}");
             gs.run(shutdown_signal()).await;
@@ -397,6 +438,7 @@ async fn main() -> anyhow::Result<()> {
                 cluster_port: args.cluster_port,
                 gs_base_port: args.gs_base_port,
                 tls_dir: args.tls_dir.unwrap_or_else(default_tls_dir),
+                admin_port: args.admin_port,
                 ..DevOptions::default()
             };
             let cluster = DevCluster::start(opts).await?;
@@ -406,17 +448,23 @@ async fn main() -> anyhow::Result<()> {
                 "cluster": cluster.cluster.to_string(),
                 "game_servers": cluster.game_servers.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
                 "ca": cluster.ca.display().to_string(),
+                "admin": format!("http://{}", cluster.admin),
+                "admin_token": cluster.admin_token,
+                "game_server_http": cluster.game_server_http.iter().map(|a| format!("http://{a}")).collect::<Vec<_>>(),
             });
             println!("{ready}");
             eprintln!(
-                "switchboard dev: master on {}; try `switchboard probe --master {} --ca {}`; Ctrl-C stops",
+                "switchboard dev: master on {}; try `switchboard probe --master {} --ca {}`;\n  operate it with `switchboard admin --url http://{} --token {} servers`; Ctrl-C stops",
                 cluster.master,
                 cluster.master,
-                cluster.ca.display()
+                cluster.ca.display(),
+                cluster.admin,
+                cluster.admin_token,
             );
             shutdown_signal().await;
             cluster.shutdown().await;
         }
+        Command::Admin(args) => switchboard::admin::run(args).await?,
         Command::Probe(args) => {
             let ca = args
                 .ca

@@ -49,39 +49,48 @@ async fn session(shared: &Arc<Shared>, mut stop: watch::Receiver<bool>) -> Resul
     let endpoint = shared.client_endpoint.clone();
     let client_cfg =
         client_config(&cfg.master_trust, ALPN_CLUSTER, &cfg.limits).map_err(|e| e.to_string())?;
-    let conn = connect(&endpoint, client_cfg, &cfg.master)
+    // Connecting and registering can take up to the idle timeout when the master is gone:
+    // a stop must not wait for that.
+    let attach = async {
+        let conn = connect(&endpoint, client_cfg, &cfg.master)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (mut send, recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+        let mut recv = FramedRecv::new(recv, MAX_CLUSTER_FRAME);
+        send_frame(
+            &mut send,
+            &GsToMaster::Hello(Hello::new("switchboard-gameserver")),
+        )
         .await
         .map_err(|e| e.to_string())?;
-    let (mut send, recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
-    let mut recv = FramedRecv::new(recv, MAX_CLUSTER_FRAME);
-    send_frame(
-        &mut send,
-        &GsToMaster::Hello(Hello::new("switchboard-gameserver")),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-    match recv.next::<MasterToGs>().await {
-        Ok(Some(MasterToGs::Welcome(_))) => {}
-        other => return Err(format!("expected Welcome, got {other:?}")),
-    }
-    // Everything changed from here on is reported after the snapshot.
-    shared.take_dirty();
-    let register = Register {
-        server_id: cfg.server_id.clone(),
-        address: shared.public_address.clone(),
-        secret: cfg.cluster_secret.clone(),
-        priority: cfg.priority,
-        games: shared.snapshot(),
+        match recv.next::<MasterToGs>().await {
+            Ok(Some(MasterToGs::Welcome(_))) => {}
+            other => return Err(format!("expected Welcome, got {other:?}")),
+        }
+        // Everything changed from here on is reported after the snapshot.
+        shared.take_dirty();
+        let register = Register {
+            server_id: cfg.server_id.clone(),
+            address: shared.public_address.clone(),
+            secret: cfg.cluster_secret.clone(),
+            priority: cfg.priority,
+            games: shared.snapshot(),
+        };
+        let games = register.games.len();
+        send_frame(&mut send, &GsToMaster::Register(register))
+            .await
+            .map_err(|e| e.to_string())?;
+        match recv.next::<MasterToGs>().await {
+            Ok(Some(MasterToGs::Registered { ticket_keys })) => shared.set_keys(ticket_keys),
+            Ok(Some(MasterToGs::Refused(e))) => return Err(format!("registration refused: {e}")),
+            other => return Err(format!("expected Registered, got {other:?}")),
+        }
+        Ok::<_, String>((conn, send, recv, games))
     };
-    let games = register.games.len();
-    send_frame(&mut send, &GsToMaster::Register(register))
-        .await
-        .map_err(|e| e.to_string())?;
-    match recv.next::<MasterToGs>().await {
-        Ok(Some(MasterToGs::Registered { ticket_keys })) => shared.set_keys(ticket_keys),
-        Ok(Some(MasterToGs::Refused(e))) => return Err(format!("registration refused: {e}")),
-        other => return Err(format!("expected Registered, got {other:?}")),
-    }
+    let (conn, mut send, mut recv, games) = tokio::select! {
+        r = attach => r?,
+        _ = async { let _ = stop.wait_for(|s| *s).await; } => return Ok(()),
+    };
     shared.set_registered(true);
     info!(master = %cfg.master, games, "registered with the master");
     let mut tick = tokio::time::interval(cfg.report_interval);

@@ -65,7 +65,10 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection, peer: u64) {
             }
         };
         let joined_lobby = matches!(op, MasterOp::JoinLobby { .. });
+        let op_index = op_index(&op);
+        let started = std::time::Instant::now();
         let (result, list) = handle_op(&shared, peer, &mut user, op).await;
+        shared.op_latency[op_index].observe(started.elapsed());
         if user.is_some() {
             handle.authenticated.store(true, Ordering::Relaxed);
         }
@@ -114,6 +117,20 @@ async fn handshake(shared: &Shared, conn: &Connection) -> Result<Streams, (Close
     tokio::time::timeout(shared.config.handshake_timeout, accept)
         .await
         .map_err(|_| (CloseCode::ProtocolViolation, "no Hello in time".to_string()))?
+}
+
+/// The index of an operation in `OP_NAMES`.
+fn op_index(op: &MasterOp) -> usize {
+    match op {
+        MasterOp::Authenticate { .. } => 0,
+        MasterOp::CreateGame { .. } => 1,
+        MasterOp::JoinGame { .. } => 2,
+        MasterOp::JoinRandomGame(_) => 3,
+        MasterOp::JoinLobby { .. } => 4,
+        MasterOp::LeaveLobby => 5,
+        MasterOp::GetLobbyStats => 6,
+        MasterOp::FindFriends { .. } => 7,
+    }
 }
 
 fn not_allowed(message: &str) -> OpError {

@@ -68,18 +68,28 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection, link: u64) {
     let registered = MasterToGs::Registered {
         ticket_keys: shared.config.ticket_keys.clone(),
     };
+    let (tx, mut commands) = tokio::sync::mpsc::channel(16);
+    shared.links.insert(server_id.clone(), (link, tx));
     if send_frame(&mut send, &registered).await.is_ok() {
         loop {
-            match recv.next::<GsToMaster>().await {
-                Ok(Some(msg)) => apply(&shared, &server_id, msg),
-                Ok(None) => break,
-                Err(e) => {
-                    close(&conn, CloseCode::ProtocolViolation, &e.to_string());
-                    break;
+            tokio::select! {
+                msg = recv.next::<GsToMaster>() => match msg {
+                    Ok(Some(msg)) => apply(&shared, &server_id, msg),
+                    Ok(None) => break,
+                    Err(e) => {
+                        close(&conn, CloseCode::ProtocolViolation, &e.to_string());
+                        break;
+                    }
+                },
+                Some(cmd) = commands.recv() => {
+                    if send_frame(&mut send, &cmd).await.is_err() {
+                        break;
+                    }
                 }
             }
         }
     }
+    shared.links.remove_if(&server_id, |_, (l, _)| *l == link);
     if shared.state().link_lost(&server_id, link, shared.now()) {
         info!(server = %server_id, "game server link ended; its context is kept for the link TTL");
     }

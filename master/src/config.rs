@@ -46,6 +46,11 @@ pub struct MasterConfig {
     pub limits: Limits,
     /// Fixes the random choices (placement, generated names), for tests.
     pub seed: Option<u64>,
+    /// Where the admin HTTP endpoint listens (`/metrics`, `/healthz`, `/readyz`, and the
+    /// operator API); default 127.0.0.1:5080; `None` disables it.
+    pub admin_addr: Option<SocketAddr>,
+    /// The bearer token of the operator API; without one the API refuses every call.
+    pub admin_token: Option<String>,
 }
 
 /// A configuration that cannot work.
@@ -82,6 +87,8 @@ impl MasterConfig {
             peer_queue: 1024,
             limits: Limits::default(),
             seed: None,
+            admin_addr: Some(([127, 0, 0, 1], 5080).into()),
+            admin_token: None,
         };
         cfg.apply_workload(&Workload::default_embedded());
         Ok(cfg)

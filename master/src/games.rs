@@ -312,6 +312,11 @@ impl MasterState {
         self.games.get(name)
     }
 
+    /// Every game, reserved ones included.
+    pub fn games(&self) -> impl Iterator<Item = &Game> {
+        self.games.values()
+    }
+
     /// Number of games, reserved ones included.
     pub fn game_count(&self) -> usize {
         self.games.len()

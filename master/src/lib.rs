@@ -15,6 +15,7 @@
 //! QUIC shells: `client_link` and `cluster_link`. [`Master::bind`] opens the listeners
 //! (port 0 works); [`Master::run`] serves until the shutdown future completes.
 
+pub mod admin;
 pub mod auth;
 mod client_link;
 mod cluster_link;
@@ -38,6 +39,7 @@ use quinn::{Connection, Endpoint};
 use switchboard_protocol::{
     ALPN_CLUSTER, ALPN_MASTER, CloseCode, MasterEvent, MasterToClient, encode_frame,
 };
+use switchboard_transport::prometheus::Histogram;
 use switchboard_transport::{TlsError, close, server_endpoint};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -70,6 +72,18 @@ impl PeerHandle {
     }
 }
 
+/// Operation names, in the order of `Shared::op_latency`.
+pub(crate) const OP_NAMES: [&str; 8] = [
+    "authenticate",
+    "create_game",
+    "join_game",
+    "join_random_game",
+    "join_lobby",
+    "leave_lobby",
+    "lobby_stats",
+    "find_friends",
+];
+
 /// State shared by all connection tasks. The state lock is never held across `.await`.
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -77,6 +91,10 @@ pub(crate) struct Shared {
     state: Mutex<MasterState>,
     auth: Authenticator,
     peers: DashMap<u64, Arc<PeerHandle>>,
+    /// Command senders of the connected game servers' links: (link id, sender).
+    links: DashMap<String, (u64, mpsc::Sender<switchboard_protocol::MasterToGs>)>,
+    /// Latency per operation (see `OP_NAMES`).
+    op_latency: [Histogram; OP_NAMES.len()],
 }
 
 impl Shared {
@@ -135,6 +153,9 @@ pub enum StartError {
     /// The authentication provider's configuration.
     #[error(transparent)]
     Auth(#[from] auth::AuthConfigError),
+    /// The admin HTTP socket.
+    #[error("admin HTTP endpoint: {0}")]
+    Io(#[from] std::io::Error),
 }
 
 /// A master with its listeners bound.
@@ -143,11 +164,21 @@ pub struct Master {
     shared: Arc<Shared>,
     clients: Endpoint,
     cluster: Endpoint,
+    admin: Option<tokio::net::TcpListener>,
 }
 
 impl Master {
-    /// Binds the client and game-server listeners.
+    /// Binds the client and game-server listeners and the admin HTTP endpoint (call from
+    /// within a tokio runtime).
     pub fn bind(config: MasterConfig) -> Result<Self, StartError> {
+        let admin = match config.admin_addr {
+            Some(addr) => {
+                let l = std::net::TcpListener::bind(addr)?;
+                l.set_nonblocking(true)?;
+                Some(tokio::net::TcpListener::from_std(l)?)
+            }
+            None => None,
+        };
         let auth = Authenticator::new(&config.auth)?;
         let clients = server_endpoint(
             config.client_addr,
@@ -168,9 +199,12 @@ impl Master {
                 state: Mutex::new(state),
                 auth,
                 peers: DashMap::new(),
+                links: DashMap::new(),
+                op_latency: Default::default(),
             }),
             clients,
             cluster,
+            admin,
         })
     }
 
@@ -188,6 +222,11 @@ impl Master {
             .expect("bound endpoint has an address")
     }
 
+    /// The bound admin HTTP address, if enabled.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
     /// Serves until `shutdown` completes, then closes every connection with
     /// [`CloseCode::ServerShutdown`] and waits (briefly) for the peers to acknowledge.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
@@ -195,8 +234,15 @@ impl Master {
             shared,
             clients,
             cluster,
+            admin,
         } = self;
         let mut tasks = JoinSet::new();
+        if let Some(listener) = admin {
+            let app = admin::router(shared.clone());
+            tasks.spawn(async move {
+                let _ = axum::serve(listener, app).await;
+            });
+        }
         tasks.spawn(every(shared.config.game_list_interval, {
             let shared = shared.clone();
             move || shared.send_list_updates()

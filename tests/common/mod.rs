@@ -30,17 +30,27 @@ pub async fn start_full(
     tweak: impl FnOnce(&mut DevOptions),
     master: impl FnOnce(&mut switchboard_master::MasterConfig),
 ) -> TestCluster {
+    start_all(game_servers, tweak, master, |_| {}).await
+}
+
+pub async fn start_all(
+    game_servers: usize,
+    tweak: impl FnOnce(&mut DevOptions),
+    master: impl FnOnce(&mut switchboard_master::MasterConfig),
+    game_server: impl Fn(&mut switchboard_gameserver::GameServerConfig),
+) -> TestCluster {
     let tls = tempfile::tempdir().unwrap();
     let mut opts = DevOptions {
         game_servers,
         master_port: 0,
         cluster_port: 0,
         gs_base_port: 0,
+        admin_port: 0,
         tls_dir: tls.path().join("tls"),
         ..DevOptions::default()
     };
     tweak(&mut opts);
-    let cluster = DevCluster::start_with(opts, master)
+    let cluster = DevCluster::start_with(opts, master, game_server)
         .await
         .expect("cluster starts");
     let trust = Trust::from_ca_file(&cluster.ca).unwrap();
