@@ -96,6 +96,8 @@ fn dev_and_probe() {
         "0",
         "--gs-base-port",
         "0",
+        "--admin-port",
+        "0",
         "--tls-dir",
         dir.to_str().unwrap(),
     ]);
@@ -162,6 +164,8 @@ fn separate_master_and_game_server_processes() {
         secret,
         "--auth",
         "dev",
+        "--admin-addr",
+        "127.0.0.1:0",
         "--dev-tls-dir",
         dir,
     ]);
@@ -262,4 +266,188 @@ fn bad_configuration_is_a_clear_error() {
         ],
         "weights",
     );
+}
+
+fn admin_cli(url: &str, token: &str, args: &[&str]) -> (bool, String) {
+    let out = Command::new(BIN)
+        .args(["admin", "--url", url, "--token", token])
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn admin_cli_lists_and_toggles_rotation() {
+    let tls = tempfile::tempdir().unwrap();
+    let dir = tls.path().join("tls");
+    let (dev, ready) = Proc::spawn(&[
+        "dev",
+        "--master-port",
+        "0",
+        "--cluster-port",
+        "0",
+        "--gs-base-port",
+        "0",
+        "--admin-port",
+        "0",
+        "--tls-dir",
+        dir.to_str().unwrap(),
+    ]);
+    let url = ready["admin"].as_str().unwrap();
+    let token = ready["admin_token"].as_str().unwrap();
+    let (ok, out) = admin_cli(url, token, &["servers"]);
+    assert!(ok, "{out}");
+    assert!(out.starts_with("ID"), "a table with a header: {out}");
+    assert!(
+        out.contains("gs-1") && out.contains("gs-2") && out.contains("Normal"),
+        "{out}"
+    );
+    let (ok, out) = admin_cli(url, token, &["set-state", "gs-2", "OutOfRotation"]);
+    assert!(ok, "{out}");
+    let shown = (0..100).any(|_| {
+        let (_, out) = admin_cli(url, token, &["servers"]);
+        let row = out
+            .lines()
+            .find(|l| l.starts_with("gs-2"))
+            .unwrap_or_default()
+            .to_string();
+        if !row.contains("OutOfRotation") {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        row.contains("OutOfRotation")
+    });
+    assert!(shown, "gs-2 is out of rotation");
+    let (ok, out) = admin_cli(url, token, &["games"]);
+    assert!(ok && out.starts_with("GAME"), "{out}");
+    let (ok, out) = admin_cli(url, "wrong-token", &["servers"]);
+    assert!(!ok && out.contains("401"), "{out}");
+    let (ok, out) = admin_cli(url, token, &["set-state", "gs-9", "Normal"]);
+    assert!(!ok && out.contains("404"), "{out}");
+    assert!(dev.terminate().success());
+}
+
+#[tokio::test]
+async fn sigterm_drains_a_game_server_with_a_live_room() {
+    use switchboard_client::{Client, ClientConfig, ClientError};
+    use switchboard_protocol::{CloseCode, RoomEvent, RoomOptions};
+
+    let tls = tempfile::tempdir().unwrap();
+    let dir = tls.path().join("tls");
+    let dir = dir.to_str().unwrap().to_string();
+    let secret = "a-cluster-secret-for-the-test";
+    let token = "admin-token-for-the-test";
+    let (master, m) = Proc::spawn(&[
+        "master",
+        "--client-addr",
+        "127.0.0.1:0",
+        "--cluster-addr",
+        "127.0.0.1:0",
+        "--admin-addr",
+        "127.0.0.1:0",
+        "--admin-token",
+        token,
+        "--cluster-secret",
+        secret,
+        "--auth",
+        "dev",
+        "--dev-tls-dir",
+        &dir,
+    ]);
+    let ca = Path::new(&dir).join("cert.pem");
+    let (gs, _) = Proc::spawn(&[
+        "gameserver",
+        "--id",
+        "gs-a",
+        "--listen",
+        "127.0.0.1:0",
+        "--master",
+        m["cluster"].as_str().unwrap(),
+        "--master-ca",
+        ca.to_str().unwrap(),
+        "--cluster-secret",
+        secret,
+        "--dev-tls-dir",
+        &dir,
+        "--drain-grace",
+        "1",
+    ]);
+    let trust = switchboard_transport::Trust::from_ca_file(&ca).unwrap();
+    let mut alice = Client::connect(m["clients"].as_str().unwrap(), ClientConfig::new(trust))
+        .await
+        .unwrap();
+    alice.authenticate("alice", "").await.unwrap();
+    let mut room = None;
+    for _ in 0..100 {
+        match alice
+            .create_game(Some("live"), RoomOptions::default())
+            .await
+        {
+            Ok(r) => {
+                room = Some(r);
+                break;
+            }
+            // The game server registers a moment after it starts.
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    let mut room = room.expect("the room is created");
+
+    let exit = tokio::task::spawn_blocking(move || gs.terminate());
+    // The player is told, then closed with a reason it can show.
+    let notice = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match room.next_event().await {
+                Some(RoomEvent::GameServerOffline { seconds_left }) => return Some(seconds_left),
+                Some(_) => continue,
+                None => return None,
+            }
+        }
+    })
+    .await
+    .expect("in time");
+    assert_eq!(notice, Some(0), "GameServerOffline arrives after the drain");
+    while room.next_event().await.is_some() {}
+    match room.close_reason() {
+        Some(ClientError::Closed { code, reason }) => {
+            assert_eq!(code, Some(CloseCode::ServerShutdown));
+            assert!(reason.contains("shut down"), "{reason}");
+        }
+        other => panic!("unexpected close: {other:?}"),
+    }
+    assert!(
+        exit.await.unwrap().success(),
+        "the game server exits cleanly"
+    );
+
+    // The master saw it go Offline and its game leave.
+    let url = m["admin"].as_str().unwrap();
+    let http = reqwest::Client::new();
+    let servers: serde_json::Value = http
+        .get(format!("{url}/servers"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(servers[0]["state"], "Offline", "{servers}");
+    assert_eq!(servers[0]["link_up"], false);
+    let games: serde_json::Value = http
+        .get(format!("{url}/games"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(games.as_array().unwrap().len(), 0, "{games}");
+    assert!(master.terminate().success());
 }

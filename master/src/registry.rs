@@ -75,17 +75,30 @@ impl MasterState {
         }
     }
 
-    /// The link `link` of `server` ended: the server keeps its context for the link TTL.
-    /// A later link of the same id is left alone. Returns whether it was the current link.
+    /// The link `link` of `server` ended: the server keeps its context for the link TTL
+    /// (a server that was Offline has stopped: its games go at once). A later link of the
+    /// same id is left alone. Returns whether it was the current link.
     pub fn link_lost(&mut self, server: &str, link: u64, now: Instant) -> bool {
-        match self.servers.get_mut(server) {
+        let offline = match self.servers.get_mut(server) {
             Some(s) if s.link == Some(link) => {
                 s.link = None;
                 s.down_since = Some(now);
-                true
+                s.load.state == ServerState::Offline
             }
-            _ => false,
+            _ => return false,
+        };
+        if offline {
+            let games: Vec<String> = self
+                .games
+                .values()
+                .filter(|g| g.server == server)
+                .map(|g| g.name.clone())
+                .collect();
+            for g in games {
+                self.drop_game(&g);
+            }
         }
+        true
     }
 
     /// Drops servers whose link has been down for the TTL, with their games.

@@ -673,3 +673,29 @@ fn a_late_subscriber_gets_only_changes_after_its_list() {
     assert_eq!(for_peer(1), ["b", "c"]);
     assert_eq!(for_peer(2), ["c"]);
 }
+
+#[test]
+fn an_offline_server_that_disconnects_takes_its_games_along() {
+    let now = Instant::now();
+    let mut s = state();
+    register(
+        &mut s,
+        "gs1",
+        1,
+        vec![game("g", Lobby::default(), &["a"], 0, &[])],
+    );
+    s.update_load(
+        "gs1",
+        LoadReport {
+            state: ServerState::Offline,
+            ..LoadReport::default()
+        },
+    );
+    assert!(s.link_lost("gs1", 1, now));
+    assert!(s.game("g").is_none());
+    assert_eq!(
+        s.server("gs1").unwrap().load.state,
+        ServerState::Offline,
+        "still shown until the TTL"
+    );
+}
