@@ -98,14 +98,7 @@ async fn session(shared: &Arc<Shared>, mut stop: watch::Receiver<bool>) -> Resul
     loop {
         tokio::select! {
             _ = shared.dirty_notify.notified() => {
-                let mut frames: Vec<_> = shared
-                    .take_dirty()
-                    .into_iter()
-                    .map(|game| match shared.published.get(&game) {
-                        Some(state) => encode_frame(&GsToMaster::GameUpdate(state.clone())),
-                        None => encode_frame(&GsToMaster::GameRemoved { game }),
-                    })
-                    .collect();
+                let mut frames = dirty_frames(shared);
                 send.write_all_chunks(&mut frames).await.map_err(|e| e.to_string())?;
             }
             _ = tick.tick() => {
@@ -117,14 +110,7 @@ async fn session(shared: &Arc<Shared>, mut stop: watch::Receiver<bool>) -> Resul
             _ = async { let _ = stop.wait_for(|s| *s).await; } => {
                 // A last report (the state is Offline when draining ends), then goodbye.
                 let last = async {
-                    let mut frames: Vec<_> = shared
-                        .take_dirty()
-                        .into_iter()
-                        .map(|game| match shared.published.get(&game) {
-                            Some(state) => encode_frame(&GsToMaster::GameUpdate(state.clone())),
-                            None => encode_frame(&GsToMaster::GameRemoved { game }),
-                        })
-                        .collect();
+                    let mut frames = dirty_frames(shared);
                     frames.push(encode_frame(&GsToMaster::Load(shared.load())));
                     let _ = send.write_all_chunks(&mut frames).await;
                     let _ = send.finish();
@@ -148,4 +134,16 @@ async fn session(shared: &Arc<Shared>, mut stop: watch::Receiver<bool>) -> Resul
             },
         }
     }
+}
+
+/// The reports for every room changed since the last call: its new state, or its removal.
+fn dirty_frames(shared: &Shared) -> Vec<bytes::Bytes> {
+    shared
+        .take_dirty()
+        .into_iter()
+        .map(|game| match shared.published.get(&game) {
+            Some(state) => encode_frame(&GsToMaster::GameUpdate(state.clone())),
+            None => encode_frame(&GsToMaster::GameRemoved { game }),
+        })
+        .collect()
 }

@@ -15,8 +15,9 @@ use switchboard_protocol::messages::game::{MAX_CHANNEL, event_datagram_to_frame}
 use switchboard_protocol::{
     ChannelHeader, ClientToGame, CloseCode, DatagramUp, GameOp, GameReply, GameToClient, JoinMode,
     OpError, Properties, RaiseEvent, ResultCode, RoomOptions, ServerState, TicketAction,
-    TicketClaims, decode_body, frame::DEFAULT_MAX_FRAME, version,
+    TicketClaims, decode_body, frame::DEFAULT_MAX_FRAME,
 };
+use switchboard_transport::handshake::accept_control;
 use switchboard_transport::{FramedRecv, close, send_frame, write_queued};
 use tokio::sync::mpsc;
 use tracing::debug;
@@ -49,7 +50,17 @@ fn set_current(room: &CurrentRoom, value: Option<(RoomHandle, u32)>) -> Option<(
 
 /// Serves one client until it disconnects.
 pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
-    let (send, mut recv) = match handshake(&shared, &conn).await {
+    let handshake = accept_control(
+        &conn,
+        shared.config.handshake_timeout,
+        "switchboard-gameserver",
+        |m| match m {
+            ClientToGame::Hello(h) => Some(h),
+            _ => None,
+        },
+        GameToClient::Welcome,
+    );
+    let (send, mut recv) = match handshake.await {
         Ok(s) => s,
         Err((code, reason)) => {
             debug!(%reason, "client handshake failed");
@@ -81,33 +92,6 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
     drop(peer);
     let _ = writer.await;
     shared.stats.peers.fetch_sub(1, Ordering::Relaxed);
-}
-
-async fn handshake(
-    shared: &Shared,
-    conn: &Connection,
-) -> Result<(SendStream, FramedRecv), (CloseCode, String)> {
-    let accept = async {
-        let (mut send, recv) = conn
-            .accept_bi()
-            .await
-            .map_err(|e| (CloseCode::Normal, e.to_string()))?;
-        let mut recv = FramedRecv::new(recv, DEFAULT_MAX_FRAME);
-        let hello = match recv.next::<ClientToGame>().await {
-            Ok(Some(ClientToGame::Hello(h))) => h,
-            Ok(_) => return Err((CloseCode::ProtocolViolation, "expected Hello".into())),
-            Err(e) => return Err((CloseCode::ProtocolViolation, e.to_string())),
-        };
-        let welcome = version::accept_hello(&hello, "switchboard-gameserver")
-            .map_err(|e| (e.close_code(), e.to_string()))?;
-        send_frame(&mut send, &GameToClient::Welcome(welcome))
-            .await
-            .map_err(|e| (CloseCode::Normal, e.to_string()))?;
-        Ok((send, recv))
-    };
-    tokio::time::timeout(shared.config.handshake_timeout, accept)
-        .await
-        .map_err(|_| (CloseCode::ProtocolViolation, "no Hello in time".to_string()))?
 }
 
 type Closing = (CloseCode, String);

@@ -22,7 +22,7 @@ pub fn parse_state_file(text: &str) -> Result<(ServerState, Duration), String> {
     let first = lines
         .next()
         .ok_or("line 1: empty file; expected Normal, OutOfRotation or Offline")?;
-    let state = parse_state(first)
+    let state = ServerState::parse(first)
         .ok_or_else(|| format!("line 1: {first:?} is not Normal, OutOfRotation or Offline"))?;
     let after = match lines.next() {
         None => DEFAULT_OFFLINE_AFTER,
@@ -32,21 +32,6 @@ pub fn parse_state_file(text: &str) -> Result<(ServerState, Duration), String> {
         ),
     };
     Ok((state, after))
-}
-
-/// A state name (any case, `_` and `-` ignored).
-pub fn parse_state(s: &str) -> Option<ServerState> {
-    let norm: String = s
-        .chars()
-        .filter(|c| *c != '_' && *c != '-')
-        .collect::<String>()
-        .to_ascii_lowercase();
-    match norm.as_str() {
-        "normal" => Some(ServerState::Normal),
-        "outofrotation" => Some(ServerState::OutOfRotation),
-        "offline" => Some(ServerState::Offline),
-        _ => None,
-    }
 }
 
 impl Shared {

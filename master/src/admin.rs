@@ -87,28 +87,6 @@ fn default_offline_after() -> u32 {
     900
 }
 
-pub(crate) fn state_name(s: ServerState) -> &'static str {
-    match s {
-        ServerState::Normal => "Normal",
-        ServerState::OutOfRotation => "OutOfRotation",
-        ServerState::Offline => "Offline",
-    }
-}
-
-fn parse_state(s: &str) -> Option<ServerState> {
-    let norm: String = s
-        .chars()
-        .filter(|c| *c != '_' && *c != '-')
-        .collect::<String>()
-        .to_ascii_lowercase();
-    match norm.as_str() {
-        "normal" => Some(ServerState::Normal),
-        "outofrotation" => Some(ServerState::OutOfRotation),
-        "offline" => Some(ServerState::Offline),
-        _ => None,
-    }
-}
-
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     let api = Router::new()
         .route("/servers", get(servers))
@@ -155,7 +133,7 @@ async fn servers(State(s): State<Arc<Shared>>) -> Json<Vec<ServerView>> {
             id: id.clone(),
             address: e.address.clone(),
             priority: e.priority,
-            state: state_name(e.load.state).to_string(),
+            state: e.load.state.name().to_string(),
             level: e.load.level,
             cpu_level: e.load.controllers.cpu,
             bandwidth_level: e.load.controllers.bandwidth,
@@ -203,7 +181,7 @@ async fn set_state(
             r#"expected a JSON body {"state": "...", "offline_after_secs": n}"#,
         );
     };
-    let Some(state) = parse_state(&body.state) else {
+    let Some(state) = ServerState::parse(&body.state) else {
         return error(
             StatusCode::BAD_REQUEST,
             format!("{:?} is not Normal, OutOfRotation or Offline", body.state),
@@ -230,7 +208,7 @@ async fn set_state(
     }
     (
         StatusCode::ACCEPTED,
-        Json(serde_json::json!({ "server": id, "state": state_name(state), "offline_after_secs": body.offline_after_secs })),
+        Json(serde_json::json!({ "server": id, "state": state.name(), "offline_after_secs": body.offline_after_secs })),
     )
         .into_response()
 }

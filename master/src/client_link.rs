@@ -7,13 +7,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use quinn::{Connection, SendStream};
+use quinn::Connection;
 use switchboard_protocol::messages::common::{MAX_USER_ID, check_game_name};
 use switchboard_protocol::{
     ClientToMaster, CloseCode, MasterEvent, MasterOp, MasterReply, MasterToClient, OpError,
-    Redirect, Response, ResultCode, TicketClaims, encode_frame, frame::DEFAULT_MAX_FRAME, version,
+    Redirect, Response, ResultCode, TicketClaims, encode_frame,
 };
-use switchboard_transport::{FramedRecv, close, send_frame, write_queued};
+use switchboard_transport::handshake::accept_control;
+use switchboard_transport::{close, write_queued};
 use tokio::sync::mpsc;
 use tracing::{debug, info};
 
@@ -25,7 +26,17 @@ const MAX_FRIENDS: usize = 64;
 
 /// Serves one client until it disconnects or breaks the protocol.
 pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection, peer: u64) {
-    let (send, mut recv) = match handshake(&shared, &conn).await {
+    let handshake = accept_control(
+        &conn,
+        shared.config.handshake_timeout,
+        "switchboard-master",
+        |m| match m {
+            ClientToMaster::Hello(h) => Some(h),
+            ClientToMaster::Request { .. } => None,
+        },
+        MasterToClient::Welcome,
+    );
+    let (send, mut recv) = match handshake.await {
         Ok(streams) => streams,
         Err((code, reason)) => {
             debug!(%reason, "client handshake failed");
@@ -91,32 +102,6 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection, peer: u64) {
         user = user.as_deref().unwrap_or(""),
         "client left the master"
     );
-}
-
-type Streams = (SendStream, FramedRecv);
-
-async fn handshake(shared: &Shared, conn: &Connection) -> Result<Streams, (CloseCode, String)> {
-    let accept = async {
-        let (mut send, recv) = conn
-            .accept_bi()
-            .await
-            .map_err(|e| (CloseCode::Normal, e.to_string()))?;
-        let mut recv = FramedRecv::new(recv, DEFAULT_MAX_FRAME);
-        let hello = match recv.next::<ClientToMaster>().await {
-            Ok(Some(ClientToMaster::Hello(h))) => h,
-            Ok(_) => return Err((CloseCode::ProtocolViolation, "expected Hello".into())),
-            Err(e) => return Err((CloseCode::ProtocolViolation, e.to_string())),
-        };
-        let welcome = version::accept_hello(&hello, "switchboard-master")
-            .map_err(|e| (e.close_code(), e.to_string()))?;
-        send_frame(&mut send, &MasterToClient::Welcome(welcome))
-            .await
-            .map_err(|e| (CloseCode::Normal, e.to_string()))?;
-        Ok((send, recv))
-    };
-    tokio::time::timeout(shared.config.handshake_timeout, accept)
-        .await
-        .map_err(|_| (CloseCode::ProtocolViolation, "no Hello in time".to_string()))?
 }
 
 /// The index of an operation in `OP_NAMES`.

@@ -88,12 +88,7 @@ impl MasterState {
             _ => return false,
         };
         if offline {
-            let games: Vec<String> = self
-                .games
-                .values()
-                .filter(|g| g.server == server)
-                .map(|g| g.name.clone())
-                .collect();
+            let games = self.games_of(server);
             for g in games {
                 self.drop_game(&g);
             }
@@ -133,12 +128,7 @@ impl MasterState {
         s.load = load;
         s.sent = 0;
         if state_changed {
-            let games: Vec<String> = self
-                .games
-                .values()
-                .filter(|g| g.server == server)
-                .map(|g| g.name.clone())
-                .collect();
+            let games = self.games_of(server);
             for g in games {
                 self.reindex(&g);
             }
@@ -174,6 +164,15 @@ impl MasterState {
         }
         self.set_state(&name, state);
         true
+    }
+
+    /// Names of the games hosted by `server`.
+    fn games_of(&self, server: &str) -> Vec<String> {
+        self.games
+            .values()
+            .filter(|g| g.server == server)
+            .map(|g| g.name.clone())
+            .collect()
     }
 
     /// A game on `server` ended.

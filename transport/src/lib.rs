@@ -6,6 +6,7 @@
 
 pub mod endpoint;
 pub mod framed;
+pub mod handshake;
 pub mod limits;
 pub mod prometheus;
 pub mod tls;

@@ -101,6 +101,32 @@ pub enum ServerState {
     Offline,
 }
 
+impl ServerState {
+    /// The state's name: `Normal`, `OutOfRotation` or `Offline`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ServerState::Normal => "Normal",
+            ServerState::OutOfRotation => "OutOfRotation",
+            ServerState::Offline => "Offline",
+        }
+    }
+
+    /// Parses a state name in any case, with `_` and `-` ignored.
+    pub fn parse(s: &str) -> Option<ServerState> {
+        let norm: String = s
+            .chars()
+            .filter(|c| *c != '_' && *c != '-')
+            .collect::<String>()
+            .to_ascii_lowercase();
+        match norm.as_str() {
+            "normal" => Some(ServerState::Normal),
+            "outofrotation" => Some(ServerState::OutOfRotation),
+            "offline" => Some(ServerState::Offline),
+            _ => None,
+        }
+    }
+}
+
 /// Options of a new room, given with `CreateGame`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RoomOptions {
