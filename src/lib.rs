@@ -3,5 +3,6 @@
 //! sets up logging and calls these or the server libraries.
 
 pub mod admin;
+pub mod bench;
 pub mod dev;
 pub mod probe;

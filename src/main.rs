@@ -51,6 +51,11 @@ enum Command {
     Probe(ProbeArgs),
     /// Operate a running master: list servers and games, set a server's state.
     Admin(switchboard::admin::AdminArgs),
+    /// Load-generate against a deployment, with a baseline measured in the same run.
+    Bench(switchboard::bench::BenchArgs),
+    /// A baseline server for `bench` (started by it).
+    #[command(hide = true)]
+    BenchBaseline(switchboard::bench::baseline::BaselineArgs),
 }
 
 /// TLS identity: PEM files, or a development certificate generated into a directory.
@@ -465,6 +470,8 @@ async fn main() -> anyhow::Result<()> {
             cluster.shutdown().await;
         }
         Command::Admin(args) => switchboard::admin::run(args).await?,
+        Command::Bench(args) => switchboard::bench::run(args).await?,
+        Command::BenchBaseline(args) => switchboard::bench::baseline::serve(args).await?,
         Command::Probe(args) => {
             let ca = args
                 .ca

@@ -451,3 +451,66 @@ async fn sigterm_drains_a_game_server_with_a_live_room() {
     assert_eq!(games.as_array().unwrap().len(), 0, "{games}");
     assert!(master.terminate().success());
 }
+
+/// `switchboard bench` runs a scenario against a local deployment it starts itself, with
+/// its baseline, and prints JSON. (No speed is asserted: only that it measured.)
+#[test]
+fn bench_scenarios_run_with_their_baselines() {
+    for args in [
+        &[
+            "relay",
+            "--clients",
+            "8",
+            "--room-size",
+            "4",
+            "--seconds",
+            "1",
+        ][..],
+        &[
+            "relay",
+            "--clients",
+            "8",
+            "--room-size",
+            "4",
+            "--seconds",
+            "1",
+            "--reliable",
+        ][..],
+        &["connect", "--count", "10"][..],
+        &["idle", "--clients", "16"][..],
+        &[
+            "matchmaking",
+            "--games",
+            "40",
+            "--clients",
+            "2",
+            "--seconds",
+            "1",
+        ][..],
+    ] {
+        let out = Command::new(BIN)
+            .args(["bench", "--json"])
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: serde_json::Value =
+            serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{args:?}: {text}: {e}"));
+        let rows = report["rows"].as_array().unwrap();
+        assert!(!rows.is_empty());
+        assert!(
+            rows.iter().any(|r| r["ratio"].is_number()),
+            "{args:?}: every scenario is compared with its baseline: {report}"
+        );
+        if args[0] == "relay" {
+            let delivered = &rows[0];
+            assert!(delivered["value"].as_f64().unwrap() > 0.0, "{report}");
+        }
+    }
+}

@@ -123,6 +123,16 @@ impl Client {
     pub async fn connect(master: &str, config: ClientConfig) -> Result<Self, ClientError> {
         let ipv6 = master.starts_with('[');
         let endpoint = switchboard_transport::client_endpoint(ipv6)?;
+        Self::connect_on(endpoint, master, config).await
+    }
+
+    /// Connects through an existing endpoint (one UDP socket can carry many clients: load
+    /// generators use a few endpoints for thousands of clients).
+    pub async fn connect_on(
+        endpoint: Endpoint,
+        master: &str,
+        config: ClientConfig,
+    ) -> Result<Self, ClientError> {
         let cfg = client_config(&config.trust, ALPN_MASTER, &config.limits)?;
         let conn = connect(&endpoint, cfg, master).await?;
         let (tx, events) = mpsc::channel(config.event_buffer);
@@ -303,5 +313,15 @@ impl Client {
             "bye",
         );
         self.endpoint.wait_idle().await;
+    }
+
+    /// Closes the master connection without waiting for the endpoint (which other clients
+    /// may share).
+    pub fn disconnect(&self) {
+        switchboard_transport::close(
+            &self.master.conn,
+            switchboard_protocol::CloseCode::Normal,
+            "bye",
+        );
     }
 }

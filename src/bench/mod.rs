@@ -1,0 +1,220 @@
+//! `switchboard bench SCENARIO`: a load generator for a running deployment (`--master`) or
+//! a local one it starts itself, with a baseline measured in the same run for every
+//! scenario, printed as a ratio.
+//!
+//! A local deployment is `switchboard dev` started as a **child process**, so the
+//! server's CPU time and memory are read from `/proc/<pid>` apart from the load
+//! generator's. Baselines run in another child process (`switchboard bench-baseline`): a
+//! bare quinn fan-out relay and a bare quinn request/echo server with the same framing.
+
+pub mod baseline;
+pub mod connect;
+pub mod idle;
+pub mod matchmaking;
+pub mod relay;
+mod target;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+pub use target::{ProcStats, Target};
+
+/// Flags of `switchboard bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// A running master's client address; without it a local `switchboard dev` is started.
+    #[arg(long, env = "SWITCHBOARD_BENCH_MASTER")]
+    pub master: Option<String>,
+    /// Certificate(s) to trust for `--master` (PEM).
+    #[arg(long, env = "SWITCHBOARD_CA")]
+    pub ca: Option<PathBuf>,
+    /// Game servers of the local deployment.
+    #[arg(long, default_value_t = 1)]
+    pub game_servers: usize,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// The scenario.
+    #[command(subcommand)]
+    pub scenario: Scenario,
+}
+
+/// Scenarios.
+#[derive(Debug, Subcommand)]
+pub enum Scenario {
+    /// N clients in rooms of R players, each sending F events/s of B bytes.
+    Relay(relay::RelayArgs),
+    /// connect → authenticate → redirected → joined, repeatedly.
+    Connect(connect::ConnectArgs),
+    /// K idle clients joined in rooms: the server's resident memory per connection.
+    Idle(idle::IdleArgs),
+    /// M listed games, C clients doing JoinRandomGame.
+    Matchmaking(matchmaking::MatchmakingArgs),
+}
+
+/// A latency histogram in microseconds (1 µs to 60 s, 3 significant digits).
+pub fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds")
+}
+
+/// Percentiles of a histogram, in milliseconds.
+#[derive(Debug, Clone, Copy, Serialize, Default)]
+pub struct Latency {
+    /// Median.
+    pub p50_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+    /// 99.9th percentile.
+    pub p999_ms: f64,
+    /// Samples.
+    pub samples: u64,
+}
+
+impl Latency {
+    /// From a histogram in microseconds.
+    pub fn of(h: &Histogram<u64>) -> Self {
+        let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+        Latency {
+            p50_ms: ms(0.5),
+            p99_ms: ms(0.99),
+            p999_ms: ms(0.999),
+            samples: h.len(),
+        }
+    }
+}
+
+/// One line of a result table: a measure, the baseline's, and their ratio.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    /// What is measured.
+    pub measure: String,
+    /// Switchboard's value.
+    pub value: f64,
+    /// The baseline's value, when it has one.
+    pub baseline: Option<f64>,
+    /// value / baseline.
+    pub ratio: Option<f64>,
+    /// Unit.
+    pub unit: &'static str,
+}
+
+impl Row {
+    /// A row with a baseline.
+    pub fn vs(measure: impl Into<String>, value: f64, baseline: f64, unit: &'static str) -> Row {
+        Row {
+            measure: measure.into(),
+            value,
+            baseline: Some(baseline),
+            ratio: (baseline != 0.0).then(|| value / baseline),
+            unit,
+        }
+    }
+
+    /// A row without a baseline.
+    pub fn alone(measure: impl Into<String>, value: f64, unit: &'static str) -> Row {
+        Row {
+            measure: measure.into(),
+            value,
+            baseline: None,
+            ratio: None,
+            unit,
+        }
+    }
+}
+
+/// A scenario's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The scenario and its parameters.
+    pub scenario: String,
+    /// What the baseline is.
+    pub baseline: String,
+    /// The rows.
+    pub rows: Vec<Row>,
+}
+
+impl Report {
+    /// A readable table.
+    pub fn table(&self) -> String {
+        let fmt = |v: f64| {
+            if v.abs() >= 1000.0 {
+                format!("{v:.0}")
+            } else if v.abs() >= 10.0 {
+                format!("{v:.1}")
+            } else {
+                format!("{v:.3}")
+            }
+        };
+        let rows: Vec<Vec<String>> = self
+            .rows
+            .iter()
+            .map(|r| {
+                vec![
+                    r.measure.clone(),
+                    format!("{} {}", fmt(r.value), r.unit),
+                    r.baseline
+                        .map(|b| format!("{} {}", fmt(b), r.unit))
+                        .unwrap_or_else(|| "-".into()),
+                    r.ratio
+                        .map(|x| format!("{x:.2}x"))
+                        .unwrap_or_else(|| "-".into()),
+                ]
+            })
+            .collect();
+        format!(
+            "{}\nbaseline: {}\n\n{}",
+            self.scenario,
+            self.baseline,
+            crate::admin::table(&["MEASURE", "SWITCHBOARD", "BASELINE", "RATIO"], &rows)
+        )
+    }
+}
+
+/// A progress bar on standard error (hidden for `--json`).
+pub fn progress(len: u64, message: &str, hidden: bool) -> indicatif::ProgressBar {
+    let bar = if hidden {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(len)
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg:>24} [{bar:40}] {pos}/{len} {elapsed}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_message(message.to_string());
+    bar
+}
+
+/// Runs a scenario and prints its report.
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let target = Target::open(
+        args.master.as_deref(),
+        args.ca.as_deref(),
+        args.game_servers,
+    )
+    .await?;
+    let quiet = args.json;
+    let report = match &args.scenario {
+        Scenario::Relay(a) => relay::run(&target, a, quiet).await?,
+        Scenario::Connect(a) => connect::run(&target, a, quiet).await?,
+        Scenario::Idle(a) => idle::run(&target, a, quiet).await?,
+        Scenario::Matchmaking(a) => matchmaking::run(&target, a, quiet).await?,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!("{}", report.table());
+    }
+    target.close().await;
+    Ok(())
+}
+
+/// Seconds as a duration, for flags.
+pub fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s)
+}

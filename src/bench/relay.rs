@@ -1,0 +1,458 @@
+//! `relay`: N clients in rooms of R players, each sending F events per second of B bytes
+//! to the others, reliable or unreliable; against the bare quinn fan-out relay with the
+//! same clients, rates and sizes.
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use clap::Args;
+use hdrhistogram::Histogram;
+use switchboard_client::{Client, Delivery, Room};
+use switchboard_protocol::{RoomEvent, RoomOptions};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio::task::yield_now;
+
+use super::baseline::{BaselineServer, Kind, baseline_frame, connect_baseline};
+use super::{Latency, Report, Row, Target, histogram, progress};
+
+/// Flags of `bench relay`.
+#[derive(Debug, Clone, Args)]
+pub struct RelayArgs {
+    /// Clients.
+    #[arg(long, default_value_t = 64)]
+    pub clients: usize,
+    /// Players per room.
+    #[arg(long, default_value_t = 8)]
+    pub room_size: usize,
+    /// Events per second per client.
+    #[arg(long, default_value_t = 20.0)]
+    pub rate: f64,
+    /// Payload bytes per event (at least 8: a timestamp).
+    #[arg(long, default_value_t = 100)]
+    pub bytes: usize,
+    /// Send reliably (streams) instead of as datagrams.
+    #[arg(long)]
+    pub reliable: bool,
+    /// Seconds of sending.
+    #[arg(long, default_value_t = 10.0)]
+    pub seconds: f64,
+}
+
+/// One run's numbers.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Measured {
+    /// Events sent.
+    pub sent: u64,
+    /// Deliveries expected (sent × (room size − 1)).
+    pub expected: u64,
+    /// Deliveries seen.
+    pub delivered: u64,
+    /// Deliveries per second of sending.
+    pub per_second: f64,
+    /// Share of expected deliveries that never arrived.
+    pub loss: f64,
+    /// Latency.
+    pub latency: Latency,
+    /// Server CPU microseconds per delivery (local servers only).
+    pub cpu_us_per_delivery: Option<f64>,
+}
+
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn payload(bytes: usize) -> Bytes {
+    let mut b = BytesMut::with_capacity(bytes.max(8));
+    b.put_u64_le(epoch().elapsed().as_nanos() as u64);
+    b.resize(bytes.max(8), 0xab);
+    b.freeze()
+}
+
+fn record(h: &mut Histogram<u64>, data: &[u8]) {
+    if data.len() >= 8 {
+        let sent = u64::from_le_bytes(data[..8].try_into().expect("8 bytes"));
+        let now = epoch().elapsed().as_nanos() as u64;
+        let _ = h.record((now.saturating_sub(sent) / 1000).max(1));
+    }
+}
+
+#[derive(Debug)]
+struct Tally {
+    sent: u64,
+    received: u64,
+    hist: Histogram<u64>,
+}
+
+/// The send/receive window of a run.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    start: tokio::time::Instant,
+    end: tokio::time::Instant,
+    drain_end: tokio::time::Instant,
+    period: Duration,
+}
+
+impl Window {
+    fn new(a: &RelayArgs) -> Window {
+        let start = tokio::time::Instant::now() + Duration::from_millis(200);
+        let end = start + super::secs(a.seconds);
+        Window {
+            start,
+            end,
+            drain_end: end + Duration::from_secs(1),
+            period: Duration::from_secs_f64(1.0 / a.rate.max(0.001)),
+        }
+    }
+
+    /// Each client starts at its own offset so sends are spread over the period.
+    fn ticker(&self, i: usize, n: usize) -> tokio::time::Interval {
+        let offset = self.period.mul_f64(i as f64 / n.max(1) as f64);
+        let mut t = tokio::time::interval_at(self.start + offset, self.period);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        t
+    }
+}
+
+async fn switchboard_client(
+    mut room: Room,
+    bytes: usize,
+    delivery: Delivery,
+    w: Window,
+    mut tick: tokio::time::Interval,
+) -> Tally {
+    let mut t = Tally {
+        sent: 0,
+        received: 0,
+        hist: histogram(),
+    };
+    let drain = tokio::time::sleep_until(w.drain_end);
+    tokio::pin!(drain);
+    loop {
+        tokio::select! {
+            now = tick.tick(), if tokio::time::Instant::now() < w.end => {
+                if now < w.end && room.raise_event(1, payload(bytes), delivery).await.is_ok() {
+                    t.sent += 1;
+                }
+            }
+            ev = room.next_event() => match ev {
+                Some(RoomEvent::Custom(d)) => {
+                    t.received += 1;
+                    record(&mut t.hist, &d.data);
+                }
+                Some(_) => {}
+                None => break,
+            },
+            _ = &mut drain => break,
+        }
+    }
+    t
+}
+
+pub(crate) async fn join_rooms(
+    target: &Target,
+    a: &RelayArgs,
+    bar: &indicatif::ProgressBar,
+) -> anyhow::Result<Vec<(Client, Room)>> {
+    let rooms = a.clients / a.room_size.max(2);
+    anyhow::ensure!(rooms > 0, "--clients must be at least --room-size");
+    let nonce: u32 = rand::random();
+    let limit = std::sync::Arc::new(Semaphore::new(32));
+    let mut set = JoinSet::new();
+    for r in 0..rooms {
+        for p in 0..a.room_size {
+            let i = r * a.room_size + p;
+            let (endpoint, config, master, limit) = (
+                target.endpoint(i),
+                target.client_config(),
+                target.master.clone(),
+                limit.clone(),
+            );
+            let (game, max) = (format!("bench-{nonce:08x}-{r}"), a.room_size as u32);
+            set.spawn(async move {
+                let _permit = limit.acquire().await;
+                let mut c = Client::connect_on(endpoint, &master, config).await?;
+                c.authenticate(&format!("bench-{i}"), "").await?;
+                // The first player creates; the others retry until the room exists.
+                let room = if p == 0 {
+                    c.create_game(
+                        Some(&game),
+                        RoomOptions {
+                            max_players: max,
+                            ..RoomOptions::default()
+                        },
+                    )
+                    .await?
+                } else {
+                    let mut tries = 0;
+                    loop {
+                        match c.join_game(&game).await {
+                            Ok(room) => break room,
+                            Err(_) if tries < 200 => {
+                                tries += 1;
+                                tokio::time::sleep(Duration::from_millis(25)).await;
+                            }
+                            Err(e) => return Err(anyhow::Error::from(e)),
+                        }
+                    }
+                };
+                Ok::<_, anyhow::Error>((c, room))
+            });
+        }
+    }
+    let mut out = Vec::new();
+    while let Some(r) = set.join_next().await {
+        out.push(r??);
+        bar.inc(1);
+    }
+    Ok(out)
+}
+
+/// Runs the scenario against Switchboard.
+pub async fn measure_switchboard(
+    target: &Target,
+    a: &RelayArgs,
+    quiet: bool,
+) -> anyhow::Result<Measured> {
+    let bar = progress(
+        (a.clients / a.room_size.max(2) * a.room_size) as u64,
+        "joining rooms",
+        quiet,
+    );
+    let joined = join_rooms(target, a, &bar).await?;
+    bar.finish_and_clear();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let delivery = if a.reliable {
+        Delivery::Reliable
+    } else {
+        Delivery::Unreliable
+    };
+    let w = Window::new(a);
+    let before = target.proc_stats();
+    let n = joined.len();
+    let mut clients = Vec::new();
+    let mut set = JoinSet::new();
+    for (i, (c, room)) in joined.into_iter().enumerate() {
+        clients.push(c);
+        set.spawn(switchboard_client(
+            room,
+            a.bytes,
+            delivery,
+            w,
+            w.ticker(i, n),
+        ));
+    }
+    let tallies = collect(set, a, quiet, "switchboard relay").await;
+    let after = target.proc_stats();
+    for c in &clients {
+        c.disconnect();
+    }
+    Ok(summarize(
+        &tallies,
+        a,
+        before
+            .zip(after)
+            .map(|(b, x)| x.cpu_seconds - b.cpu_seconds),
+    ))
+}
+
+async fn collect(mut set: JoinSet<Tally>, a: &RelayArgs, quiet: bool, what: &str) -> Vec<Tally> {
+    let bar = progress(a.seconds.ceil() as u64 + 1, what, quiet);
+    let ticker = {
+        let bar = bar.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                bar.inc(1);
+            }
+        })
+    };
+    let mut out = Vec::new();
+    while let Some(t) = set.join_next().await {
+        if let Ok(t) = t {
+            out.push(t);
+        }
+        yield_now().await;
+    }
+    ticker.abort();
+    bar.finish_and_clear();
+    out
+}
+
+fn summarize(tallies: &[Tally], a: &RelayArgs, cpu_seconds: Option<f64>) -> Measured {
+    let mut hist = histogram();
+    let (mut sent, mut delivered) = (0, 0);
+    for t in tallies {
+        sent += t.sent;
+        delivered += t.received;
+        let _ = hist.add(&t.hist);
+    }
+    let expected = sent * (a.room_size.saturating_sub(1)) as u64;
+    Measured {
+        sent,
+        expected,
+        delivered,
+        per_second: delivered as f64 / a.seconds,
+        loss: if expected == 0 {
+            0.0
+        } else {
+            1.0 - (delivered as f64 / expected as f64).min(1.0)
+        },
+        latency: Latency::of(&hist),
+        cpu_us_per_delivery: cpu_seconds
+            .filter(|_| delivered > 0)
+            .map(|s| s * 1e6 / delivered as f64),
+    }
+}
+
+/// Runs the same load against the bare quinn fan-out relay.
+pub async fn measure_baseline(
+    target: &Target,
+    a: &RelayArgs,
+    quiet: bool,
+) -> anyhow::Result<Option<Measured>> {
+    let Some(tls) = &target.tls_dir else {
+        return Ok(None);
+    };
+    let server = BaselineServer::start(Kind::Relay, tls)?;
+    let rooms = a.clients / a.room_size.max(2);
+    let mut conns = Vec::new();
+    for i in 0..rooms * a.room_size {
+        let conn = connect_baseline(&target.endpoint(i), &target.trust, &server.addr).await?;
+        let (mut send, recv) = conn.open_bi().await?;
+        send.write_all(&((i / a.room_size) as u32).to_le_bytes())
+            .await?;
+        conns.push((conn, send, recv));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let w = Window::new(a);
+    let before = super::ProcStats::read(server.pid);
+    let n = conns.len();
+    let mut set = JoinSet::new();
+    for (i, (conn, mut send, recv)) in conns.into_iter().enumerate() {
+        let (bytes, reliable, mut tick) = (a.bytes, a.reliable, w.ticker(i, n));
+        set.spawn(async move {
+            let mut t = Tally {
+                sent: 0,
+                received: 0,
+                hist: histogram(),
+            };
+            let mut frames = switchboard_transport::FramedRecv::new(
+                recv,
+                switchboard_protocol::frame::DEFAULT_MAX_FRAME,
+            );
+            let drain = tokio::time::sleep_until(w.drain_end);
+            tokio::pin!(drain);
+            loop {
+                tokio::select! {
+                    now = tick.tick(), if tokio::time::Instant::now() < w.end => {
+                        if now < w.end {
+                            let p = payload(bytes);
+                            let ok = if reliable {
+                                send.write_chunk(baseline_frame(&p)).await.is_ok()
+                            } else {
+                                conn.send_datagram(p).is_ok()
+                            };
+                            t.sent += u64::from(ok);
+                        }
+                    }
+                    dg = conn.read_datagram(), if !reliable => {
+                        let Ok(dg) = dg else { break };
+                        t.received += 1;
+                        record(&mut t.hist, &dg);
+                    }
+                    body = frames.next_body(), if reliable => {
+                        let Ok(Some(body)) = body else { break };
+                        t.received += 1;
+                        record(&mut t.hist, &body);
+                    }
+                    _ = &mut drain => break,
+                }
+            }
+            conn.close(0u32.into(), b"done");
+            t
+        });
+    }
+    let tallies = collect(set, a, quiet, "baseline relay").await;
+    let after = super::ProcStats::read(server.pid);
+    Ok(Some(summarize(
+        &tallies,
+        a,
+        before
+            .zip(after)
+            .map(|(b, x)| x.cpu_seconds - b.cpu_seconds),
+    )))
+}
+
+/// The relay scenario: Switchboard, then the baseline, then the comparison.
+pub async fn run(target: &Target, a: &RelayArgs, quiet: bool) -> anyhow::Result<Report> {
+    let sb = measure_switchboard(target, a, quiet).await?;
+    let base = measure_baseline(target, a, quiet).await?;
+    Ok(report(a, &sb, base.as_ref()))
+}
+
+/// The table for a relay run.
+pub fn report(a: &RelayArgs, sb: &Measured, base: Option<&Measured>) -> Report {
+    let mut rows = Vec::new();
+    let mut push = |name: &str, v: f64, b: Option<f64>, unit: &'static str| {
+        rows.push(match b {
+            Some(b) => Row::vs(name, v, b, unit),
+            None => Row::alone(name, v, unit),
+        });
+    };
+    push(
+        "deliveries per second",
+        sb.per_second,
+        base.map(|b| b.per_second),
+        "/s",
+    );
+    push("loss", sb.loss * 100.0, base.map(|b| b.loss * 100.0), "%");
+    push(
+        "latency p50",
+        sb.latency.p50_ms,
+        base.map(|b| b.latency.p50_ms),
+        "ms",
+    );
+    push(
+        "latency p99",
+        sb.latency.p99_ms,
+        base.map(|b| b.latency.p99_ms),
+        "ms",
+    );
+    push(
+        "latency p99.9",
+        sb.latency.p999_ms,
+        base.map(|b| b.latency.p999_ms),
+        "ms",
+    );
+    if let Some(cpu) = sb.cpu_us_per_delivery {
+        push(
+            "server CPU per delivery",
+            cpu,
+            base.and_then(|b| b.cpu_us_per_delivery),
+            "µs",
+        );
+    }
+    push(
+        "events sent",
+        sb.sent as f64,
+        base.map(|b| b.sent as f64),
+        "",
+    );
+    Report {
+        scenario: format!(
+            "relay: {} clients in rooms of {}, {} events/s of {} bytes each, {}, {} s",
+            a.clients,
+            a.room_size,
+            a.rate,
+            a.bytes,
+            if a.reliable { "reliable" } else { "unreliable" },
+            a.seconds
+        ),
+        baseline: "bare quinn fan-out relay (same clients, rates and sizes; no rooms, no protocol)"
+            .into(),
+        rows,
+    }
+}
