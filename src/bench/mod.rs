@@ -8,6 +8,7 @@
 //! bare quinn fan-out relay and a bare quinn request/echo server with the same framing.
 
 pub mod baseline;
+pub mod ccu;
 pub mod connect;
 pub mod idle;
 pub mod matchmaking;
@@ -48,6 +49,8 @@ pub struct BenchArgs {
 pub enum Scenario {
     /// N clients in rooms of R players, each sending F events/s of B bytes.
     Relay(relay::RelayArgs),
+    /// Raise N until p99 latency or loss passes a bound; the largest N that held.
+    Ccu(ccu::CcuArgs),
     /// connect → authenticate → redirected → joined, repeatedly.
     Connect(connect::ConnectArgs),
     /// K idle clients joined in rooms: the server's resident memory per connection.
@@ -201,6 +204,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let quiet = args.json;
     let report = match &args.scenario {
         Scenario::Relay(a) => relay::run(&target, a, quiet).await?,
+        Scenario::Ccu(a) => ccu::run(&target, a, quiet).await?,
         Scenario::Connect(a) => connect::run(&target, a, quiet).await?,
         Scenario::Idle(a) => idle::run(&target, a, quiet).await?,
         Scenario::Matchmaking(a) => matchmaking::run(&target, a, quiet).await?,
