@@ -3,7 +3,7 @@
 //! trip with the same framing.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use clap::Args;
 use switchboard_client::Client;
@@ -33,7 +33,7 @@ async fn timed<F, Fut>(
 ) -> anyhow::Result<(f64, Latency)>
 where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = anyhow::Result<()>> + Send,
+    Fut: Future<Output = anyhow::Result<Duration>> + Send,
 {
     let bar = progress(a.count as u64, what, quiet);
     let hist = Arc::new(Mutex::new(histogram()));
@@ -79,6 +79,7 @@ pub async fn run(target: &Target, a: &ConnectArgs, quiet: bool) -> anyhow::Resul
             master.clone(),
         );
         async move {
+            let t = Instant::now();
             let mut c = Client::connect_on(endpoint, &master, config).await?;
             c.authenticate(&format!("connect-{i}"), "").await?;
             let room = c
@@ -87,9 +88,10 @@ pub async fn run(target: &Target, a: &ConnectArgs, quiet: bool) -> anyhow::Resul
                     RoomOptions::default(),
                 )
                 .await?;
+            let took = t.elapsed();
             room.leave().await?;
             c.disconnect();
-            Ok(())
+            Ok(took)
         }
     })
     .await?;
@@ -112,13 +114,15 @@ pub async fn run(target: &Target, a: &ConnectArgs, quiet: bool) -> anyhow::Resul
                 s.clone(),
             );
             async move {
+                let t = Instant::now();
                 let conn = connect_baseline(&endpoint, &trust, &s.addr).await?;
                 let (mut send, mut recv) = conn.open_bi().await?;
                 send.write_all(&baseline_frame(&[0u8; 40])).await?;
                 let mut buf = [0u8; 44];
                 recv.read_exact(&mut buf).await?;
+                let took = t.elapsed();
                 conn.close(0u32.into(), b"done");
-                Ok(())
+                Ok(took)
             }
         })
         .await?;
@@ -131,7 +135,7 @@ pub async fn run(target: &Target, a: &ConnectArgs, quiet: bool) -> anyhow::Resul
     }
     Ok(Report {
         scenario: format!(
-            "connect: {} flows, {} at once: connect, authenticate, create a room (master, then its game server), leave",
+            "connect: {} flows, {} at once: connect, authenticate, create a room (master, then its game server); timed to joined",
             a.count, a.concurrency
         ),
         baseline: "bare quinn connect plus one request/echo round trip with the same framing"

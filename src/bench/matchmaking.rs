@@ -64,9 +64,18 @@ async fn list_games(target: &Target, n: usize, quiet: bool) -> anyhow::Result<()
                 o.properties
                     .insert("mode".into(), Value::Int((i % 4) as i64));
                 o.lobby_properties.push("mode".into());
-                let room = c
-                    .create_game(Some(&format!("mm-{nonce:08x}-{i}")), o)
-                    .await?;
+                // Bulk creation outruns the once-a-second load report: the master's load
+                // prediction then answers ServerFull until the next report. Retry, as a
+                // client should.
+                let room = loop {
+                    match c.create_game(Some(&format!("mm-{nonce:08x}-{i}")), o.clone()).await {
+                        Ok(room) => break room,
+                        Err(e) if e.result_code() == Some(ResultCode::ServerFull) => {
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                };
                 room.leave().await?;
                 bar.inc(1);
             }
