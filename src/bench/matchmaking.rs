@@ -68,7 +68,10 @@ async fn list_games(target: &Target, n: usize, quiet: bool) -> anyhow::Result<()
                 // prediction then answers ServerFull until the next report. Retry, as a
                 // client should.
                 let room = loop {
-                    match c.create_game(Some(&format!("mm-{nonce:08x}-{i}")), o.clone()).await {
+                    match c
+                        .create_game(Some(&format!("mm-{nonce:08x}-{i}")), o.clone())
+                        .await
+                    {
                         Ok(room) => break room,
                         Err(e) if e.result_code() == Some(ResultCode::ServerFull) => {
                             tokio::time::sleep(Duration::from_millis(200)).await;
