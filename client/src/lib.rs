@@ -1,10 +1,10 @@
 //! The async Rust client for Switchboard, for games, bots and the bench tool.
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), switchboard_client::ClientError> {
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use switchboard_client::{Client, ClientConfig, Delivery};
 //! use switchboard_protocol::{RaiseEvent, ReceiverGroup, RoomOptions};
-//! # let trust: switchboard_transport::Trust = unimplemented!();
+//! let trust = switchboard_transport::Trust::from_ca_file(std::path::Path::new("ca.pem"))?;
 //! let mut client = Client::connect("127.0.0.1:5055", ClientConfig::new(trust)).await?;
 //! client.authenticate("alice", "").await?;
 //! let mut room = client.create_game(Some("room-1"), RoomOptions::default()).await?;
