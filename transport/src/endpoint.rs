@@ -20,10 +20,14 @@ pub fn server_endpoint(
     let quic = QuicServerConfig::try_from(tls).map_err(|e| TlsError::Other(e.to_string()))?;
     let mut cfg = ServerConfig::with_crypto(Arc::new(quic));
     cfg.transport_config(limits.transport_config());
-    Endpoint::server(cfg, addr).map_err(|source| TlsError::Io {
+    let io = |source| TlsError::Io {
         path: addr.to_string().into(),
         source,
-    })
+    };
+    let socket = limits.udp_socket(addr).map_err(io)?;
+    let runtime =
+        quinn::default_runtime().ok_or_else(|| io(std::io::Error::other("no async runtime")))?;
+    Endpoint::new(quinn::EndpointConfig::default(), Some(cfg), socket, runtime).map_err(io)
 }
 
 /// The client configuration for one ALPN protocol.
@@ -39,14 +43,18 @@ pub fn client_config(
     Ok(cfg)
 }
 
-/// Binds a client endpoint on an ephemeral port of the given family.
+/// Binds a client endpoint on an ephemeral port of the given family, with the default
+/// limits' socket buffers.
 pub fn client_endpoint(ipv6: bool) -> std::io::Result<Endpoint> {
     let bind: SocketAddr = if ipv6 {
         "[::]:0".parse().expect("valid")
     } else {
         "0.0.0.0:0".parse().expect("valid")
     };
-    Endpoint::client(bind)
+    let socket = Limits::default().udp_socket(bind)?;
+    let runtime =
+        quinn::default_runtime().ok_or_else(|| std::io::Error::other("no async runtime"))?;
+    Endpoint::new(quinn::EndpointConfig::default(), None, socket, runtime)
 }
 
 /// Why a connection could not be made.

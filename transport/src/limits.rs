@@ -28,6 +28,10 @@ pub struct Limits {
     pub datagram_receive_buffer: usize,
     /// Bytes of outgoing datagrams buffered before the oldest are dropped.
     pub datagram_send_buffer: usize,
+    /// The UDP socket's kernel receive and send buffers (the kernel caps them at its
+    /// `net.core.rmem_max` / `wmem_max`). Bursts of a busy relay overflow the usual
+    /// ~200 KiB default before the process gets to read them.
+    pub socket_buffer: usize,
 }
 
 impl Default for Limits {
@@ -42,11 +46,27 @@ impl Default for Limits {
             send_window: 4 * 1024 * 1024,
             datagram_receive_buffer: 256 * 1024,
             datagram_send_buffer: 256 * 1024,
+            socket_buffer: 4 * 1024 * 1024,
         }
     }
 }
 
 impl Limits {
+    /// A UDP socket bound to `addr` with the configured kernel buffers.
+    pub fn udp_socket(&self, addr: std::net::SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+        use socket2::{Domain, Protocol, Socket, Type};
+        let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+        if addr.is_ipv6() {
+            // Accept IPv4 too on an unspecified IPv6 address, as std's bind does not.
+            let _ = socket.set_only_v6(false);
+        }
+        // Best effort: the kernel caps (or a container forbids) larger buffers.
+        let _ = socket.set_recv_buffer_size(self.socket_buffer);
+        let _ = socket.set_send_buffer_size(self.socket_buffer);
+        socket.bind(&addr.into())?;
+        Ok(socket.into())
+    }
+
     /// The quinn transport configuration for these limits.
     pub fn transport_config(&self) -> Arc<TransportConfig> {
         let mut t = TransportConfig::default();
