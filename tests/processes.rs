@@ -59,6 +59,23 @@ impl Proc {
     }
 }
 
+/// `switchboard dev` on free ports with its certificate in `dir`.
+fn spawn_dev(dir: &Path) -> (Proc, serde_json::Value) {
+    Proc::spawn(&[
+        "dev",
+        "--master-port",
+        "0",
+        "--cluster-port",
+        "0",
+        "--gs-base-port",
+        "0",
+        "--admin-port",
+        "0",
+        "--tls-dir",
+        dir.to_str().unwrap(),
+    ])
+}
+
 fn probe(master: &str, ca: &Path) -> (bool, serde_json::Value) {
     let out = Command::new(BIN)
         .args([
@@ -88,19 +105,7 @@ fn probe(master: &str, ca: &Path) -> (bool, serde_json::Value) {
 fn dev_and_probe() {
     let tls = tempfile::tempdir().unwrap();
     let dir = tls.path().join("tls");
-    let (dev, ready) = Proc::spawn(&[
-        "dev",
-        "--master-port",
-        "0",
-        "--cluster-port",
-        "0",
-        "--gs-base-port",
-        "0",
-        "--admin-port",
-        "0",
-        "--tls-dir",
-        dir.to_str().unwrap(),
-    ]);
+    let (dev, ready) = spawn_dev(&dir);
     assert_eq!(ready["game_servers"].as_array().unwrap().len(), 2);
     let master = ready["master"].as_str().unwrap();
     let (ok, report) = probe(master, &dir.join("cert.pem"));
@@ -286,19 +291,7 @@ fn admin_cli(url: &str, token: &str, args: &[&str]) -> (bool, String) {
 fn admin_cli_lists_and_toggles_rotation() {
     let tls = tempfile::tempdir().unwrap();
     let dir = tls.path().join("tls");
-    let (dev, ready) = Proc::spawn(&[
-        "dev",
-        "--master-port",
-        "0",
-        "--cluster-port",
-        "0",
-        "--gs-base-port",
-        "0",
-        "--admin-port",
-        "0",
-        "--tls-dir",
-        dir.to_str().unwrap(),
-    ]);
+    let (dev, ready) = spawn_dev(&dir);
     let url = ready["admin"].as_str().unwrap();
     let token = ready["admin_token"].as_str().unwrap();
     let (ok, out) = admin_cli(url, token, &["servers"]);
