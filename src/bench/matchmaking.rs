@@ -30,6 +30,20 @@ pub struct MatchmakingArgs {
     /// Seconds of matching.
     #[arg(long, default_value_t = 5.0)]
     pub seconds: f64,
+    /// Percent of the operations that are CreateGame (the rest are JoinRandomGame).
+    #[arg(long, default_value_t = 10)]
+    pub create_percent: usize,
+}
+
+fn created_options(i: usize) -> RoomOptions {
+    let mut o = RoomOptions {
+        max_players: 8,
+        ..RoomOptions::default()
+    };
+    o.properties
+        .insert("mode".into(), Value::Int((i % 4) as i64));
+    o.lobby_properties.push("mode".into());
+    o
 }
 
 fn query(i: usize) -> JoinRandom {
@@ -107,6 +121,7 @@ pub async fn run(target: &Target, a: &MatchmakingArgs, quiet: bool) -> anyhow::R
             target.master.clone(),
             start.clone(),
         );
+        let create_percent = a.create_percent.min(100);
         set.spawn(async move {
             let mut c = Client::connect_on(endpoint, &master, config).await?;
             c.authenticate(&format!("matcher-{w}"), "").await?;
@@ -116,10 +131,27 @@ pub async fn run(target: &Target, a: &MatchmakingArgs, quiet: bool) -> anyhow::R
             let (mut i, mut matched) = (w, 0u64);
             while t0.elapsed() < window {
                 let t = Instant::now();
-                // NoMatchFound is an answer too (once every game is full for this user).
-                match c.redirect(MasterOp::JoinRandomGame(query(i))).await {
+                // A share of the operations create games (the master reserves the name and
+                // places it); the rest join random ones.
+                let op = if (i % 100) < create_percent {
+                    MasterOp::CreateGame {
+                        game: None,
+                        options: created_options(i),
+                        expected_users: vec![],
+                    }
+                } else {
+                    MasterOp::JoinRandomGame(query(i))
+                };
+                // NoMatchFound is an answer too (once every game is full for this user);
+                // ServerFull is the load prediction holding creations back until the next
+                // load report.
+                match c.redirect(op).await {
                     Ok(_) => matched += 1,
-                    Err(e) if e.result_code() == Some(ResultCode::NoMatchFound) => {}
+                    Err(e)
+                        if matches!(
+                            e.result_code(),
+                            Some(ResultCode::NoMatchFound | ResultCode::ServerFull)
+                        ) => {}
                     Err(e) => return Err(e.into()),
                 }
                 let _ = h.record((t.elapsed().as_micros() as u64).max(1));
@@ -135,7 +167,7 @@ pub async fn run(target: &Target, a: &MatchmakingArgs, quiet: bool) -> anyhow::R
     let (sb_rate, sb) = gather(&mut set, a.seconds, &bar).await?;
     let matched = MATCHED.load(Ordering::Relaxed) as f64 / sb.samples.max(1) as f64 * 100.0;
     let mut rows = vec![
-        Row::alone("JoinRandomGame per second", sb_rate, "/s"),
+        Row::alone("operations per second", sb_rate, "/s"),
         Row::alone("latency p50", sb.p50_ms, "ms"),
         Row::alone("latency p99", sb.p99_ms, "ms"),
     ];
@@ -172,16 +204,16 @@ pub async fn run(target: &Target, a: &MatchmakingArgs, quiet: bool) -> anyhow::R
         start.add_permits(a.clients);
         let (b_rate, b) = gather(&mut set, a.seconds, &bar).await?;
         rows = vec![
-            Row::vs("JoinRandomGame per second", sb_rate, b_rate, "/s"),
+            Row::vs("operations per second", sb_rate, b_rate, "/s"),
             Row::vs("latency p50", sb.p50_ms, b.p50_ms, "ms"),
             Row::vs("latency p99", sb.p99_ms, b.p99_ms, "ms"),
         ];
     }
-    rows.push(Row::alone("answers that found a game", matched, "%"));
+    rows.push(Row::alone("answers that placed the player", matched, "%"));
     Ok(Report {
         scenario: format!(
-            "matchmaking: {} listed games, {} clients doing JoinRandomGame (by a lobby property) for {} s",
-            a.games, a.clients, a.seconds
+            "matchmaking: {} listed games, {} clients doing JoinRandomGame (by a lobby property) and CreateGame ({} %) for {} s",
+            a.games, a.clients, a.create_percent, a.seconds
         ),
         baseline: "bare quinn request/echo, same request size and framing".into(),
         rows,
