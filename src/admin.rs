@@ -71,20 +71,30 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out.join("\n")
 }
 
-async fn get(client: &reqwest::Client, args: &AdminArgs, path: &str) -> anyhow::Result<String> {
+/// Calls the API: `body` makes it a POST with that JSON, else a GET. Returns the response
+/// text; a non-2xx status is an error carrying the API's message.
+async fn call(
+    client: &reqwest::Client,
+    args: &AdminArgs,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> anyhow::Result<String> {
     let url = format!("{}{path}", args.url.trim_end_matches('/'));
-    let resp = client
-        .get(&url)
+    let request = match body {
+        Some(json) => client.post(&url).json(&json),
+        None => client.get(&url),
+    };
+    let resp = request
         .bearer_auth(&args.token)
         .send()
         .await
         .with_context(|| format!("cannot reach {url}"))?;
     let status = resp.status();
-    let body = resp.text().await?;
+    let text = resp.text().await?;
     if !status.is_success() {
-        bail!("{url}: {status}: {body}");
+        bail!("{url}: {status}: {text}");
     }
-    Ok(body)
+    Ok(text)
 }
 
 /// Runs an admin command, printing its result.
@@ -92,7 +102,7 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
     let client = reqwest::Client::new();
     match &args.command {
         AdminCommand::Servers => {
-            let body = get(&client, &args, "/servers").await?;
+            let body = call(&client, &args, "/servers", None).await?;
             if args.json {
                 println!("{body}");
                 return Ok(());
@@ -133,7 +143,7 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
             );
         }
         AdminCommand::Games => {
-            let body = get(&client, &args, "/games").await?;
+            let body = call(&client, &args, "/games", None).await?;
             if args.json {
                 println!("{body}");
                 return Ok(());
@@ -177,19 +187,15 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
             state,
             offline_after,
         } => {
-            let url = format!("{}/servers/{id}/state", args.url.trim_end_matches('/'));
-            let resp = client
-                .post(&url)
-                .bearer_auth(&args.token)
-                .json(&serde_json::json!({ "state": state, "offline_after_secs": offline_after }))
-                .send()
-                .await
-                .with_context(|| format!("cannot reach {url}"))?;
-            let status = resp.status();
-            let body = resp.text().await?;
-            if !status.is_success() {
-                bail!("{url}: {status}: {body}");
-            }
+            let request =
+                serde_json::json!({ "state": state, "offline_after_secs": offline_after });
+            let body = call(
+                &client,
+                &args,
+                &format!("/servers/{id}/state"),
+                Some(request),
+            )
+            .await?;
             if args.json {
                 println!("{body}");
             } else {

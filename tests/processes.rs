@@ -255,6 +255,27 @@ fn bad_configuration_is_a_clear_error() {
         ],
         "--jwt-key-file",
     );
+    // Ticket keys for rotation: ID=HEX, hexadecimal, at least 16 bytes.
+    for (key, needle) in [
+        ("1=zz", "hexadecimal"),
+        ("one=00", "id must be a number"),
+        ("1=0011", "shorter than 16"),
+    ] {
+        fails_with(
+            &[
+                "master",
+                "--auth",
+                "dev",
+                "--cluster-secret",
+                secret,
+                "--dev-tls-dir",
+                dir,
+                "--ticket-key",
+                key,
+            ],
+            needle,
+        );
+    }
     let workload = tls.path().join("workload.toml");
     std::fs::write(&workload, "[load_balancer]\nweights = [1]\n").unwrap();
     fails_with(
