@@ -490,6 +490,19 @@ fn bench_scenarios_run_with_their_baselines() {
             "1",
             "--reliable",
         ][..],
+        &[
+            "ccu",
+            "--start",
+            "8",
+            "--step",
+            "8",
+            "--max",
+            "8",
+            "--room-size",
+            "4",
+            "--seconds",
+            "1",
+        ][..],
         &["connect", "--count", "10"][..],
         &["idle", "--clients", "16"][..],
         &[
@@ -525,6 +538,16 @@ fn bench_scenarios_run_with_their_baselines() {
         if args[0] == "relay" {
             let delivered = &rows[0];
             assert!(delivered["value"].as_f64().unwrap() > 0.0, "{report}");
+        }
+        if args[0] == "relay" || args[0] == "ccu" {
+            // The plain-UDP physical reference ran too, and moved the same load.
+            // (For ccu, how many clients held is not asserted: it depends on the machine.)
+            assert!(report["reference"].is_string(), "{report}");
+            assert!(rows[0]["reference"].is_number(), "{report}");
+            if args[0] == "relay" {
+                assert!(rows[0]["reference"].as_f64().unwrap() > 0.0, "{report}");
+                assert!(rows[0]["reference_ratio"].is_number(), "{report}");
+            }
         }
     }
 }

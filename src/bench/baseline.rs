@@ -36,6 +36,8 @@ pub enum Kind {
     Relay,
     /// Request/echo.
     Echo,
+    /// Plain-UDP fan-out relay with batched system calls (see [`super::udp`]).
+    Udp,
 }
 
 /// Flags of the hidden `switchboard bench-baseline` command.
@@ -51,6 +53,16 @@ pub struct BaselineArgs {
 
 /// Serves a baseline until killed; prints `{"ready":true,"addr":...}` first.
 pub async fn serve(args: BaselineArgs) -> anyhow::Result<()> {
+    if args.kind == Kind::Udp {
+        let socket = super::udp::socket()?;
+        println!(
+            "{}",
+            serde_json::json!({ "ready": true, "addr": socket.local_addr()?.to_string() })
+        );
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        tokio::task::spawn_blocking(move || super::udp::serve(&socket, &stop)).await??;
+        return Ok(());
+    }
     let (identity, _) = ServerIdentity::dev(&args.tls_dir)?;
     let any: SocketAddr = "127.0.0.1:0".parse().expect("valid");
     let ep = server_endpoint(any, &identity, ALPN_BASELINE, &Limits::default())?;
@@ -66,6 +78,7 @@ pub async fn serve(args: BaselineArgs) -> anyhow::Result<()> {
             let _ = match args.kind {
                 Kind::Relay => relay(conn, rooms).await,
                 Kind::Echo => echo(conn).await,
+                Kind::Udp => Ok(()),
             };
         });
     }
@@ -169,6 +182,7 @@ impl BaselineServer {
         let kind = match kind {
             Kind::Relay => "relay",
             Kind::Echo => "echo",
+            Kind::Udp => "udp",
         };
         let dir = tls_dir.to_str().unwrap_or_default();
         let (child, ready) =

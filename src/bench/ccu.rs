@@ -90,20 +90,23 @@ pub async fn run(target: &Target, a: &CcuArgs, quiet: bool) -> anyhow::Result<Re
             .map(Some)
     })
     .await?;
-    let mut rows = vec![Row::alone("clients that held the bounds", sb_n as f64, "")];
+    let mut held = Row::alone("clients that held the bounds", sb_n as f64, "");
     if target.tls_dir.is_some() {
-        eprintln!("baseline:");
+        eprintln!("baseline (bare quinn relay):");
         let (b_n, _) = step(a, |r| async move {
             relay::measure_baseline(target, &r, quiet).await
         })
         .await?;
-        rows = vec![Row::vs(
-            "clients that held the bounds",
-            sb_n as f64,
-            b_n as f64,
-            "",
-        )];
+        eprintln!("reference (plain UDP):");
+        let (r_n, _) = step(
+            a,
+            |r| async move { relay::measure_reference(target, &r).await },
+        )
+        .await?;
+        held = Row::vs("clients that held the bounds", sb_n as f64, b_n as f64, "")
+            .with_reference(Some(r_n as f64));
     }
+    let mut rows = vec![held];
     if let Some(m) = sb {
         rows.push(Row::alone(
             "p99 latency at that count",
@@ -133,6 +136,10 @@ pub async fn run(target: &Target, a: &CcuArgs, quiet: bool) -> anyhow::Result<Re
             a.loss_percent
         ),
         baseline: "the bare quinn fan-out relay, stepped the same way".into(),
+        reference: target.tls_dir.as_ref().map(|_| {
+            "plain-UDP fan-out relay with recvmmsg/sendmmsg (no encryption), stepped the same way"
+                .into()
+        }),
         rows,
     })
 }

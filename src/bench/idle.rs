@@ -88,6 +88,7 @@ pub async fn run(target: &Target, a: &IdleArgs, quiet: bool) -> anyhow::Result<R
             a.clients, a.room_size
         ),
         baseline: "the same number of idle bare quinn connections (one open stream each)".into(),
+        reference: None,
         rows,
     })
 }

@@ -216,6 +216,7 @@ pub async fn run(target: &Target, a: &MatchmakingArgs, quiet: bool) -> anyhow::R
             a.games, a.clients, a.create_percent, a.seconds
         ),
         baseline: "bare quinn request/echo, same request size and framing".into(),
+        reference: None,
         rows,
     })
 }

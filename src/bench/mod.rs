@@ -14,6 +14,7 @@ pub mod idle;
 pub mod matchmaking;
 pub mod relay;
 mod target;
+pub mod udp;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -101,6 +102,12 @@ pub struct Row {
     pub baseline: Option<f64>,
     /// value / baseline.
     pub ratio: Option<f64>,
+    /// The physical reference's value (plain UDP), when the scenario has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference: Option<f64>,
+    /// value / reference.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference_ratio: Option<f64>,
     /// Unit.
     pub unit: &'static str,
 }
@@ -113,8 +120,17 @@ impl Row {
             value,
             baseline: Some(baseline),
             ratio: (baseline != 0.0).then(|| value / baseline),
+            reference: None,
+            reference_ratio: None,
             unit,
         }
+    }
+
+    /// The same row with the physical reference's value next to it.
+    pub fn with_reference(mut self, reference: Option<f64>) -> Row {
+        self.reference = reference;
+        self.reference_ratio = reference.filter(|r| *r != 0.0).map(|r| self.value / r);
+        self
     }
 
     /// A row without a baseline.
@@ -124,6 +140,8 @@ impl Row {
             value,
             baseline: None,
             ratio: None,
+            reference: None,
+            reference_ratio: None,
             unit,
         }
     }
@@ -136,6 +154,9 @@ pub struct Report {
     pub scenario: String,
     /// What the baseline is.
     pub baseline: String,
+    /// What the physical reference is, when the scenario has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
     /// The rows.
     pub rows: Vec<Row>,
 }
@@ -152,28 +173,36 @@ impl Report {
                 format!("{v:.3}")
             }
         };
+        let value = |v: Option<f64>, unit: &str| {
+            v.map(|v| format!("{} {unit}", fmt(v)))
+                .unwrap_or_else(|| "-".into())
+        };
+        let ratio = |x: Option<f64>| x.map(|x| format!("{x:.2}x")).unwrap_or_else(|| "-".into());
+        let with_reference = self.reference.is_some();
         let rows: Vec<Vec<String>> = self
             .rows
             .iter()
             .map(|r| {
-                vec![
+                let mut row = vec![
                     r.measure.clone(),
-                    format!("{} {}", fmt(r.value), r.unit),
-                    r.baseline
-                        .map(|b| format!("{} {}", fmt(b), r.unit))
-                        .unwrap_or_else(|| "-".into()),
-                    r.ratio
-                        .map(|x| format!("{x:.2}x"))
-                        .unwrap_or_else(|| "-".into()),
-                ]
+                    value(Some(r.value), r.unit),
+                    value(r.baseline, r.unit),
+                    ratio(r.ratio),
+                ];
+                if with_reference {
+                    row.push(value(r.reference, r.unit));
+                    row.push(ratio(r.reference_ratio));
+                }
+                row
             })
             .collect();
-        format!(
-            "{}\nbaseline: {}\n\n{}",
-            self.scenario,
-            self.baseline,
-            crate::admin::table(&["MEASURE", "SWITCHBOARD", "BASELINE", "RATIO"], &rows)
-        )
+        let mut header = vec!["MEASURE", "SWITCHBOARD", "BASELINE", "RATIO"];
+        let mut legend = format!("{}\nbaseline: {}", self.scenario, self.baseline);
+        if let Some(reference) = &self.reference {
+            header.extend(["UDP REFERENCE", "RATIO"]);
+            legend.push_str(&format!("\nreference: {reference}"));
+        }
+        format!("{legend}\n\n{}", crate::admin::table(&header, &rows))
     }
 }
 

@@ -59,7 +59,7 @@ pub struct Measured {
     pub cpu_us_per_delivery: Option<f64>,
 }
 
-fn epoch() -> Instant {
+pub(crate) fn epoch() -> Instant {
     static EPOCH: OnceLock<Instant> = OnceLock::new();
     *EPOCH.get_or_init(Instant::now)
 }
@@ -71,7 +71,7 @@ fn payload(bytes: usize) -> Bytes {
     b.freeze()
 }
 
-fn record(h: &mut Histogram<u64>, data: &[u8]) {
+pub(crate) fn record(h: &mut Histogram<u64>, data: &[u8]) {
     if data.len() >= 8 {
         let sent = u64::from_le_bytes(data[..8].try_into().expect("8 bytes"));
         let now = epoch().elapsed().as_nanos() as u64;
@@ -386,61 +386,70 @@ pub async fn measure_baseline(
     )))
 }
 
-/// The relay scenario: Switchboard, then the baseline, then the comparison.
+/// Runs the same load against the plain-UDP fan-out relay (the physical reference),
+/// with the generator's own batched sockets instead of QUIC clients.
+pub async fn measure_reference(target: &Target, a: &RelayArgs) -> anyhow::Result<Option<Measured>> {
+    let Some(tls) = &target.tls_dir else {
+        return Ok(None);
+    };
+    let server = BaselineServer::start(Kind::Udp, tls)?;
+    let addr = server.addr.parse()?;
+    let load = super::udp::Load {
+        clients: a.clients,
+        room_size: a.room_size,
+        rate: a.rate,
+        bytes: a.bytes,
+        seconds: a.seconds,
+    };
+    let before = super::ProcStats::read(server.pid);
+    let g = tokio::task::spawn_blocking(move || super::udp::generate(addr, load)).await??;
+    let after = super::ProcStats::read(server.pid);
+    let tally = Tally {
+        sent: g.sent,
+        received: g.received,
+        hist: g.hist,
+    };
+    Ok(Some(summarize(
+        &[tally],
+        a,
+        before
+            .zip(after)
+            .map(|(b, x)| x.cpu_seconds - b.cpu_seconds),
+    )))
+}
+
+/// The relay scenario: Switchboard, then the baseline, then the physical reference, then
+/// the comparison.
 pub async fn run(target: &Target, a: &RelayArgs, quiet: bool) -> anyhow::Result<Report> {
     let sb = measure_switchboard(target, a, quiet).await?;
     let base = measure_baseline(target, a, quiet).await?;
-    Ok(report(a, &sb, base.as_ref()))
+    let reference = measure_reference(target, a).await?;
+    Ok(report(a, &sb, base.as_ref(), reference.as_ref()))
 }
 
 /// The table for a relay run.
-pub fn report(a: &RelayArgs, sb: &Measured, base: Option<&Measured>) -> Report {
+pub fn report(
+    a: &RelayArgs,
+    sb: &Measured,
+    base: Option<&Measured>,
+    reference: Option<&Measured>,
+) -> Report {
     let mut rows = Vec::new();
-    let mut push = |name: &str, v: f64, b: Option<f64>, unit: &'static str| {
-        rows.push(match b {
+    let mut push = |name: &str, unit: &'static str, f: &dyn Fn(&Measured) -> Option<f64>| {
+        let Some(v) = f(sb) else { return };
+        let row = match base.and_then(f) {
             Some(b) => Row::vs(name, v, b, unit),
             None => Row::alone(name, v, unit),
-        });
+        };
+        rows.push(row.with_reference(reference.and_then(f)));
     };
-    push(
-        "deliveries per second",
-        sb.per_second,
-        base.map(|b| b.per_second),
-        "/s",
-    );
-    push("loss", sb.loss * 100.0, base.map(|b| b.loss * 100.0), "%");
-    push(
-        "latency p50",
-        sb.latency.p50_ms,
-        base.map(|b| b.latency.p50_ms),
-        "ms",
-    );
-    push(
-        "latency p99",
-        sb.latency.p99_ms,
-        base.map(|b| b.latency.p99_ms),
-        "ms",
-    );
-    push(
-        "latency p99.9",
-        sb.latency.p999_ms,
-        base.map(|b| b.latency.p999_ms),
-        "ms",
-    );
-    if let Some(cpu) = sb.cpu_us_per_delivery {
-        push(
-            "server CPU per delivery",
-            cpu,
-            base.and_then(|b| b.cpu_us_per_delivery),
-            "µs",
-        );
-    }
-    push(
-        "events sent",
-        sb.sent as f64,
-        base.map(|b| b.sent as f64),
-        "",
-    );
+    push("deliveries per second", "/s", &|m| Some(m.per_second));
+    push("loss", "%", &|m| Some(m.loss * 100.0));
+    push("latency p50", "ms", &|m| Some(m.latency.p50_ms));
+    push("latency p99", "ms", &|m| Some(m.latency.p99_ms));
+    push("latency p99.9", "ms", &|m| Some(m.latency.p999_ms));
+    push("server CPU per delivery", "µs", &|m| m.cpu_us_per_delivery);
+    push("events sent", "", &|m| Some(m.sent as f64));
     Report {
         scenario: format!(
             "relay: {} clients in rooms of {}, {} events/s of {} bytes each, {}, {} s",
@@ -453,6 +462,11 @@ pub fn report(a: &RelayArgs, sb: &Measured, base: Option<&Measured>) -> Report {
         ),
         baseline: "bare quinn fan-out relay (same clients, rates and sizes; no rooms, no protocol)"
             .into(),
+        reference: reference.map(|_| {
+            "plain-UDP fan-out relay with recvmmsg/sendmmsg (no encryption, no reliability; \
+             always unreliable)"
+                .into()
+        }),
         rows,
     }
 }
