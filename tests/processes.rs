@@ -503,7 +503,7 @@ fn bench_scenarios_run_with_their_baselines() {
             "--seconds",
             "1",
         ][..],
-        &["connect", "--count", "10"][..],
+        &["--rounds", "2", "connect", "--count", "10"][..],
         &["idle", "--clients", "16"][..],
         &[
             "matchmaking",
@@ -538,6 +538,9 @@ fn bench_scenarios_run_with_their_baselines() {
         if args[0] == "relay" {
             let delivered = &rows[0];
             assert!(delivered["value"].as_f64().unwrap() > 0.0, "{report}");
+        }
+        if args[0] == "--rounds" {
+            assert_eq!(report["rounds"], 2, "{report}");
         }
         if args[0] == "relay" || args[0] == "ccu" {
             // The plain-UDP physical reference ran too, and moved the same load.

@@ -140,6 +140,7 @@ pub async fn run(target: &Target, a: &CcuArgs, quiet: bool) -> anyhow::Result<Re
             "plain-UDP fan-out relay with recvmmsg/sendmmsg (no encryption), stepped the same way"
                 .into()
         }),
+        rounds: 1,
         rows,
     })
 }

@@ -141,6 +141,7 @@ pub async fn run(target: &Target, a: &ConnectArgs, quiet: bool) -> anyhow::Resul
         baseline: "bare quinn connect plus one request/echo round trip with the same framing"
             .into(),
         reference: None,
+        rounds: 1,
         rows,
     })
 }

@@ -89,6 +89,7 @@ pub async fn run(target: &Target, a: &IdleArgs, quiet: bool) -> anyhow::Result<R
         ),
         baseline: "the same number of idle bare quinn connections (one open stream each)".into(),
         reference: None,
+        rounds: 1,
         rows,
     })
 }

@@ -217,6 +217,7 @@ pub async fn run(target: &Target, a: &MatchmakingArgs, quiet: bool) -> anyhow::R
         ),
         baseline: "bare quinn request/echo, same request size and framing".into(),
         reference: None,
+        rounds: 1,
         rows,
     })
 }

@@ -40,6 +40,11 @@ pub struct BenchArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Runs of the whole scenario (Switchboard, then its baselines, each time). The report
+    /// gives each measure's median and each ratio as the median of the per-run ratios:
+    /// pairing runs taken close together cancels much of a shared machine's drift.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=99))]
+    pub rounds: u32,
     /// The scenario.
     #[command(subcommand)]
     pub scenario: Scenario,
@@ -157,11 +162,66 @@ pub struct Report {
     /// What the physical reference is, when the scenario has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reference: Option<String>,
+    /// Runs of the scenario the rows are medians of.
+    pub rounds: usize,
     /// The rows.
     pub rows: Vec<Row>,
 }
 
+/// The median of some values (the mean of the middle two for an even count).
+pub fn median(mut values: Vec<f64>) -> Option<f64> {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(values[n / 2]),
+        _ => Some((values[n / 2 - 1] + values[n / 2]) / 2.0),
+    }
+}
+
 impl Report {
+    /// Combines runs of one scenario: per measure (in order of first appearance), the
+    /// median of each column, and each ratio as the median of the runs' own ratios.
+    pub fn median(reports: Vec<Report>) -> Option<Report> {
+        let first = reports.first()?.clone();
+        let mut measures: Vec<(String, &'static str)> = Vec::new();
+        for r in &reports {
+            for row in &r.rows {
+                if !measures.iter().any(|(m, _)| *m == row.measure) {
+                    measures.push((row.measure.clone(), row.unit));
+                }
+            }
+        }
+        let rows = measures
+            .into_iter()
+            .map(|(measure, unit)| {
+                let of = |f: &dyn Fn(&Row) -> Option<f64>| {
+                    median(
+                        reports
+                            .iter()
+                            .flat_map(|r| r.rows.iter().filter(|row| row.measure == measure))
+                            .filter_map(f)
+                            .collect(),
+                    )
+                };
+                Row {
+                    value: of(&|r| Some(r.value)).unwrap_or_default(),
+                    baseline: of(&|r| r.baseline),
+                    ratio: of(&|r| r.ratio),
+                    reference: of(&|r| r.reference),
+                    reference_ratio: of(&|r| r.reference_ratio),
+                    measure,
+                    unit,
+                }
+            })
+            .collect();
+        Some(Report {
+            rounds: reports.iter().map(|r| r.rounds).sum(),
+            rows,
+            ..first
+        })
+    }
+
     /// A readable table.
     pub fn table(&self) -> String {
         let fmt = |v: f64| {
@@ -198,6 +258,12 @@ impl Report {
             .collect();
         let mut header = vec!["MEASURE", "SWITCHBOARD", "BASELINE", "RATIO"];
         let mut legend = format!("{}\nbaseline: {}", self.scenario, self.baseline);
+        if self.rounds > 1 {
+            legend.push_str(&format!(
+                "\nmedians of {} rounds (ratios: median of each round's ratio)",
+                self.rounds
+            ));
+        }
         if let Some(reference) = &self.reference {
             header.extend(["UDP REFERENCE", "RATIO"]);
             legend.push_str(&format!("\nreference: {reference}"));
@@ -231,13 +297,20 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     )
     .await?;
     let quiet = args.json;
-    let report = match &args.scenario {
-        Scenario::Relay(a) => relay::run(&target, a, quiet).await?,
-        Scenario::Ccu(a) => ccu::run(&target, a, quiet).await?,
-        Scenario::Connect(a) => connect::run(&target, a, quiet).await?,
-        Scenario::Idle(a) => idle::run(&target, a, quiet).await?,
-        Scenario::Matchmaking(a) => matchmaking::run(&target, a, quiet).await?,
-    };
+    let mut reports = Vec::new();
+    for round in 1..=args.rounds {
+        if args.rounds > 1 && !quiet {
+            eprintln!("round {round} of {}", args.rounds);
+        }
+        reports.push(match &args.scenario {
+            Scenario::Relay(a) => relay::run(&target, a, quiet).await?,
+            Scenario::Ccu(a) => ccu::run(&target, a, quiet).await?,
+            Scenario::Connect(a) => connect::run(&target, a, quiet).await?,
+            Scenario::Idle(a) => idle::run(&target, a, quiet).await?,
+            Scenario::Matchmaking(a) => matchmaking::run(&target, a, quiet).await?,
+        });
+    }
+    let report = Report::median(reports).expect("at least one round");
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
@@ -250,4 +323,51 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 /// Seconds as a duration, for flags.
 pub fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(rows: Vec<Row>) -> Report {
+        Report {
+            scenario: "s".into(),
+            baseline: "b".into(),
+            reference: None,
+            rounds: 1,
+            rows,
+        }
+    }
+
+    #[test]
+    fn medians_take_the_middle_value() {
+        assert_eq!(median(vec![]), None);
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), Some(2.5));
+    }
+
+    #[test]
+    fn rounds_combine_per_measure_and_ratios_are_medians_of_each_rounds_ratio() {
+        let r = Report::median(vec![
+            report(vec![
+                Row::vs("ops", 80.0, 100.0, "/s"),
+                Row::alone("only", 1.0, ""),
+            ]),
+            report(vec![Row::vs("ops", 90.0, 90.0, "/s")]),
+            report(vec![
+                Row::vs("ops", 60.0, 120.0, "/s").with_reference(Some(30.0)),
+            ]),
+        ])
+        .unwrap();
+        assert_eq!(r.rounds, 3);
+        let ops = &r.rows[0];
+        assert_eq!(ops.value, 80.0);
+        assert_eq!(ops.baseline, Some(100.0));
+        // Ratios 0.8, 1.0 and 0.5: the median of the ratios, not 80 / 100 by chance.
+        assert_eq!(ops.ratio, Some(0.8));
+        assert_eq!(ops.reference, Some(30.0));
+        assert_eq!(ops.reference_ratio, Some(2.0));
+        assert_eq!(r.rows[1].measure, "only");
+        assert_eq!(r.rows[1].baseline, None);
+    }
 }

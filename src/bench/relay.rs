@@ -467,6 +467,7 @@ pub fn report(
              always unreliable)"
                 .into()
         }),
+        rounds: 1,
         rows,
     }
 }
