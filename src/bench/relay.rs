@@ -9,7 +9,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use clap::Args;
 use hdrhistogram::Histogram;
 use switchboard_client::{Client, Delivery, Room};
-use switchboard_protocol::{RoomEvent, RoomOptions};
+use switchboard_protocol::{ResultCode, RoomEvent, RoomOptions};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::task::yield_now;
@@ -160,6 +160,7 @@ pub(crate) async fn join_rooms(
     anyhow::ensure!(rooms > 0, "--clients must be at least --room-size");
     let nonce: u32 = rand::random();
     let limit = std::sync::Arc::new(Semaphore::new(32));
+    let deadline = Instant::now() + Duration::from_secs(60);
     let mut set = JoinSet::new();
     for r in 0..rooms {
         for p in 0..a.room_size {
@@ -175,24 +176,33 @@ pub(crate) async fn join_rooms(
                 let _permit = limit.acquire().await;
                 let mut c = Client::connect_on(endpoint, &master, config).await?;
                 c.authenticate(&format!("bench-{i}"), "").await?;
-                // The first player creates; the others retry until the room exists.
+                // The first player creates; the others retry until the room exists. A
+                // game server whose load level is 9 (the previous step's traffic can leave
+                // it there for its averaging window) takes no new games: the master then
+                // answers ServerFull, and the creator retries as a client should.
                 let room = if p == 0 {
-                    c.create_game(
-                        Some(&game),
-                        RoomOptions {
-                            max_players: max,
-                            ..RoomOptions::default()
-                        },
-                    )
-                    .await?
+                    let options = RoomOptions {
+                        max_players: max,
+                        ..RoomOptions::default()
+                    };
+                    loop {
+                        match c.create_game(Some(&game), options.clone()).await {
+                            Ok(room) => break room,
+                            Err(e)
+                                if e.result_code() == Some(ResultCode::ServerFull)
+                                    && Instant::now() < deadline =>
+                            {
+                                tokio::time::sleep(Duration::from_millis(250)).await;
+                            }
+                            Err(e) => return Err(anyhow::Error::from(e)),
+                        }
+                    }
                 } else {
-                    let mut tries = 0;
                     loop {
                         match c.join_game(&game).await {
                             Ok(room) => break room,
-                            Err(_) if tries < 200 => {
-                                tries += 1;
-                                tokio::time::sleep(Duration::from_millis(25)).await;
+                            Err(_) if Instant::now() < deadline => {
+                                tokio::time::sleep(Duration::from_millis(50)).await;
                             }
                             Err(e) => return Err(anyhow::Error::from(e)),
                         }
