@@ -554,3 +554,17 @@ fn bench_scenarios_run_with_their_baselines() {
         }
     }
 }
+
+/// `idle` measures a fresh server's memory growth, which later rounds would under-count:
+/// asking for several rounds is refused with a clear message, before anything starts.
+#[test]
+fn bench_idle_refuses_several_rounds() {
+    let out = Command::new(BIN)
+        .args(["bench", "--rounds", "2", "idle", "--clients", "8"])
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--rounds 1"), "{err}");
+}

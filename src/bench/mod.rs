@@ -290,6 +290,12 @@ pub fn progress(len: u64, message: &str, hidden: bool) -> indicatif::ProgressBar
 
 /// Runs a scenario and prints its report.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if args.rounds > 1 && matches!(args.scenario, Scenario::Idle(_)) {
+        // Later rounds would reuse memory the first one freed, and under-count.
+        anyhow::bail!(
+            "idle measures how much memory a fresh server grows by; run it with --rounds 1"
+        );
+    }
     let target = Target::open(
         args.master.as_deref(),
         args.ca.as_deref(),
