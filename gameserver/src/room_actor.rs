@@ -406,9 +406,10 @@ impl RoomActor {
     /// Sends a datagram straight on the recipient's connection, without the hop through
     /// its queue and the wake-up of its writer (the relay's hot path: profiling showed
     /// those two as most of what Switchboard spends per delivery beyond a bare relay).
-    /// Only when nothing is queued ahead of it, so that a datagram never overtakes the
-    /// frames before it (a Join response, say), and when it fits the path; otherwise
-    /// returns false and the writer sends it (or its reliable equivalent).
+    /// Only when nothing is queued ahead of it, so that a datagram does not overtake
+    /// frames still waiting in the queue (a Join response, say; datagrams and streams
+    /// were never ordered with each other on the wire), and when it fits the path;
+    /// otherwise returns false and the writer sends it (or its reliable equivalent).
     fn send_datagram_now(&self, m: &Member, d: &Bytes) -> bool {
         if m.tx.capacity() != m.tx.max_capacity()
             || m.conn.max_datagram_size().is_none_or(|max| d.len() > max)
