@@ -100,50 +100,100 @@ fn v4(addr: SocketAddr) -> io::Result<SocketAddrV4> {
     }
 }
 
-fn would_block(e: Errno) -> bool {
-    matches!(e, Errno::EAGAIN | Errno::EINTR)
+/// Buffers and headers for `recvmmsg`, reused call after call.
+struct RecvBatch {
+    bufs: Vec<[u8; MAX_PACKET]>,
+    headers: MultiHeaders<SockaddrIn>,
+    /// Length and sender of each datagram of the last batch.
+    got: Vec<(usize, Option<SocketAddrV4>)>,
+}
+
+impl RecvBatch {
+    fn new() -> RecvBatch {
+        RecvBatch {
+            bufs: vec![[0u8; MAX_PACKET]; RX_BATCH],
+            headers: MultiHeaders::preallocate(RX_BATCH, None),
+            got: Vec::with_capacity(RX_BATCH),
+        }
+    }
+
+    /// Receives up to `RX_BATCH` datagrams, waiting for the first one up to the socket's
+    /// read timeout. `Ok(false)` when the wait ended with nothing to read.
+    fn recv(&mut self, socket: &UdpSocket) -> Result<bool, Errno> {
+        self.got.clear();
+        let mut iovs: Vec<[IoSliceMut; 1]> =
+            self.bufs.iter_mut().map(|b| [IoSliceMut::new(b)]).collect();
+        let flags = MsgFlags::MSG_WAITFORONE;
+        match recvmmsg(
+            socket.as_raw_fd(),
+            &mut self.headers,
+            iovs.iter_mut(),
+            flags,
+            None,
+        ) {
+            Ok(msgs) => {
+                self.got
+                    .extend(msgs.map(|m| (m.bytes, m.address.map(Into::into))));
+                Ok(true)
+            }
+            Err(Errno::EAGAIN | Errno::EINTR) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The `i`-th datagram of the last batch.
+    fn packet(&self, i: usize) -> &[u8] {
+        &self.bufs[i][..self.got[i].0]
+    }
+
+    /// The datagrams of the last batch, with their senders.
+    fn packets(&self) -> impl Iterator<Item = (usize, &[u8], Option<SocketAddrV4>)> {
+        (0..self.got.len()).map(|i| (i, self.packet(i), self.got[i].1))
+    }
+}
+
+/// Sends datagrams with `sendmmsg`, `TX_BATCH` per call; a `None` address goes to the
+/// socket's connected peer. A blocking send of datagrams sends all or fails on the first.
+fn send_batches(
+    socket: &UdpSocket,
+    headers: &mut MultiHeaders<SockaddrIn>,
+    packets: &[(&[u8], Option<SocketAddrV4>)],
+) -> Result<(), Errno> {
+    for chunk in packets.chunks(TX_BATCH) {
+        let slices: Vec<[IoSlice; 1]> = chunk.iter().map(|(p, _)| [IoSlice::new(p)]).collect();
+        let addrs: Vec<Option<SockaddrIn>> =
+            chunk.iter().map(|(_, a)| a.map(SockaddrIn::from)).collect();
+        sendmmsg(
+            socket.as_raw_fd(),
+            headers,
+            &slices,
+            &addrs,
+            [],
+            MsgFlags::empty(),
+        )?;
+    }
+    Ok(())
 }
 
 /// Serves the relay on `socket` until `stop` is set (checked at least every 100 ms).
 pub fn serve(socket: &UdpSocket, stop: &AtomicBool) -> io::Result<()> {
     socket.set_read_timeout(Some(Duration::from_millis(100)))?;
-    let fd = socket.as_raw_fd();
-    let mut bufs = vec![[0u8; MAX_PACKET]; RX_BATCH];
-    let mut rx = MultiHeaders::<SockaddrIn>::preallocate(RX_BATCH, None);
+    let mut rx = RecvBatch::new();
     let mut tx = MultiHeaders::<SockaddrIn>::preallocate(TX_BATCH, None);
     let mut fan = FanOut::default();
-    let mut received: Vec<(usize, Option<SocketAddrV4>)> = Vec::with_capacity(RX_BATCH);
-    let mut out: Vec<(usize, SocketAddrV4)> = Vec::new();
     while !stop.load(Ordering::Relaxed) {
-        received.clear();
-        {
-            let mut iovs: Vec<[IoSliceMut; 1]> =
-                bufs.iter_mut().map(|b| [IoSliceMut::new(b)]).collect();
-            match recvmmsg(fd, &mut rx, iovs.iter_mut(), MsgFlags::MSG_WAITFORONE, None) {
-                Ok(msgs) => received.extend(msgs.map(|m| (m.bytes, m.address.map(Into::into)))),
-                Err(e) if would_block(e) => continue,
-                Err(e) => return Err(e.into()),
-            }
+        if !rx.recv(socket)? {
+            continue;
         }
-        out.clear();
-        for (i, (len, from)) in received.iter().enumerate() {
+        let mut out = Vec::with_capacity(rx.got.len() * 8);
+        for (_, packet, from) in rx.packets() {
             if let Some(from) = from {
-                fan.handle(&bufs[i][..*len], *from, |to| out.push((i, to)));
+                fan.handle(packet, from, |to| out.push((packet, Some(to))));
             }
         }
-        for chunk in out.chunks(TX_BATCH) {
-            let slices: Vec<[IoSlice; 1]> = chunk
-                .iter()
-                .map(|(i, _)| [IoSlice::new(&bufs[*i][..received[*i].0])])
-                .collect();
-            let addrs: Vec<Option<SockaddrIn>> = chunk
-                .iter()
-                .map(|(_, a)| Some(SockaddrIn::from(*a)))
-                .collect();
-            // A blocking send of datagrams sends all or fails on the first; a failure
-            // (say, a full queue) drops the batch, which the generator counts as loss.
-            let _ = sendmmsg(fd, &mut tx, &slices, &addrs, [], MsgFlags::empty());
-        }
+        // A failed send (say, a full queue) drops the rest of its batch, which the
+        // generator counts as loss.
+        let _ = send_batches(socket, &mut tx, &out);
     }
     Ok(())
 }
@@ -309,18 +359,10 @@ fn send(
             if b.is_empty() {
                 continue;
             }
-            let slices: Vec<[IoSlice; 1]> = b.chunks(size).map(|p| [IoSlice::new(p)]).collect();
-            let addrs: Vec<Option<SockaddrIn>> = vec![None; slices.len()];
-            match sendmmsg(
-                s.as_raw_fd(),
-                &mut tx,
-                &slices,
-                &addrs,
-                [],
-                MsgFlags::empty(),
-            ) {
-                Ok(_) => sent += slices.len() as u64,
-                Err(e) if would_block(e) || e == Errno::ENOBUFS => {}
+            let packets: Vec<_> = b.chunks(size).map(|p| (p, None)).collect();
+            match send_batches(s, &mut tx, &packets) {
+                Ok(()) => sent += packets.len() as u64,
+                Err(Errno::EAGAIN | Errno::EINTR | Errno::ENOBUFS) => {}
                 Err(e) => {
                     return Err(anyhow::Error::from(e).context("sending to the UDP reference"));
                 }
@@ -333,29 +375,21 @@ fn send(
 
 /// Receives deliveries until `until`, recording each one's latency.
 fn receive(socket: &UdpSocket, until: Instant) -> anyhow::Result<(u64, Histogram<u64>)> {
-    let fd = socket.as_raw_fd();
-    let mut bufs = vec![[0u8; MAX_PACKET]; RX_BATCH];
-    let mut rx = MultiHeaders::<SockaddrIn>::preallocate(RX_BATCH, None);
-    let mut lens = Vec::with_capacity(RX_BATCH);
+    let mut rx = RecvBatch::new();
     let mut hist = super::histogram();
     let mut received = 0u64;
     while Instant::now() < until {
-        lens.clear();
-        {
-            let mut iovs: Vec<[IoSliceMut; 1]> =
-                bufs.iter_mut().map(|b| [IoSliceMut::new(b)]).collect();
-            match recvmmsg(fd, &mut rx, iovs.iter_mut(), MsgFlags::MSG_WAITFORONE, None) {
-                Ok(msgs) => lens.extend(msgs.map(|m| m.bytes)),
-                Err(e) if would_block(e) || e == Errno::ECONNREFUSED => continue,
-                Err(e) => {
-                    return Err(anyhow::Error::from(e).context("receiving from the UDP reference"));
-                }
+        match rx.recv(socket) {
+            Ok(true) => {}
+            Ok(false) | Err(Errno::ECONNREFUSED) => continue,
+            Err(e) => {
+                return Err(anyhow::Error::from(e).context("receiving from the UDP reference"));
             }
         }
-        for (buf, len) in bufs.iter().zip(&lens) {
-            if *len >= 13 && buf[0] == DATA {
+        for (_, packet, _) in rx.packets() {
+            if packet.len() >= 13 && packet[0] == DATA {
                 received += 1;
-                super::relay::record(&mut hist, &buf[5..*len]);
+                super::relay::record(&mut hist, &packet[5..]);
             }
         }
     }
