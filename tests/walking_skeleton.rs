@@ -294,3 +294,55 @@ async fn no_game_server_means_server_full() {
     );
     t.cluster.shutdown().await;
 }
+
+/// Relayed datagrams count in the game server's bytes out (the bandwidth controller's
+/// input and a metric), whichever way they leave: straight from the room or through the
+/// recipient's writer.
+#[tokio::test]
+async fn relayed_datagrams_count_in_the_game_servers_bytes_out() {
+    let t = start(1).await;
+    let alice = t.client("alice").await;
+    let bob = t.client("bob").await;
+    let mut a = alice
+        .create_game(Some("counted"), RoomOptions::default())
+        .await
+        .unwrap();
+    let mut b = bob.join_game("counted").await.unwrap();
+    expect_event(
+        &mut a,
+        |e| matches!(e, RoomEvent::Join { actor, .. } if actor.actor == 2),
+    )
+    .await;
+    let metrics = format!("http://{}/metrics", t.cluster.game_server_http[0]);
+    let bytes_out = || async {
+        let text = reqwest::get(&metrics).await.unwrap().text().await.unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix("switchboard_gs_bytes_out_total "))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("no bytes out in {text}"))
+    };
+    let before = bytes_out().await;
+    // Datagrams may be lost: send until 20 have arrived (bounded).
+    let (payload, mut received) = (vec![7u8; 1000], 0u64);
+    for _ in 0..400 {
+        a.raise_event(12, payload.clone(), Delivery::Unreliable)
+            .await
+            .unwrap();
+        while let Ok(Some(ev)) =
+            tokio::time::timeout(Duration::from_millis(20), b.next_event()).await
+        {
+            if matches!(ev, RoomEvent::Custom(ref d) if d.code == 12) {
+                received += 1;
+            }
+        }
+        if received >= 20 {
+            break;
+        }
+    }
+    assert!(received >= 20, "only {received} datagrams arrived");
+    let counted = bytes_out().await - before;
+    assert!(
+        counted >= received * 1000,
+        "{received} datagrams of 1,000 bytes delivered, {counted} bytes counted"
+    );
+}
