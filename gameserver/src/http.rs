@@ -44,6 +44,18 @@ async fn metrics(State(s): State<Arc<Shared>>) -> String {
         f64::from(st.peers.load(Ordering::Relaxed)),
     );
     e.gauge(
+        "switchboard_gs_connection_tasks",
+        "Live per-connection tasks; back to its old value once connections end.",
+        st.connection_tasks.get() as f64,
+    );
+    e.gauge(
+        "switchboard_gs_runtime_tasks",
+        "Live tasks of the whole process's async runtime.",
+        tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks() as f64,
+    );
+    e.gauge(
         "switchboard_gs_rooms",
         "Rooms hosted.",
         s.rooms.len() as f64,

@@ -37,7 +37,7 @@ use switchboard_protocol::{
     ALPN_GAME, CloseCode, ControllerLevels, GameState, LoadReport, OpError, ResultCode,
     ServerState, TicketClaims, TicketError, TicketKeys,
 };
-use switchboard_transport::prometheus::Histogram;
+use switchboard_transport::prometheus::{Gauge, Histogram};
 use switchboard_transport::{TlsError, server_endpoint};
 use switchboard_workload::Levels;
 use tokio::sync::{Notify, watch};
@@ -67,6 +67,8 @@ pub struct Stats {
     pub bytes_out: AtomicU64,
     /// Time to answer CreateGame and JoinGame.
     pub join_latency: Histogram,
+    /// Live per-connection tasks; back to its old value once connections end.
+    pub connection_tasks: Gauge,
 }
 
 /// State shared by the game server's tasks. No lock is held across `.await`.
@@ -328,6 +330,7 @@ impl GameServer {
                 Some(incoming) = endpoint.accept() => {
                     let shared = shared.clone();
                     tasks.spawn(async move {
+                        let _live = shared.stats.connection_tasks.enter();
                         let Ok(conn) = incoming.await else { return };
                         let span = info_span!("peer", remote = %conn.remote_address());
                         peer::serve(shared, conn).instrument(span).await;

@@ -90,9 +90,17 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
         room.leave(actor, true).await;
     }
     drop(peer);
-    let _ = writer.await;
+    // Let queued frames go out, but never wait on a client that does not read.
+    let stop_writer = writer.abort_handle();
+    if tokio::time::timeout(FLUSH_BOUND, writer).await.is_err() {
+        stop_writer.abort();
+    }
+    close(&conn, CloseCode::Normal, "goodbye");
     shared.stats.peers.fetch_sub(1, Ordering::Relaxed);
 }
+
+/// How long a closing connection's queued frames may take to leave.
+const FLUSH_BOUND: std::time::Duration = std::time::Duration::from_secs(2);
 
 type Closing = (CloseCode, String);
 

@@ -232,6 +232,18 @@ async fn metrics(State(s): State<Arc<Shared>>) -> String {
         s.peers.len() as f64,
     );
     e.gauge(
+        "switchboard_master_connection_tasks",
+        "Live per-connection tasks (client and game-server listeners); back to its old value once connections end.",
+        (s.client_tasks.get() + s.link_tasks.get()) as f64,
+    );
+    e.gauge(
+        "switchboard_master_runtime_tasks",
+        "Live tasks of the whole process's async runtime.",
+        tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks() as f64,
+    );
+    e.gauge(
         "switchboard_master_authenticated",
         "Authenticated client connections.",
         authenticated as f64,

@@ -96,13 +96,25 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection, peer: u64) {
     }
     shared.peers.remove(&peer);
     shared.state().peer_gone(peer, user.as_deref());
+    // The writer ends once every sender is gone: this task's and the handle's (the
+    // handle kept it alive forever once, and with it this task and its memory).
+    drop(handle);
     drop(tx);
-    let _ = writer.await;
+    // Let queued frames (a last refusal, say) go out, but never wait on a client that
+    // does not read: past the bound the writer is stopped and the connection closed.
+    let stop_writer = writer.abort_handle();
+    if tokio::time::timeout(FLUSH_BOUND, writer).await.is_err() {
+        stop_writer.abort();
+    }
+    close(&conn, CloseCode::Normal, "goodbye");
     info!(
         user = user.as_deref().unwrap_or(""),
         "client left the master"
     );
 }
+
+/// How long a closing connection's queued frames may take to leave.
+const FLUSH_BOUND: Duration = Duration::from_secs(2);
 
 /// The index of an operation in `OP_NAMES`.
 fn op_index(op: &MasterOp) -> usize {

@@ -39,7 +39,7 @@ use quinn::{Connection, Endpoint};
 use switchboard_protocol::{
     ALPN_CLUSTER, ALPN_MASTER, CloseCode, MasterEvent, MasterToClient, encode_frame,
 };
-use switchboard_transport::prometheus::Histogram;
+use switchboard_transport::prometheus::{Gauge, Histogram};
 use switchboard_transport::{TlsError, close, server_endpoint};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -95,6 +95,10 @@ pub(crate) struct Shared {
     links: DashMap<String, (u64, mpsc::Sender<switchboard_protocol::MasterToGs>)>,
     /// Latency per operation (see `OP_NAMES`).
     op_latency: [Histogram; OP_NAMES.len()],
+    /// Live per-connection tasks of the client listener.
+    client_tasks: Gauge,
+    /// Live per-connection tasks of the game-server listener.
+    link_tasks: Gauge,
 }
 
 impl Shared {
@@ -201,6 +205,8 @@ impl Master {
                 peers: DashMap::new(),
                 links: DashMap::new(),
                 op_latency: Default::default(),
+                client_tasks: Gauge::default(),
+                link_tasks: Gauge::default(),
             }),
             clients,
             cluster,
@@ -263,6 +269,7 @@ impl Master {
                     let shared = shared.clone();
                     let id = ids.fetch_add(1, Ordering::Relaxed);
                     tasks.spawn(async move {
+                        let _live = shared.client_tasks.enter();
                         let Ok(conn) = incoming.await else { return };
                         let span = info_span!("client", remote = %conn.remote_address(), peer = id);
                         client_link::serve(shared, conn, id).instrument(span).await;
@@ -272,6 +279,7 @@ impl Master {
                     let shared = shared.clone();
                     let link = ids.fetch_add(1, Ordering::Relaxed);
                     tasks.spawn(async move {
+                        let _live = shared.link_tasks.enter();
                         let Ok(conn) = incoming.await else { return };
                         let span = info_span!("gameserver", remote = %conn.remote_address(), link);
                         cluster_link::serve(shared, conn, link).instrument(span).await;

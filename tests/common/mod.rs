@@ -123,3 +123,28 @@ pub fn join_op(game: &str) -> switchboard_protocol::MasterOp {
         create_options: switchboard_protocol::RoomOptions::default(),
     }
 }
+
+/// The value of an unlabeled metric in a Prometheus text at `url`.
+pub async fn metric(url: &str, name: &str) -> f64 {
+    let text = reqwest::get(url)
+        .await
+        .expect("metrics endpoint answers")
+        .text()
+        .await
+        .expect("metrics text");
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no metric {name} at {url}"))
+}
+
+impl TestCluster {
+    /// The master's `/metrics` URL.
+    pub fn master_metrics(&self) -> String {
+        format!("http://{}/metrics", self.cluster.admin)
+    }
+
+    /// Game server `i`'s `/metrics` URL.
+    pub fn gs_metrics(&self, i: usize) -> String {
+        format!("http://{}/metrics", self.cluster.game_server_http[i])
+    }
+}

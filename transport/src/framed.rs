@@ -75,7 +75,8 @@ pub async fn send_frame<T: Serialize>(
 
 /// Drains a queue of encoded frames into a stream, coalescing whatever is queued into one
 /// write (quinn then packs small frames into few packets). Ends when the queue closes
-/// (finishing the stream) or the stream fails.
+/// (finishing the stream, and waiting until the peer has acknowledged it or the
+/// connection is gone) or the stream fails. Callers bound that wait.
 pub async fn write_queued(mut stream: SendStream, mut rx: tokio::sync::mpsc::Receiver<Bytes>) {
     const BATCH: usize = 64;
     let mut frames = Vec::with_capacity(BATCH);
@@ -86,4 +87,5 @@ pub async fn write_queued(mut stream: SendStream, mut rx: tokio::sync::mpsc::Rec
         frames.clear();
     }
     let _ = stream.finish();
+    let _ = stream.stopped().await;
 }

@@ -34,6 +34,35 @@ impl Histogram {
     }
 }
 
+/// A count of live things (connections, tasks) that a guard keeps up: [`Gauge::enter`]
+/// adds one, dropping the returned guard takes it away again, whichever way the holder
+/// ends (return, panic, abort).
+#[derive(Debug, Default)]
+pub struct Gauge(std::sync::Arc<AtomicU64>);
+
+impl Gauge {
+    /// Counts one more live thing until the guard is dropped.
+    pub fn enter(&self) -> GaugeGuard {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        GaugeGuard(self.0.clone())
+    }
+
+    /// The current count.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Keeps a [`Gauge`] one higher while it lives.
+#[derive(Debug)]
+pub struct GaugeGuard(std::sync::Arc<AtomicU64>);
+
+impl Drop for GaugeGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Builds an exposition text.
 #[derive(Debug, Default)]
 pub struct Exposition {
@@ -108,6 +137,19 @@ impl Exposition {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_gauge_counts_live_guards() {
+        let g = Gauge::default();
+        let a = g.enter();
+        let b = g.enter();
+        assert_eq!(g.get(), 2);
+        drop(a);
+        assert_eq!(g.get(), 1);
+        let task = std::thread::spawn(move || drop(b));
+        task.join().unwrap();
+        assert_eq!(g.get(), 0);
+    }
 
     #[test]
     fn text_format() {
