@@ -117,10 +117,18 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
                         s.state.clone(),
                         s.level.to_string(),
                         format!("{}/{}/{}", s.cpu_level, s.bandwidth_level, s.peers_level),
-                        s.rooms.to_string(),
-                        s.peers.to_string(),
+                        s.rooms.map_or("?".into(), |n| n.to_string()),
+                        s.peers.map_or("?".into(), |n| n.to_string()),
                         s.priority.to_string(),
-                        if s.link_up { "up" } else { "down" }.to_string(),
+                        match (s.link_up, s.reporting) {
+                            (true, true) => "up".to_string(),
+                            (true, false) => {
+                                format!("silent {:.1}s", s.last_report_ms_ago as f64 / 1000.0)
+                            }
+                            (false, _) => {
+                                format!("down {:.1}s", s.last_report_ms_ago as f64 / 1000.0)
+                            }
+                        },
                     ]
                 })
                 .collect();
@@ -171,13 +179,22 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
                         ),
                         if g.open { "yes" } else { "no" }.to_string(),
                         if g.visible { "yes" } else { "no" }.to_string(),
+                        if g.stale { "stale" } else { "" }.to_string(),
                     ]
                 })
                 .collect();
             println!(
                 "{}",
                 table(
-                    &["GAME", "SERVER", "LOBBY", "PLAYERS", "OPEN", "VISIBLE"],
+                    &[
+                        "GAME",
+                        "SERVER",
+                        "LOBBY",
+                        "PLAYERS",
+                        "OPEN",
+                        "VISIBLE",
+                        "SERVER STATUS"
+                    ],
                     &rows
                 )
             );

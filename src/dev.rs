@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use switchboard_gameserver::{GameServer, GameServerConfig, LoadHook};
+use switchboard_master::workload::Workload;
 use switchboard_master::{Master, MasterConfig};
 use switchboard_transport::{ServerIdentity, Trust};
 use tokio::sync::watch;
@@ -32,6 +33,8 @@ pub struct DevOptions {
     pub ticket_ttl: Duration,
     /// Port of the master's admin HTTP endpoint (0 = any free port).
     pub admin_port: u16,
+    /// workload.toml for the master and every game server (default: the embedded one).
+    pub workload: Option<Workload>,
 }
 
 /// The default directory of the development certificate.
@@ -50,6 +53,7 @@ impl Default for DevOptions {
             host: IpAddr::V4(Ipv4Addr::LOCALHOST),
             ticket_ttl: Duration::from_secs(30),
             admin_port: 5080,
+            workload: None,
         }
     }
 }
@@ -103,6 +107,9 @@ impl DevCluster {
         mc.admin_addr = Some(SocketAddr::new(opts.host, opts.admin_port));
         let admin_token = format!("{:032x}", rand::random::<u128>());
         mc.admin_token = Some(admin_token.clone());
+        if let Some(w) = &opts.workload {
+            mc.apply_workload(w);
+        }
         master(&mut mc);
         let master = Master::bind(mc).context("master")?;
         let (stop, stop_rx) = watch::channel(false);
@@ -133,13 +140,20 @@ impl DevCluster {
             gc.http_addr = Some(SocketAddr::new(opts.host, 0));
             // A development cluster stops at once: nobody waits for its rooms to drain.
             gc.drain_grace = Duration::ZERO;
+            if let Some(w) = &opts.workload {
+                gc.workload = w.clone();
+            }
             game_server(&mut gc);
             let gs = GameServer::bind(gc).with_context(|| format!("game server {}", i + 1))?;
             game_servers.push(gs.local_addr());
             game_server_http.extend(gs.http_addr());
             load_hooks.push(gs.load_hook());
             stats.push(gs.stats());
-            tasks.spawn(gs.run(stopped(stop_rx.clone())));
+            let stop = stopped(stop_rx.clone());
+            tasks.spawn(async move {
+                // A development game server retries forever: it cannot give up.
+                let _ = gs.run(stop).await;
+            });
         }
         let registered = async {
             while !stats.iter().all(|s| s.registered.load(Ordering::Relaxed)) {

@@ -122,6 +122,10 @@ struct MasterArgs {
     /// Seconds a game server's context is kept after its link drops.
     #[arg(long, env = "SWITCHBOARD_LINK_TTL", default_value_t = 20)]
     link_ttl: u64,
+    /// Milliseconds without a report (game servers report every second) after which a
+    /// game server gets no new games and no joins until it reports again.
+    #[arg(long, env = "SWITCHBOARD_REPORT_TIMEOUT_MS", default_value_t = 3000)]
+    report_timeout_ms: u64,
     /// Address of the admin HTTP endpoint (/metrics, /healthz, /readyz, operator API).
     #[arg(long, env = "SWITCHBOARD_ADMIN_ADDR", default_value = "127.0.0.1:5080")]
     admin_addr: SocketAddr,
@@ -304,6 +308,17 @@ struct GameServerArgs {
     /// The longest EmptyRoomTtl a room may ask for, in seconds.
     #[arg(long, env = "SWITCHBOARD_EMPTY_ROOM_TTL_CAP", default_value_t = 60)]
     empty_room_ttl_cap: u64,
+    /// Take this server id over even from a live game server registered elsewhere (that
+    /// server is told, logs it and fails its readiness).
+    #[arg(long, env = "SWITCHBOARD_REPLACE_REGISTRATION")]
+    replace_registration: bool,
+    /// Exit (status 1) after this many refused registrations in a row (wrong secret,
+    /// untrusted master certificate, id in use); default: retry forever.
+    #[arg(long, env = "SWITCHBOARD_REGISTER_ATTEMPTS")]
+    register_attempts: Option<u32>,
+    /// Seconds between digests of the rooms sent to the master to compare views.
+    #[arg(long, env = "SWITCHBOARD_SYNC_INTERVAL", default_value_t = 60)]
+    sync_interval: u64,
     #[command(flatten)]
     tls: TlsArgs,
 }
@@ -328,6 +343,9 @@ struct DevArgs {
     /// Port of the master's admin HTTP endpoint (0 = any free port).
     #[arg(long, env = "SWITCHBOARD_DEV_ADMIN_PORT", default_value_t = 5080)]
     admin_port: u16,
+    /// workload.toml for the master and the game servers (default: the embedded file).
+    #[arg(long, env = "SWITCHBOARD_WORKLOAD")]
+    workload: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -386,6 +404,7 @@ async fn main() -> anyhow::Result<()> {
             cfg.settings.joining_ttl = cfg.ticket_ttl;
             cfg.settings.game_list_limit = args.game_list_limit;
             cfg.settings.link_ttl = Duration::from_secs(args.link_ttl);
+            cfg.settings.report_timeout = Duration::from_millis(args.report_timeout_ms);
             cfg.auth = args.auth.config()?;
             cfg.admin_addr = (!args.no_admin).then_some(args.admin_addr);
             cfg.admin_token = args.admin_token;
@@ -425,6 +444,9 @@ async fn main() -> anyhow::Result<()> {
             cfg.drain_grace = Duration::from_secs(args.drain_grace);
             cfg.http_addr = args.http_addr;
             cfg.room_limits.empty_room_ttl_cap = Duration::from_secs(args.empty_room_ttl_cap);
+            cfg.replace_registration = args.replace_registration;
+            cfg.register_attempts = args.register_attempts;
+            cfg.sync_interval = Duration::from_secs(args.sync_interval.max(1));
             let gs = GameServer::bind(cfg).context("binding the game server")?;
             let ready = serde_json::json!({
                 "ready": true,
@@ -433,8 +455,20 @@ async fn main() -> anyhow::Result<()> {
                 "public_address": gs.public_address(),
                 "http": gs.http_addr().map(|a| format!("http://{a}")),
             });
-            println!("{ready}");
-            gs.run(shutdown_signal()).await;
+            // Ready means registered with the master: announced once, when it first is.
+            let mut status = gs.link_status();
+            tokio::spawn(async move {
+                if status
+                    .wait_for(|s| *s == switchboard_gameserver::LinkStatus::Registered)
+                    .await
+                    .is_ok()
+                {
+                    println!("{ready}");
+                }
+            });
+            if let Err(e) = gs.run(shutdown_signal()).await {
+                anyhow::bail!("{e}");
+            }
         }
         Command::Dev(args) => {
             let opts = DevOptions {
@@ -444,6 +478,7 @@ async fn main() -> anyhow::Result<()> {
                 gs_base_port: args.gs_base_port,
                 tls_dir: args.tls_dir.unwrap_or_else(default_tls_dir),
                 admin_port: args.admin_port,
+                workload: args.workload.as_deref().map(Workload::load).transpose()?,
                 ..DevOptions::default()
             };
             let cluster = DevCluster::start(opts).await?;

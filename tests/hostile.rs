@@ -143,7 +143,7 @@ async fn a_game_server_with_the_wrong_secret_is_refused() {
         address: "127.0.0.1:1".into(),
         secret: "not the secret at all".into(),
         priority: 0,
-        games: vec![],
+        replace: false,
     });
     send_frame(&mut send, &reg).await.unwrap();
     match recv.next::<MasterToGs>().await {

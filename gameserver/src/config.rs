@@ -30,8 +30,11 @@ pub struct GameServerConfig {
     pub cluster_secret: String,
     /// Priority group for the master's load balancer (lower is used first).
     pub priority: u8,
-    /// QUIC transport limits.
+    /// QUIC transport limits of the client listener.
     pub limits: Limits,
+    /// QUIC transport limits of the link to the master (short idle timeout: a dead
+    /// master is noticed within seconds).
+    pub link_limits: Limits,
     /// Outgoing messages queued per client before it is disconnected as a slow consumer.
     pub peer_queue: usize,
     /// Commands queued per room before further events are dropped.
@@ -40,12 +43,24 @@ pub struct GameServerConfig {
     pub room_limits: RoomLimits,
     /// How long a client has to send `Hello` after connecting.
     pub handshake_timeout: Duration,
-    /// How often load is reported to the master.
+    /// How often load is reported to the master (the link's heartbeat: the master
+    /// stops routing to a server that misses its report timeout, 3 s by default).
     pub report_interval: Duration,
+    /// How often the server sends the master a digest of its rooms to compare views.
+    pub sync_interval: Duration,
     /// First delay before reconnecting to the master; doubles up to `reconnect_max`.
     pub reconnect_min: Duration,
-    /// Longest delay between reconnect attempts.
+    /// Longest delay between reconnect attempts (short: a restarted master should see
+    /// every game server again within a couple of seconds).
     pub reconnect_max: Duration,
+    /// How long one connection attempt to the master may take.
+    pub connect_timeout: Duration,
+    /// Take this server id over even from a live server elsewhere (that server is told
+    /// and refused from then on).
+    pub replace_registration: bool,
+    /// Stop after this many refused registrations in a row (wrong secret, untrusted
+    /// certificate, id in use); `None` retries forever.
+    pub register_attempts: Option<u32>,
     /// Feedback-controller thresholds and sampling (workload.toml).
     pub workload: Workload,
     /// A state file to watch (`ServerState.txt` habit), if any.
@@ -75,13 +90,18 @@ impl GameServerConfig {
             cluster_secret: cluster_secret.into(),
             priority: 0,
             limits: Limits::default(),
+            link_limits: Limits::cluster(),
             peer_queue: 1024,
             room_queue: 4096,
             room_limits: RoomLimits::default(),
             handshake_timeout: Duration::from_secs(10),
             report_interval: Duration::from_secs(1),
-            reconnect_min: Duration::from_millis(200),
-            reconnect_max: Duration::from_secs(5),
+            sync_interval: Duration::from_secs(60),
+            reconnect_min: Duration::from_millis(100),
+            reconnect_max: Duration::from_millis(500),
+            connect_timeout: Duration::from_secs(1),
+            replace_registration: false,
+            register_attempts: None,
             workload: Workload::default_embedded(),
             state_file: None,
             drain_grace: Duration::from_secs(30),

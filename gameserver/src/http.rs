@@ -11,7 +11,7 @@ use axum::routing::get;
 use switchboard_protocol::ServerState;
 use switchboard_transport::prometheus::Exposition;
 
-use crate::Shared;
+use crate::{LinkStatus, Shared};
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
@@ -21,22 +21,28 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-async fn ready(State(s): State<Arc<Shared>>) -> (StatusCode, &'static str) {
-    let registered = s.stats.registered.load(Ordering::Relaxed);
-    match (registered, s.server_state()) {
-        (true, ServerState::Normal) => (StatusCode::OK, "ready\n"),
-        (false, _) => (
+async fn ready(State(s): State<Arc<Shared>>) -> (StatusCode, String) {
+    let status = s.link_status.borrow().clone();
+    match (status, s.server_state()) {
+        (LinkStatus::Registered, ServerState::Normal) => (StatusCode::OK, "ready\n".into()),
+        (LinkStatus::Registered, _) => {
+            (StatusCode::SERVICE_UNAVAILABLE, "not in rotation\n".into())
+        }
+        (LinkStatus::Connecting, _) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            "not registered with a master\n",
+            "not registered with a master\n".into(),
         ),
-        (true, _) => (StatusCode::SERVICE_UNAVAILABLE, "not in rotation\n"),
+        (LinkStatus::Refused { reason, .. }, _) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("registration refused: {reason}\n"),
+        ),
     }
 }
 
 async fn metrics(State(s): State<Arc<Shared>>) -> String {
     let st = &s.stats;
     let levels = *s.levels.lock().unwrap_or_else(|p| p.into_inner());
-    let actors: usize = s.published.iter().map(|g| g.users.len()).sum();
+    let actors: usize = s.reports.published().iter().map(|g| g.users.len()).sum();
     let mut e = Exposition::new();
     e.gauge(
         "switchboard_gs_connections",

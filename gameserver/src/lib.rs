@@ -17,13 +17,13 @@
 pub mod config;
 mod http;
 pub mod load;
-mod master_link;
+pub mod master_link;
 mod peer;
+mod reports;
 pub mod room;
 mod room_actor;
 pub mod server_state;
 
-use std::collections::HashSet;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -34,18 +34,19 @@ use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 use quinn::Endpoint;
 use switchboard_protocol::{
-    ALPN_GAME, CloseCode, ControllerLevels, GameState, LoadReport, OpError, ResultCode,
-    ServerState, TicketClaims, TicketError, TicketKeys,
+    ALPN_GAME, CloseCode, ControllerLevels, LoadReport, OpError, ResultCode, ServerState,
+    TicketClaims, TicketError, TicketKeys,
 };
 use switchboard_transport::prometheus::{Gauge, Histogram};
-use switchboard_transport::{TlsError, server_endpoint};
+use switchboard_transport::{ResetKey, TlsError, server_endpoint};
 use switchboard_workload::Levels;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
-use tracing::{Instrument, info, info_span};
+use tracing::{Instrument, error, info, info_span};
 
 pub use config::GameServerConfig;
 pub use load::{LoadHook, SyntheticLoad};
+pub use master_link::{GaveUp, LinkStatus};
 use room_actor::{CreateRequest, Outbound, RoomHandle};
 
 /// Counters of the relay.
@@ -79,12 +80,13 @@ pub(crate) struct Shared {
     client_endpoint: Endpoint,
     rooms: DashMap<String, RoomHandle>,
     room_ids: AtomicU64,
-    /// The lobby-relevant state of every room, as last published by its actor.
-    published: DashMap<String, GameState>,
-    /// Rooms whose published state changed since the master link last reported.
-    dirty: Mutex<HashSet<String>>,
-    dirty_notify: Notify,
+    /// What the master link reports: the rooms' published states and their changes.
+    reports: reports::Reports,
+    /// Signalled when a room ends (a drain waits for the last one).
+    rooms_changed: Notify,
     keys: RwLock<Option<TicketKeys>>,
+    /// Where this server stands with its master.
+    link_status: watch::Sender<LinkStatus>,
     stats: Arc<Stats>,
     /// The feedback controllers' latest levels.
     levels: Mutex<Levels>,
@@ -97,29 +99,6 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    fn mark_dirty(&self, game: &str) {
-        self.dirty
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(game.to_string());
-        self.dirty_notify.notify_one();
-    }
-
-    fn take_dirty(&self) -> HashSet<String> {
-        std::mem::take(&mut *self.dirty.lock().unwrap_or_else(|p| p.into_inner()))
-    }
-
-    /// Records a room's new lobby-relevant state for the master.
-    fn publish(&self, state: GameState) {
-        let game = state.game.clone();
-        self.published.insert(game.clone(), state);
-        self.mark_dirty(&game);
-    }
-
-    fn snapshot(&self) -> Vec<GameState> {
-        self.published.iter().map(|e| e.value().clone()).collect()
-    }
-
     fn load(&self) -> LoadReport {
         let levels = *self.levels.lock().unwrap_or_else(|p| p.into_inner());
         LoadReport {
@@ -141,6 +120,19 @@ impl Shared {
 
     fn set_registered(&self, registered: bool) {
         self.stats.registered.store(registered, Ordering::Relaxed);
+        if registered {
+            self.set_link_status(LinkStatus::Registered);
+        } else if *self.link_status.borrow() == LinkStatus::Registered {
+            self.set_link_status(LinkStatus::Connecting);
+        }
+    }
+
+    fn set_link_status(&self, status: LinkStatus) {
+        self.link_status.send_if_modified(|s| {
+            let changed = *s != status;
+            *s = status;
+            changed
+        });
     }
 
     fn verify_ticket(&self, ticket: &[u8], now_ms: u64) -> Result<TicketClaims, TicketError> {
@@ -190,8 +182,8 @@ impl Shared {
     /// Called by a room's actor when it ends.
     fn remove_room(&self, game: &str, id: u64) {
         if self.rooms.remove_if(game, |_, h| h.id == id).is_some() {
-            self.published.remove(game);
-            self.mark_dirty(game);
+            self.reports.remove(game);
+            self.rooms_changed.notify_waiters();
         }
     }
 }
@@ -229,7 +221,19 @@ impl GameServer {
     /// Binds the client listener (and the HTTP endpoint, if configured). Call from within a
     /// tokio runtime.
     pub fn bind(config: GameServerConfig) -> Result<Self, StartError> {
-        let endpoint = server_endpoint(config.listen, &config.identity, ALPN_GAME, &config.limits)?;
+        // Resets signed with a key from the cluster secret and this server's id survive a
+        // restart: clients of the dead process learn of it from their next packet.
+        let reset = ResetKey::derive(
+            config.cluster_secret.as_bytes(),
+            &format!("gameserver/{}", config.server_id),
+        );
+        let endpoint = server_endpoint(
+            config.listen,
+            &config.identity,
+            ALPN_GAME,
+            &config.limits,
+            Some(&reset),
+        )?;
         let bound = endpoint.local_addr()?;
         let public_address = match &config.public_address {
             Some(a) => a.clone(),
@@ -253,10 +257,10 @@ impl GameServer {
                 client_endpoint,
                 rooms: DashMap::new(),
                 room_ids: AtomicU64::new(1),
-                published: DashMap::new(),
-                dirty: Mutex::new(HashSet::new()),
-                dirty_notify: Notify::new(),
+                reports: reports::Reports::default(),
+                rooms_changed: Notify::new(),
                 keys: RwLock::new(None),
+                link_status: watch::channel(LinkStatus::Connecting).0,
                 stats: Arc::new(Stats::default()),
                 levels: Mutex::new(Levels::default()),
                 report_now: Notify::new(),
@@ -296,16 +300,24 @@ impl GameServer {
         self.shared.load_hook.clone()
     }
 
+    /// Where the server stands with its master; changes as it registers, loses the link
+    /// or is refused.
+    pub fn link_status(&self) -> watch::Receiver<LinkStatus> {
+        self.shared.link_status.subscribe()
+    }
+
     /// Serves until `shutdown` completes (or an Offline state's time runs out), then
-    /// drains and closes every connection with [`CloseCode::ServerShutdown`].
-    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+    /// drains and closes every connection with [`CloseCode::ServerShutdown`]. Returns
+    /// [`GaveUp`] when the master refused the registration `register_attempts` times in a
+    /// row.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), GaveUp> {
         let GameServer {
             shared,
             endpoint,
             http,
         } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
-        let link = tokio::spawn(master_link::run(shared.clone(), stop_rx));
+        let mut link = tokio::spawn(master_link::run(shared.clone(), stop_rx));
         let mut background = JoinSet::new();
         background.spawn(load::run(shared.clone()));
         if let Some(path) = shared.config.state_file.clone() {
@@ -321,12 +333,30 @@ impl GameServer {
         let mut tasks = JoinSet::new();
         tokio::pin!(shutdown);
         info!(id = %shared.config.server_id, address = %shared.public_address, "game server listening");
-        let drain = loop {
+        // Connections are accepted until the very end, through a drain too: joins to the
+        // rooms still here keep working until the server goes Offline (and the master
+        // knows before the listener closes).
+        let mut drain: Option<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>> = None;
+        let mut gave_up = None;
+        let reason = loop {
             let deadline = *offline_at.borrow_and_update();
             tokio::select! {
-                _ = &mut shutdown => break true,
-                _ = sleep_until(deadline) => break false,
-                _ = offline_at.changed() => {}
+                _ = &mut shutdown, if drain.is_none() => {
+                    drain = Some(Box::pin(drain_rooms(shared.clone())));
+                }
+                _ = async { drain.as_mut().expect("guarded").await }, if drain.is_some() => {
+                    break "game server shut down";
+                }
+                // A drain sets Offline itself and ends on its own clock.
+                _ = sleep_until(deadline), if drain.is_none() => break "game server went offline",
+                _ = offline_at.changed(), if drain.is_none() => {}
+                result = &mut link => {
+                    if let Ok(Err(e)) = result {
+                        error!(error = %e, "giving up: the master refuses this game server");
+                        gave_up = Some(e);
+                    }
+                    break "game server stopped: the master refused its registration";
+                }
                 Some(incoming) = endpoint.accept() => {
                     let shared = shared.clone();
                     tasks.spawn(async move {
@@ -339,15 +369,11 @@ impl GameServer {
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             }
         };
-        let reason = if drain {
-            drain_rooms(&shared).await;
-            "game server shut down"
-        } else {
-            "game server went offline"
-        };
         info!(reason, "game server stopping");
         let _ = stop_tx.send(true);
-        let _ = link.await;
+        if !link.is_finished() {
+            let _ = link.await;
+        }
         endpoint.close(
             CloseCode::ServerShutdown.to_wire().into(),
             reason.as_bytes(),
@@ -359,17 +385,25 @@ impl GameServer {
         tasks.abort_all();
         background.abort_all();
         let _ = tokio::time::timeout(Duration::from_secs(2), endpoint.wait_idle()).await;
+        match gave_up {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 }
 
 /// Out of rotation until the rooms are empty or the grace time passes; then Offline,
-/// telling the players that remain.
-async fn drain_rooms(shared: &Arc<Shared>) {
+/// telling the players that remain and the master.
+async fn drain_rooms(shared: Arc<Shared>) {
     shared.set_state(ServerState::OutOfRotation, Duration::ZERO);
     info!(rooms = shared.rooms.len(), grace = ?shared.config.drain_grace, "draining");
     let emptied = async {
-        while !shared.rooms.is_empty() {
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        loop {
+            let changed = shared.rooms_changed.notified();
+            if shared.rooms.is_empty() {
+                break;
+            }
+            changed.await;
         }
     };
     let _ = tokio::time::timeout(shared.config.drain_grace, emptied).await;

@@ -230,8 +230,10 @@ impl Peer {
                         actor_properties,
                     ),
                     state => Err(OpError::new(
-                        ResultCode::ServerFull,
-                        format!("this game server takes no new games (state {state:?})"),
+                        ResultCode::GameServerUnavailable,
+                        format!(
+                            "this game server takes no new games (state {state:?}); ask the master again"
+                        ),
                     )),
                 };
                 self.shared.stats.join_latency.observe(started.elapsed());
@@ -246,8 +248,8 @@ impl Peer {
             } => {
                 let r = if self.shared.server_state() == ServerState::Offline {
                     Err(OpError::new(
-                        ResultCode::GameClosed,
-                        "this game server is going offline",
+                        ResultCode::GameServerUnavailable,
+                        "this game server is going offline; ask the master again",
                     ))
                 } else {
                     self.join(id, &ticket, game, mode, expected_users, actor_properties)
@@ -350,12 +352,14 @@ impl Peer {
     ) -> Result<(), OpError> {
         let claims = self.check(ticket, &game, TicketAction::Join)?;
         check_expected_users(&expected_users)?;
-        let handle = self.shared.room(&game).ok_or_else(|| {
-            OpError::new(
+        let Some(handle) = self.shared.room(&game) else {
+            // The master sent a client here with a genuine ticket: its entry is stale.
+            self.shared.reports.unknown(&game);
+            return Err(OpError::new(
                 ResultCode::GameDoesNotExist,
                 format!("no game named {game:?} here"),
-            )
-        })?;
+            ));
+        };
         let actor = handle
             .join(JoinRequest {
                 request: id,

@@ -359,7 +359,7 @@ impl RoomActor {
                         .fetch_add(to.len() as u64, Ordering::Relaxed);
                     self.deliver(&to, &out, &mut slow);
                 }
-                Out::Publish => self.shared.publish(self.room.game_state()),
+                Out::Publish => self.shared.reports.publish(self.room.game_state()),
             }
         }
         // A recipient whose queue was full was disconnected; it drops out like any

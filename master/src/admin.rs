@@ -44,12 +44,18 @@ pub struct ServerView {
     pub bandwidth_level: u8,
     /// Peer-count controller level.
     pub peers_level: u8,
-    /// Rooms.
-    pub rooms: u32,
-    /// Connected clients.
-    pub peers: u32,
+    /// Rooms, from its last report; `null` while it is not reporting (an old count is
+    /// not a current one).
+    pub rooms: Option<u32>,
+    /// Connected clients, from its last report; `null` while it is not reporting.
+    pub peers: Option<u32>,
     /// Whether its link to the master is up.
     pub link_up: bool,
+    /// Whether it reports (its link carried a message within the report timeout): only
+    /// then do new games and joins go there.
+    pub reporting: bool,
+    /// Milliseconds since its link last carried a message.
+    pub last_report_ms_ago: u64,
 }
 
 /// A game as `GET /games` shows it.
@@ -71,6 +77,9 @@ pub struct GameView {
     pub open: bool,
     /// Listed.
     pub visible: bool,
+    /// The game's server is not reporting: the counts are its last known ones, and no
+    /// joins go there.
+    pub stale: bool,
 }
 
 /// The body of `POST /servers/{id}/state`.
@@ -126,10 +135,12 @@ async fn authorize(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Re
 }
 
 async fn servers(State(s): State<Arc<Shared>>) -> Json<Vec<ServerView>> {
+    let now = s.now();
     let state = s.state();
     let mut out: Vec<ServerView> = state
         .servers()
-        .map(|(id, e)| ServerView {
+        .map(|(id, e)| (id, e, state.reporting_now(id, now)))
+        .map(|(id, e, reporting)| ServerView {
             id: id.clone(),
             address: e.address.clone(),
             priority: e.priority,
@@ -138,9 +149,11 @@ async fn servers(State(s): State<Arc<Shared>>) -> Json<Vec<ServerView>> {
             cpu_level: e.load.controllers.cpu,
             bandwidth_level: e.load.controllers.bandwidth,
             peers_level: e.load.controllers.peers,
-            rooms: e.load.games,
-            peers: e.load.peers,
+            rooms: reporting.then_some(e.load.games),
+            peers: reporting.then_some(e.load.peers),
             link_up: e.link.is_some(),
+            reporting,
+            last_report_ms_ago: now.saturating_duration_since(e.last_report).as_millis() as u64,
         })
         .collect();
     out.sort_by(|a, b| a.id.cmp(&b.id));
@@ -148,6 +161,7 @@ async fn servers(State(s): State<Arc<Shared>>) -> Json<Vec<ServerView>> {
 }
 
 async fn games(State(s): State<Arc<Shared>>) -> Json<Vec<GameView>> {
+    let now = s.now();
     let state = s.state();
     let mut out: Vec<GameView> = state
         .games()
@@ -164,6 +178,7 @@ async fn games(State(s): State<Arc<Shared>>) -> Json<Vec<GameView>> {
             max_players: g.state.max_players,
             open: g.state.is_open,
             visible: g.state.is_visible,
+            stale: !state.reporting_now(&g.server, now),
         })
         .collect();
     out.sort_by(|a, b| a.game.cmp(&b.game));
@@ -196,10 +211,10 @@ async fn set_state(
             format!("game server {id:?} is not connected; try again when its link is up"),
         );
     };
-    let cmd = MasterToGs::SetState {
+    let cmd = crate::cluster_link::LinkCmd::Send(MasterToGs::SetState {
         state,
         offline_after_secs: body.offline_after_secs,
-    };
+    });
     if link.send(cmd).await.is_err() {
         return error(
             StatusCode::CONFLICT,
@@ -214,11 +229,12 @@ async fn set_state(
 }
 
 async fn metrics(State(s): State<Arc<Shared>>) -> String {
-    let (servers, up, games, players) = {
+    let (servers, up, silent, games, players) = {
         let st = s.state();
         let up = st.servers().filter(|(_, e)| e.link.is_some()).count();
+        let silent = st.servers().filter(|(_, e)| !e.responsive).count();
         let (players, games) = st.app_stats();
-        (st.server_count(), up, games, players)
+        (st.server_count(), up, silent, games, players)
     };
     let authenticated = s
         .peers
@@ -267,6 +283,49 @@ async fn metrics(State(s): State<Arc<Shared>>) -> String {
         "switchboard_master_players_in_games",
         "Actors in games.",
         f64::from(players),
+    );
+    let c = &s.counters;
+    let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    e.gauge(
+        "switchboard_master_game_servers_silent",
+        "Registered game servers that are not reporting (no message for the report timeout, or link down).",
+        silent as f64,
+    );
+    e.counter(
+        "switchboard_master_game_servers_went_silent_total",
+        "Times a game server stopped reporting (missed reports for the report timeout).",
+        n(&c.silent),
+    );
+    e.counter(
+        "switchboard_master_links_lost_total",
+        "Game-server links that broke (not closed by the game server).",
+        n(&c.links_lost),
+    );
+    e.labeled_counter(
+        "switchboard_master_registrations_refused_total",
+        "Game-server registrations refused, by reason.",
+        "reason",
+        &[
+            ("secret", n(&c.refused_secret)),
+            ("id_in_use", n(&c.refused_id_in_use)),
+            ("protocol", n(&c.refused_protocol)),
+            ("deadline", n(&c.refused_deadline)),
+        ],
+    );
+    e.counter(
+        "switchboard_master_links_displaced_total",
+        "Game-server links closed because a newer registration took their id.",
+        n(&c.displaced),
+    );
+    e.counter(
+        "switchboard_master_stale_games_dropped_total",
+        "Games dropped because their game server said it does not host them.",
+        n(&c.stale_games_dropped),
+    );
+    e.counter(
+        "switchboard_master_divergences_total",
+        "Digests of a game server's rooms that did not match the master's view (each is followed by a resync).",
+        n(&c.divergences),
     );
     let ops: Vec<(&str, &switchboard_transport::prometheus::Histogram)> = crate::OP_NAMES
         .iter()

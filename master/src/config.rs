@@ -42,8 +42,11 @@ pub struct MasterConfig {
     pub app_stats_interval: Duration,
     /// Outgoing frames queued per client before it is disconnected as a slow consumer.
     pub peer_queue: usize,
-    /// QUIC transport limits.
+    /// QUIC transport limits of the client listener.
     pub limits: Limits,
+    /// QUIC transport limits of the game-server listener (short idle timeout: a dead
+    /// game server is noticed within seconds).
+    pub cluster_limits: Limits,
     /// Fixes the random choices (placement, generated names), for tests.
     pub seed: Option<u64>,
     /// Where the admin HTTP endpoint listens (`/metrics`, `/healthz`, `/readyz`, and the
@@ -86,6 +89,7 @@ impl MasterConfig {
             app_stats_interval: Duration::from_secs(5),
             peer_queue: 1024,
             limits: Limits::default(),
+            cluster_limits: Limits::cluster(),
             seed: None,
             admin_addr: Some(([127, 0, 0, 1], 5080).into()),
             admin_token: None,

@@ -112,9 +112,13 @@ impl Game {
         self.state.is_visible && server_state != ServerState::Offline
     }
 
-    fn joinable(&self, server_state: ServerState) -> bool {
+    /// Listed, open, not full, and its server reporting.
+    fn joinable(&self, server_state: ServerState, server_responsive: bool) -> bool {
         let max = self.state.max_players;
-        self.listed(server_state) && self.state.is_open && (max == 0 || self.player_count() < max)
+        self.listed(server_state)
+            && server_responsive
+            && self.state.is_open
+            && (max == 0 || self.player_count() < max)
     }
 }
 
@@ -126,6 +130,10 @@ impl MasterState {
             .unwrap_or(ServerState::Normal)
     }
 
+    fn server_responsive(&self, server: &str) -> bool {
+        self.servers.get(server).is_some_and(|s| s.responsive)
+    }
+
     /// Brings the lobby indexes and the user index in step with game `name` (present or
     /// gone) and marks its list entry changed.
     pub(crate) fn reindex(&mut self, name: &str) {
@@ -134,7 +142,7 @@ impl MasterState {
             Indexed {
                 lobby: g.state.lobby.clone(),
                 listed: g.listed(st),
-                joinable: g.joinable(st),
+                joinable: g.joinable(st, self.server_responsive(&g.server)),
                 keys: g
                     .state
                     .lobby_properties

@@ -27,8 +27,9 @@ pub mod registry;
 pub mod sql_filter;
 pub mod state;
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -40,10 +41,10 @@ use switchboard_protocol::{
     ALPN_CLUSTER, ALPN_MASTER, CloseCode, MasterEvent, MasterToClient, encode_frame,
 };
 use switchboard_transport::prometheus::{Gauge, Histogram};
-use switchboard_transport::{TlsError, close, server_endpoint};
+use switchboard_transport::{ResetKey, TlsError, close, server_endpoint};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
-use tracing::{Instrument, info, info_span};
+use tracing::{Instrument, debug, info, info_span, warn};
 
 pub use auth::{AuthConfig, Authenticator};
 pub use config::{ConfigError, MasterConfig};
@@ -92,7 +93,12 @@ pub(crate) struct Shared {
     auth: Authenticator,
     peers: DashMap<u64, Arc<PeerHandle>>,
     /// Command senders of the connected game servers' links: (link id, sender).
-    links: DashMap<String, (u64, mpsc::Sender<switchboard_protocol::MasterToGs>)>,
+    links: DashMap<String, (u64, mpsc::Sender<cluster_link::LinkCmd>)>,
+    /// Cluster faults, counted for `/metrics`.
+    counters: Counters,
+    /// Refused registrations already logged at WARN, by (server id, address): a refused
+    /// server retrying every second is logged once, not once per attempt.
+    refusals_logged: Mutex<HashMap<(String, IpAddr), String>>,
     /// Latency per operation (see `OP_NAMES`).
     op_latency: [Histogram; OP_NAMES.len()],
     /// Live per-connection tasks of the client listener.
@@ -101,7 +107,97 @@ pub(crate) struct Shared {
     link_tasks: Gauge,
 }
 
+/// Counts of cluster faults.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    /// Game servers that went silent (no report for the report timeout).
+    silent: AtomicU64,
+    /// Links that broke (not closed by the game server).
+    links_lost: AtomicU64,
+    /// Refused registrations: wrong secret.
+    refused_secret: AtomicU64,
+    /// Refused registrations: the id is held by a live server elsewhere.
+    refused_id_in_use: AtomicU64,
+    /// Refused registrations: protocol errors.
+    refused_protocol: AtomicU64,
+    /// Refused registrations: nothing in time.
+    refused_deadline: AtomicU64,
+    /// Links closed because another registration took their id.
+    displaced: AtomicU64,
+    /// Stale games dropped on a game server's word.
+    stale_games_dropped: AtomicU64,
+    /// Digests that did not match the master's view.
+    divergences: AtomicU64,
+}
+
+impl Counters {
+    fn refused(&self, label: &str) {
+        let c = match label {
+            "secret" => &self.refused_secret,
+            "id_in_use" => &self.refused_id_in_use,
+            "deadline" => &self.refused_deadline,
+            _ => &self.refused_protocol,
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Most refusals remembered for logging once per incident.
+const REFUSALS_REMEMBERED: usize = 1024;
+
 impl Shared {
+    /// Logs a refused registration at WARN the first time it happens for this server
+    /// id and address with this reason, at DEBUG while it repeats.
+    fn log_refusal(&self, server: &str, ip: IpAddr, reason: &str) {
+        let mut logged = self
+            .refusals_logged
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let key = (server.to_string(), ip);
+        if logged.get(&key).is_some_and(|r| r == reason) {
+            debug!(server, %ip, reason, "game server registration refused again");
+            return;
+        }
+        if logged.len() >= REFUSALS_REMEMBERED {
+            logged.clear();
+        }
+        logged.insert(key, reason.to_string());
+        warn!(server, %ip, reason, "game server registration refused");
+    }
+
+    /// A server registered: its earlier refusals are over.
+    fn refusal_resolved(&self, server: &str) {
+        self.refusals_logged
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(id, _), _| id != server);
+    }
+
+    /// Tells the task of link `old` of `server` that a newer registration replaced it.
+    fn displace(&self, server: &str, old: u64, by: &str) {
+        self.counters.displaced.fetch_add(1, Ordering::Relaxed);
+        warn!(
+            server,
+            by, "a newer registration of this game server id replaces its older link"
+        );
+        if let Some(l) = self.links.get(server)
+            && l.0 == old
+        {
+            let _ =
+                l.1.try_send(cluster_link::LinkCmd::Displaced { by: by.to_string() });
+        }
+    }
+
+    /// Marks game servers that stopped reporting; logs each incident once.
+    fn check_liveness(&self) {
+        let silent = self.state().silent_servers(self.now());
+        for server in silent {
+            self.counters.silent.fetch_add(1, Ordering::Relaxed);
+            warn!(%server, timeout = ?self.config.settings.report_timeout,
+                "game server stopped reporting: no new games or joins go there until it reports again");
+        }
+    }
+
     fn state(&self) -> MutexGuard<'_, MasterState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -184,17 +280,22 @@ impl Master {
             None => None,
         };
         let auth = Authenticator::new(&config.auth)?;
+        // Resets signed with keys from the cluster secret survive a restart: peers of
+        // the dead process learn of it from their next packet.
+        let secret = config.cluster_secret.as_bytes();
         let clients = server_endpoint(
             config.client_addr,
             &config.identity,
             ALPN_MASTER,
             &config.limits,
+            Some(&ResetKey::derive(secret, "master/clients")),
         )?;
         let cluster = server_endpoint(
             config.cluster_addr,
             &config.identity,
             ALPN_CLUSTER,
-            &config.limits,
+            &config.cluster_limits,
+            Some(&ResetKey::derive(secret, "master/cluster")),
         )?;
         let state = MasterState::new(config.settings.clone(), config.seed);
         Ok(Master {
@@ -204,6 +305,8 @@ impl Master {
                 auth,
                 peers: DashMap::new(),
                 links: DashMap::new(),
+                counters: Counters::default(),
+                refusals_logged: Mutex::new(HashMap::new()),
                 op_latency: Default::default(),
                 client_tasks: Gauge::default(),
                 link_tasks: Gauge::default(),
@@ -257,6 +360,10 @@ impl Master {
             let shared = shared.clone();
             move || shared.send_app_stats()
         }));
+        tasks.spawn(every(LIVENESS_CHECK, {
+            let shared = shared.clone();
+            move || shared.check_liveness()
+        }));
         let ids = AtomicU64::new(1);
         tokio::pin!(shutdown);
         info!(clients = %clients.local_addr().map(|a| a.to_string()).unwrap_or_default(),
@@ -303,6 +410,10 @@ impl Master {
         let _ = tokio::time::timeout(Duration::from_secs(2), idle).await;
     }
 }
+
+/// How often the master looks for game servers that stopped reporting (routing decisions
+/// check the time themselves; this moves their games out of the lobby indexes and logs).
+const LIVENESS_CHECK: Duration = Duration::from_millis(250);
 
 /// Runs `f` every `period` (the first time after one period).
 async fn every(period: Duration, f: impl Fn()) {

@@ -97,7 +97,7 @@ impl MasterState {
                 format!("a game named {name:?} already exists"),
             ));
         }
-        let placement = self.choose_server()?;
+        let placement = self.choose_server(now)?;
         let seq = self.next_seq;
         self.next_seq += 1;
         let lobby_properties = options
@@ -167,6 +167,7 @@ impl MasterState {
                 )),
             };
         };
+        self.check_routable(&game.server, now)?;
         let member = game.state.users.iter().any(|u| u == user);
         if mode == JoinMode::RejoinOnly && !member {
             return Err(OpError::new(
@@ -181,13 +182,20 @@ impl MasterState {
         Ok(self.admit(name, user, expected_users, now))
     }
 
-    fn check_can_join(&self, g: &Game, user: &str, expected: &[String]) -> Result<(), OpError> {
-        if self.server_state(&g.server) == ServerState::Offline {
-            return Err(OpError::new(
-                ResultCode::GameClosed,
-                "the game's server is going offline",
-            ));
+    /// Refuses joins to games of a server that stopped reporting or is going offline.
+    fn check_routable(&self, server: &str, now: Instant) -> Result<(), OpError> {
+        if self.routable(server, now) {
+            return Ok(());
         }
+        let why = if self.server_state(server) == ServerState::Offline {
+            "the game's server is going offline"
+        } else {
+            "the game's server is not responding"
+        };
+        Err(OpError::new(ResultCode::GameServerUnavailable, why))
+    }
+
+    fn check_can_join(&self, g: &Game, user: &str, expected: &[String]) -> Result<(), OpError> {
         if !g.state.is_open {
             return Err(OpError::new(ResultCode::GameClosed, "the game is closed"));
         }
@@ -235,7 +243,7 @@ impl MasterState {
         q: &JoinRandom,
         now: Instant,
     ) -> Result<Admission, OpError> {
-        if let Some(name) = self.find_random(user, q)? {
+        if let Some(name) = self.find_random(user, q, now)? {
             return Ok(self.admit(&name, user, &q.expected_users, now));
         }
         match &q.create_if_none {
@@ -250,7 +258,12 @@ impl MasterState {
 
     /// The game `join_random` would choose, without admitting the player (the serial
     /// cursor and the random generator do advance).
-    pub fn find_random(&mut self, user: &str, q: &JoinRandom) -> Result<Option<String>, OpError> {
+    pub fn find_random(
+        &mut self,
+        user: &str,
+        q: &JoinRandom,
+        now: Instant,
+    ) -> Result<Option<String>, OpError> {
         check_expected_users(&q.expected_users)?;
         self.check_properties(&q.expected_properties)?;
         let filter =
@@ -266,11 +279,17 @@ impl MasterState {
                     ));
                 }
             };
-        Ok(self.find_match(user, q, filter.as_ref()))
+        Ok(self.find_match(user, q, filter.as_ref(), now))
     }
 
     /// The matching game, searched in the smallest index that every match must be in.
-    fn find_match(&mut self, user: &str, q: &JoinRandom, filter: Option<&Expr>) -> Option<String> {
+    fn find_match(
+        &mut self,
+        user: &str,
+        q: &JoinRandom,
+        filter: Option<&Expr>,
+        now: Instant,
+    ) -> Option<String> {
         let mut required: Vec<(String, Vec<u8>)> = q
             .expected_properties
             .iter()
@@ -315,9 +334,9 @@ impl MasterState {
             .chain(set.range(..start))
             .filter_map(|seq| index.listed.get(seq))
             .find(|name| {
-                self.games
-                    .get(*name)
-                    .is_some_and(|g| self.matches(g, user, q, filter))
+                self.games.get(*name).is_some_and(|g| {
+                    self.matches(g, user, q, filter) && self.routable(&g.server, now)
+                })
             })
             .cloned();
         if q.mode == MatchmakingMode::SerialMatching

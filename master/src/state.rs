@@ -24,6 +24,9 @@ pub struct Settings {
     pub game_list_limit: usize,
     /// How long a game server's context is kept after its link drops.
     pub link_ttl: Duration,
+    /// A game server that sends nothing for this long (it reports every second) gets no
+    /// new games and no joins until it reports again.
+    pub report_timeout: Duration,
     /// How long a player the master sent to a game counts toward it before arriving.
     pub joining_ttl: Duration,
     /// Largest encoded size of the properties in one request.
@@ -37,6 +40,7 @@ impl Default for Settings {
             peer_levels: vec![200, 400, 600, 800, 1000, 1200, 1400, 1600, 1800],
             game_list_limit: 500,
             link_ttl: Duration::from_secs(20),
+            report_timeout: Duration::from_secs(3),
             joining_ttl: Duration::from_secs(30),
             max_property_bytes: 51_000,
         }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use switchboard_master::state::{MasterState, Settings};
 use switchboard_protocol::{
     CreateSpec, GameState, JoinMode, JoinRandom, LoadReport, Lobby, LobbyKind, MatchmakingMode,
-    Register, ResultCode, RoomOptions, ServerState, TicketAction, Value,
+    Register, ResultCode, RoomOptions, ServerState, TicketAction, Value, games_digest,
 };
 
 fn state() -> MasterState {
@@ -16,16 +16,15 @@ fn state() -> MasterState {
 }
 
 fn register(s: &mut MasterState, id: &str, link: u64, games: Vec<GameState>) {
-    s.register(
-        &Register {
-            server_id: id.into(),
-            address: format!("{id}.example:5056"),
-            secret: String::new(),
-            priority: 0,
-            games,
-        },
-        link,
-    );
+    let reg = Register {
+        server_id: id.into(),
+        address: format!("{id}.example:5056"),
+        secret: String::new(),
+        priority: 0,
+        replace: false,
+    };
+    s.register(&reg, link, Instant::now()).unwrap();
+    s.reconcile(id, &games);
 }
 
 fn game(name: &str, lobby: Lobby, users: &[&str], max: u32, props: &[(&str, Value)]) -> GameState {
@@ -109,6 +108,7 @@ fn joining_players_count_until_they_arrive_or_expire() {
         ResultCode::GameFull
     );
     let later = now + s.settings().joining_ttl;
+    s.heard_from("gs1", 1, later);
     s.tick(later);
     s.join_game("c", "g", JoinMode::JoinOnly, &[], opts(0), later)
         .unwrap();
@@ -216,11 +216,186 @@ fn closed_and_offline_games_refuse_joins() {
     );
     assert_eq!(
         code(s.join_game("b", "open", JoinMode::JoinOnly, &[], opts(0), now)),
-        ResultCode::GameClosed
+        ResultCode::GameServerUnavailable
     );
     assert!(
         s.join_lobby(1, Lobby::default()).is_empty(),
         "an offline server's games leave the lobby"
+    );
+}
+
+fn reg(id: &str, address: &str, replace: bool) -> Register {
+    Register {
+        server_id: id.into(),
+        address: address.into(),
+        secret: String::new(),
+        priority: 0,
+        replace,
+    }
+}
+
+#[test]
+fn a_silent_server_gets_no_new_games_and_no_joins_until_it_reports_again() {
+    let t0 = Instant::now();
+    let mut s = state();
+    s.register(&reg("quiet", "q:1", false), 1, t0).unwrap();
+    s.reconcile("quiet", &[game("old", Lobby::default(), &["a"], 4, &[])]);
+    s.register(&reg("busy", "b:1", false), 2, t0).unwrap();
+    // Both report for two seconds; then only "busy" does.
+    let t2 = t0 + Duration::from_secs(2);
+    assert!(!s.heard_from("quiet", 1, t2));
+    let t4 = t0 + Duration::from_millis(4500);
+    assert!(!s.heard_from("busy", 2, t4));
+    assert!(
+        !s.heard_from("busy", 1, t4),
+        "a message on another link is not a report"
+    );
+    // 2.5 s of silence is within the 3 s timeout; 3.5 s is not.
+    assert!(s.routable("quiet", t4 - Duration::from_secs(1)));
+    assert!(!s.routable("quiet", t4 + Duration::from_secs(1)));
+    let t = t4 + Duration::from_secs(1);
+    for i in 0..20 {
+        let a = s
+            .create_game("x", Some(format!("new{i}")), opts(0), &[], t)
+            .unwrap();
+        assert_eq!(
+            a.placement.server, "busy",
+            "no new game goes to a silent server"
+        );
+    }
+    assert_eq!(
+        code(s.join_game("b", "old", JoinMode::JoinOnly, &[], opts(0), t)),
+        ResultCode::GameServerUnavailable
+    );
+    assert_eq!(
+        code(s.join_game("a", "old", JoinMode::RejoinOnly, &[], opts(0), t)),
+        ResultCode::GameServerUnavailable,
+        "not even a rejoin"
+    );
+    let q = JoinRandom {
+        expected_max_players: 4,
+        ..random(Lobby::default())
+    };
+    assert_eq!(code(s.join_random("b", &q, t)), ResultCode::NoMatchFound);
+    // The incident is reported once; its games stay listed until the link TTL.
+    assert_eq!(s.silent_servers(t), vec!["quiet".to_string()]);
+    assert!(s.silent_servers(t).is_empty());
+    assert!(
+        s.join_lobby(7, Lobby::default())
+            .iter()
+            .any(|g| g.game == "old")
+    );
+    // It reports again: back in rotation.
+    assert!(s.heard_from("quiet", 1, t));
+    assert!(!s.heard_from("quiet", 1, t));
+    assert_eq!(
+        s.join_random("b", &q, t).unwrap().game,
+        "old",
+        "joinable again"
+    );
+}
+
+#[test]
+fn a_server_id_belongs_to_one_live_server() {
+    let t0 = Instant::now();
+    let mut s = state();
+    assert_eq!(
+        s.register(&reg("gs", "a:1", false), 1, t0)
+            .unwrap()
+            .displaced,
+        None
+    );
+    // Another address while the first reports: refused, unless asked to replace.
+    let e = s.register(&reg("gs", "b:1", false), 2, t0).unwrap_err();
+    assert_eq!(e.result_code(), Some(ResultCode::ServerIdInUse));
+    assert!(e.message.contains("a:1"), "{}", e.message);
+    assert_eq!(
+        s.server("gs").unwrap().address,
+        "a:1",
+        "the first one keeps it"
+    );
+    assert_eq!(s.server("gs").unwrap().link, Some(1));
+    let r = s.register(&reg("gs", "b:1", true), 3, t0).unwrap();
+    assert_eq!(
+        r.displaced,
+        Some(1),
+        "the operator's choice displaces the first"
+    );
+    assert_eq!(s.server("gs").unwrap().address, "b:1");
+    // The same address is the same server coming back: its old link gives way.
+    let r = s.register(&reg("gs", "b:1", false), 4, t0).unwrap();
+    assert_eq!(r.displaced, Some(3));
+    // A server silent past the report timeout does not hold its id.
+    let later = t0 + Duration::from_secs(4);
+    let r = s.register(&reg("gs", "c:1", false), 5, later).unwrap();
+    assert_eq!(r.displaced, Some(4));
+    // An old link's end does not touch the new registration.
+    assert!(!s.link_lost("gs", 4, later));
+    assert_eq!(s.server("gs").unwrap().link, Some(5));
+}
+
+#[test]
+fn snapshots_reconcile_and_digests_compare_the_views() {
+    let t0 = Instant::now();
+    let mut s = state();
+    let a = game("a", Lobby::default(), &["x"], 4, &[]);
+    let b = game("b", Lobby::default(), &["y"], 4, &[]);
+    s.register(&reg("gs", "gs:1", false), 1, t0).unwrap();
+    let r = s.reconcile("gs", &[a.clone(), b.clone()]);
+    assert_eq!((r.dropped, r.changed), (0, 2));
+    assert_eq!(s.digest_of("gs"), games_digest([&a, &b]));
+    // A joiner on its way and a reservation the game server has not confirmed yet do not
+    // make the views differ.
+    s.join_game("z", "a", JoinMode::JoinOnly, &["w".into()], opts(0), t0)
+        .unwrap();
+    s.create_game("x", Some("reserved".into()), opts(0), &[], t0)
+        .unwrap();
+    assert_eq!(s.digest_of("gs"), games_digest([&a, &b]));
+    // A lost update: the game server has b changed and c, and no a.
+    let mut b2 = b.clone();
+    b2.users.push("v".into());
+    let c = game("c", Lobby::default(), &[], 0, &[]);
+    assert_ne!(s.digest_of("gs"), games_digest([&b2, &c]));
+    let r = s.reconcile("gs", &[b2.clone(), c.clone()]);
+    assert_eq!((r.dropped, r.changed), (1, 2));
+    assert_eq!(
+        s.digest_of("gs"),
+        games_digest([&c, &b2]),
+        "order does not matter"
+    );
+    assert!(
+        s.game("reserved").is_some(),
+        "reservations survive a snapshot"
+    );
+    assert!(!s.reconcile("gs", &[b2, c]).any(), "nothing left to change");
+}
+
+#[test]
+fn a_game_the_server_does_not_host_is_dropped_on_its_word() {
+    let t0 = Instant::now();
+    let mut s = state();
+    register(
+        &mut s,
+        "gs1",
+        1,
+        vec![game("g", Lobby::default(), &["x"], 0, &[])],
+    );
+    register(
+        &mut s,
+        "gs2",
+        2,
+        vec![game("h", Lobby::default(), &["y"], 0, &[])],
+    );
+    s.create_game("x", Some("on-its-way".into()), opts(0), &[], t0)
+        .unwrap();
+    assert!(!s.game_unknown("gs2", "g"), "another server cannot drop it");
+    assert!(!s.game_unknown("gs1", "on-its-way") && !s.game_unknown("gs2", "on-its-way"));
+    assert!(s.game("on-its-way").is_some(), "a reservation is not stale");
+    assert!(s.game_unknown("gs1", "g"));
+    assert!(s.game("g").is_none());
+    assert_eq!(
+        code(s.join_game("b", "g", JoinMode::JoinOnly, &[], opts(0), t0)),
+        ResultCode::GameDoesNotExist
     );
 }
 

@@ -61,11 +61,19 @@ pub enum ResultCode {
     ExpectedGsCheckFailure = 32738,
     /// A join ticket was issued for another game.
     ExpectedGameCheckFailure = 32737,
+    /// (Switchboard's own codes count down from 32699, below Photon's.) The game server
+    /// that hosts the game is not available: it stopped reporting to the master, or it is
+    /// going offline, or (answered by a game server) it takes no new games. Go back to the
+    /// master and ask again: it routes around the server.
+    GameServerUnavailable = 32699,
+    /// (Cluster link only.) A live game server is already registered under this id from
+    /// another address.
+    ServerIdInUse = 32698,
 }
 
 impl ResultCode {
     /// Every defined code, in table order.
-    pub const ALL: [ResultCode; 23] = [
+    pub const ALL: [ResultCode; 25] = [
         ResultCode::Ok,
         ResultCode::InternalServerError,
         ResultCode::OperationInvalid,
@@ -89,6 +97,8 @@ impl ResultCode {
         ResultCode::EventCacheExceeded,
         ResultCode::ExpectedGsCheckFailure,
         ResultCode::ExpectedGameCheckFailure,
+        ResultCode::GameServerUnavailable,
+        ResultCode::ServerIdInUse,
     ];
 
     /// The number sent on the wire.
@@ -128,6 +138,9 @@ pub enum CloseCode {
     ServerShutdown = 5,
     /// An unexpected failure inside the server.
     InternalError = 6,
+    /// (Cluster link.) Another registration took this game server's id: the operator
+    /// asked it to replace this one.
+    Displaced = 7,
 }
 
 impl CloseCode {
@@ -147,6 +160,7 @@ impl CloseCode {
             SlowConsumer,
             ServerShutdown,
             InternalError,
+            Displaced,
         ]
         .into_iter()
         .find(|c| u64::from(c.to_wire()) == n)

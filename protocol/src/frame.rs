@@ -84,6 +84,12 @@ impl FrameDecoder {
         }
     }
 
+    /// Changes the largest accepted frame body from the next frame on (a link accepts
+    /// larger frames once its peer is authenticated).
+    pub fn set_max_frame(&mut self, max_frame: usize) {
+        self.max_frame = max_frame;
+    }
+
     /// Appends bytes received from the stream.
     pub fn extend(&mut self, bytes: &[u8]) {
         self.buf.extend_from_slice(bytes);

@@ -21,7 +21,8 @@ pub mod version;
 pub use codes::{CloseCode, ResultCode};
 pub use frame::{FrameDecoder, FrameError, decode_body, encode_body, encode_frame};
 pub use messages::cluster::{
-    ControllerLevels, GameState, GsToMaster, LoadReport, MasterToGs, Register,
+    ControllerLevels, GameState, GamesDigest, GsToMaster, LoadReport, MasterToGs, Register,
+    games_digest,
 };
 pub use messages::common::{
     JoinMode, Lobby, LobbyKind, OpError, Response, RoomOptions, ServerState,

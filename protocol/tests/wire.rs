@@ -218,16 +218,7 @@ fn golden_register() {
         address: "b".into(),
         secret: "c".into(),
         priority: 2,
-        games: vec![GameState {
-            game: "g".into(),
-            lobby: Lobby::default(),
-            max_players: 0,
-            is_open: true,
-            is_visible: false,
-            lobby_properties: Properties::new(),
-            users: vec!["u".into()],
-            expected_users: vec![],
-        }],
+        replace: true,
     }));
     #[rustfmt::skip]
     assert_eq!(frame_body(&f), &[
@@ -236,6 +227,21 @@ fn golden_register() {
         1, b'b',        // address
         1, b'c',        // secret
         2,              // priority
+        1,              // replace
+    ]);
+    let f = encode_frame(&GsToMaster::Snapshot(vec![GameState {
+        game: "g".into(),
+        lobby: Lobby::default(),
+        max_players: 0,
+        is_open: true,
+        is_visible: false,
+        lobby_properties: Properties::new(),
+        users: vec!["u".into()],
+        expected_users: vec![],
+    }]));
+    #[rustfmt::skip]
+    assert_eq!(frame_body(&f), &[
+        7,              // GsToMaster::Snapshot
         1,              // 1 game:
         1, b'g',        //   game
         0, 0,           //   lobby "" Default
@@ -244,6 +250,44 @@ fn golden_register() {
         1, 1, b'u',     //   users ["u"]
         0,              //   expected_users []
     ]);
+    let f = encode_frame(&GsToMaster::GameUnknown { game: "g".into() });
+    assert_eq!(frame_body(&f), &[5, 1, b'g']);
+    let f = encode_frame(&GsToMaster::Digest(GamesDigest {
+        games: 2,
+        digest: 0x0102,
+    }));
+    #[rustfmt::skip]
+    assert_eq!(frame_body(&f), &[
+        6,              // GsToMaster::Digest
+        2,              // games (varint)
+        0x82, 0x02,     // digest 0x0102 (varint)
+    ]);
+    assert_eq!(frame_body(&encode_frame(&MasterToGs::Resync)), &[4]);
+}
+
+const DIGEST_OF_G: u64 = 0x54ae_7a24_b662_c887;
+
+#[test]
+fn golden_games_digest() {
+    let g = GameState {
+        game: "g".into(),
+        lobby: Lobby::default(),
+        max_players: 0,
+        is_open: true,
+        is_visible: false,
+        lobby_properties: Properties::new(),
+        users: vec!["u".into()],
+        expected_users: vec!["left out".into()],
+    };
+    // SHA-256 of the postcard bytes 01 67 00 00 00 01 00 00 01 01 75 (game, lobby,
+    // max_players, is_open, is_visible, lobby_properties, users), first 8 bytes read
+    // little-endian; summed (wrapping) over the games.
+    let one = games_digest([&g]);
+    assert_eq!(one.games, 1);
+    assert_eq!(one.digest, DIGEST_OF_G);
+    let two = games_digest([&g, &g]);
+    assert_eq!(two.digest, DIGEST_OF_G.wrapping_mul(2));
+    assert_eq!(games_digest(std::iter::empty()), GamesDigest::default());
     let f = encode_frame(&GsToMaster::Load(LoadReport {
         peers: 300,
         games: 2,

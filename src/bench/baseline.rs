@@ -65,7 +65,7 @@ pub async fn serve(args: BaselineArgs) -> anyhow::Result<()> {
     }
     let (identity, _) = ServerIdentity::dev(&args.tls_dir)?;
     let any: SocketAddr = "127.0.0.1:0".parse().expect("valid");
-    let ep = server_endpoint(any, &identity, ALPN_BASELINE, &Limits::default())?;
+    let ep = server_endpoint(any, &identity, ALPN_BASELINE, &Limits::default(), None)?;
     println!(
         "{}",
         serde_json::json!({ "ready": true, "addr": ep.local_addr()?.to_string() })

@@ -9,12 +9,58 @@ use switchboard_protocol::CloseCode;
 
 use crate::{Limits, ServerIdentity, TlsError, Trust};
 
-/// Binds a server endpoint speaking one ALPN protocol.
+/// The key a server signs stateless resets with. Derived from a secret that outlives the
+/// process (the cluster secret), a restarted server signs resets exactly as its previous
+/// incarnation did: a peer still talking over a connection of the dead process gets a
+/// reset it trusts with its very next packet, and reconnects at once instead of waiting
+/// for its idle timeout.
+#[derive(Clone)]
+pub struct ResetKey(Arc<ring::hmac::Key>);
+
+impl std::fmt::Debug for ResetKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ResetKey(..)")
+    }
+}
+
+impl ResetKey {
+    /// HMAC-SHA256(secret, "switchboard stateless reset/" + label) as the key; the label
+    /// keeps the keys of different listeners apart.
+    pub fn derive(secret: &[u8], label: &str) -> Self {
+        let root = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
+        let tag = ring::hmac::sign(
+            &root,
+            format!("switchboard stateless reset/{label}").as_bytes(),
+        );
+        ResetKey(Arc::new(ring::hmac::Key::new(
+            ring::hmac::HMAC_SHA256,
+            tag.as_ref(),
+        )))
+    }
+
+    /// A random key (a server without a lasting secret).
+    pub fn random() -> Self {
+        Self::derive(&rand_bytes(), "random")
+    }
+}
+
+fn rand_bytes() -> [u8; 32] {
+    use ring::rand::SecureRandom;
+    let mut b = [0u8; 32];
+    ring::rand::SystemRandom::new()
+        .fill(&mut b)
+        .expect("the system random source works");
+    b
+}
+
+/// Binds a server endpoint speaking one ALPN protocol, signing stateless resets with
+/// `reset` (a random key when `None`).
 pub fn server_endpoint(
     addr: SocketAddr,
     identity: &ServerIdentity,
     alpn: &[u8],
     limits: &Limits,
+    reset: Option<&ResetKey>,
 ) -> Result<Endpoint, TlsError> {
     let tls = identity.rustls_config(alpn)?;
     let quic = QuicServerConfig::try_from(tls).map_err(|e| TlsError::Other(e.to_string()))?;
@@ -27,7 +73,9 @@ pub fn server_endpoint(
     let socket = limits.udp_socket(addr).map_err(io)?;
     let runtime =
         quinn::default_runtime().ok_or_else(|| io(std::io::Error::other("no async runtime")))?;
-    Endpoint::new(quinn::EndpointConfig::default(), Some(cfg), socket, runtime).map_err(io)
+    let key = reset.cloned().unwrap_or_else(ResetKey::random);
+    let endpoint_config = quinn::EndpointConfig::new(key.0);
+    Endpoint::new(endpoint_config, Some(cfg), socket, runtime).map_err(io)
 }
 
 /// The client configuration for one ALPN protocol.

@@ -37,6 +37,11 @@ impl FramedRecv {
         }
     }
 
+    /// Changes the largest accepted frame body from the next frame on.
+    pub fn set_max_frame(&mut self, max_frame: usize) {
+        self.decoder.set_max_frame(max_frame);
+    }
+
     /// The next frame body; `None` when the stream ended cleanly between frames.
     pub async fn next_body(&mut self) -> Result<Option<Bytes>, RecvError> {
         loop {

@@ -11,7 +11,7 @@ pub mod limits;
 pub mod prometheus;
 pub mod tls;
 
-pub use endpoint::{ConnectError, client_endpoint, close, connect, server_endpoint};
+pub use endpoint::{ConnectError, ResetKey, client_endpoint, close, connect, server_endpoint};
 pub use framed::{FramedRecv, RecvError, send_frame, write_queued};
 pub use limits::Limits;
 pub use tls::{ServerIdentity, TlsError, Trust};

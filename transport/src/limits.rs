@@ -28,6 +28,9 @@ pub struct Limits {
     pub datagram_receive_buffer: usize,
     /// Bytes of outgoing datagrams buffered before the oldest are dropped.
     pub datagram_send_buffer: usize,
+    /// The round-trip time assumed before one is measured: it paces the first
+    /// retransmissions of a handshake (quinn's default is 333 ms).
+    pub initial_rtt: Duration,
     /// The UDP socket's kernel receive and send buffers (the kernel caps them at its
     /// `net.core.rmem_max` / `wmem_max`). Bursts of a busy relay overflow the usual
     /// ~200 KiB default before the process gets to read them.
@@ -46,7 +49,24 @@ impl Default for Limits {
             send_window: 4 * 1024 * 1024,
             datagram_receive_buffer: 256 * 1024,
             datagram_send_buffer: 256 * 1024,
+            initial_rtt: Duration::from_millis(333),
             socket_buffer: 4 * 1024 * 1024,
+        }
+    }
+}
+
+impl Limits {
+    /// The limits of the master ↔ game server link: a short idle timeout with a
+    /// keep-alive well inside it (the game server also reports every second), so either
+    /// side notices a dead peer within 3 s; a short initial RTT (servers of one cluster
+    /// sit close together), so a reconnect's handshake is retried quickly while a
+    /// restarted master comes up.
+    pub fn cluster() -> Self {
+        Limits {
+            idle_timeout: Duration::from_secs(3),
+            keep_alive: Duration::from_millis(500),
+            initial_rtt: Duration::from_millis(100),
+            ..Limits::default()
         }
     }
 }
@@ -80,7 +100,8 @@ impl Limits {
         .receive_window(VarInt::from_u32(self.receive_window))
         .send_window(self.send_window)
         .datagram_receive_buffer_size(Some(self.datagram_receive_buffer))
-        .datagram_send_buffer_size(self.datagram_send_buffer);
+        .datagram_send_buffer_size(self.datagram_send_buffer)
+        .initial_rtt(self.initial_rtt);
         Arc::new(t)
     }
 }

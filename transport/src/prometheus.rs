@@ -100,6 +100,14 @@ impl Exposition {
         }
     }
 
+    /// A counter with one label, one line per value.
+    pub fn labeled_counter(&mut self, name: &str, help: &str, label: &str, values: &[(&str, u64)]) {
+        self.header(name, help, "counter");
+        for (l, v) in values {
+            let _ = writeln!(self.out, "{name}{{{label}=\"{l}\"}} {v}");
+        }
+    }
+
     /// Histograms with one label, one series per value.
     pub fn histograms(
         &mut self,

@@ -7,15 +7,21 @@ use serde::{Deserialize, Serialize};
 use super::common::{Lobby, OpError, ServerState};
 use crate::{Hello, Properties, TicketKeys, Welcome};
 
-/// Largest frame on the cluster link (a `Register` carries every room of the server).
+/// Largest frame on the cluster link once the game server is registered (a `Snapshot`
+/// carries every room of the server).
 pub const MAX_CLUSTER_FRAME: usize = 16 * 1024 * 1024;
+
+/// Largest frame on the cluster link before the cluster secret is checked (`Hello`,
+/// `Register`): an unauthenticated peer makes the master buffer almost nothing.
+pub const MAX_CLUSTER_HANDSHAKE_FRAME: usize = 4 * 1024;
 
 /// Frames a game server sends to the master.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum GsToMaster {
     /// 0: the version handshake.
     Hello(Hello),
-    /// 1: registration; the master answers `Registered` or `Refused`.
+    /// 1: registration; the master answers `Registered` (and the server then sends a
+    /// `Snapshot` of every room) or `Refused`.
     Register(Register),
     /// 2: load and peer counts, every second.
     Load(LoadReport),
@@ -26,9 +32,61 @@ pub enum GsToMaster {
         /// The game's name.
         game: String,
     },
+    /// 5: a client came with a valid ticket for a game this server does not host: the
+    /// master's entry is stale and should go.
+    GameUnknown {
+        /// The game's name.
+        game: String,
+    },
+    /// 6: the server's view of its rooms, to compare with the master's (every
+    /// `sync_interval`, one minute by default). Sent after every report it covers.
+    Digest(GamesDigest),
+    /// 7: every room the server hosts, right after `Registered` and in answer to
+    /// `MasterToGs::Resync`: the master replaces its view of this server's games with it
+    /// (games that ended meanwhile disappear, games created meanwhile appear, names it
+    /// reserved for clients still on their way are kept).
+    Snapshot(Vec<GameState>),
 }
 
-/// A game server introduces itself, with every room it currently hosts.
+/// A summary of a set of games that two sides can compare without sending the games.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct GamesDigest {
+    /// Number of games.
+    pub games: u32,
+    /// [`games_digest`] of them.
+    pub digest: u64,
+}
+
+/// An order-independent digest of games: the wrapping sum, over the games, of the first
+/// 8 bytes (little-endian) of SHA-256 over the postcard encoding of
+/// `(game, lobby, max_players, is_open, is_visible, lobby_properties, users)`.
+/// `expected_users` is left out: the master adds joiners' reservations to its copy before
+/// the game server hears of them.
+pub fn games_digest<'a>(games: impl IntoIterator<Item = &'a GameState>) -> GamesDigest {
+    use sha2::{Digest, Sha256};
+    let mut out = GamesDigest::default();
+    for g in games {
+        let key = (
+            &g.game,
+            &g.lobby,
+            g.max_players,
+            g.is_open,
+            g.is_visible,
+            &g.lobby_properties,
+            &g.users,
+        );
+        let bytes = postcard::to_stdvec(&key).expect("encoding into memory cannot fail");
+        let hash = Sha256::digest(&bytes);
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&hash[..8]);
+        out.games += 1;
+        out.digest = out.digest.wrapping_add(u64::from_le_bytes(first));
+    }
+    out
+}
+
+/// A game server introduces itself (its rooms follow in a `Snapshot` once it is
+/// registered).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Register {
     /// Stable id of the game server; the same id re-attaches after a reconnect.
@@ -39,8 +97,9 @@ pub struct Register {
     pub secret: String,
     /// Priority group; lower groups are used first.
     pub priority: u8,
-    /// Every room the server hosts now (the master replaces its view with this list).
-    pub games: Vec<GameState>,
+    /// Take the id over even from a live server at another address (an operator's
+    /// explicit choice); that server is told and closed with `CloseCode::Displaced`.
+    pub replace: bool,
 }
 
 /// Load of a game server.
@@ -109,4 +168,6 @@ pub enum MasterToGs {
         /// For `Offline`: seconds the players get before the server stops.
         offline_after_secs: u32,
     },
+    /// 4: the master's view differs from the last `Digest`: send a `Snapshot`.
+    Resync,
 }
