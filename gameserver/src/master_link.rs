@@ -101,7 +101,7 @@ pub(crate) async fn run(
                 if logged.as_ref() != Some(&e) {
                     match &e {
                         LinkError::Unreachable(why) => warn!(master = %cfg.master, reason = %why,
-                            "master unreachable; retrying every {:?} at most", cfg.reconnect_max),
+                            "no link to the master; reconnecting every {:?} at most", cfg.reconnect_max),
                         LinkError::Refused { reason, permanent } => error!(master = %cfg.master,
                             %reason, permanent, "registration refused; /readyz fails until it succeeds"),
                     }

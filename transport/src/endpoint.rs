@@ -14,8 +14,15 @@ use crate::{Limits, ServerIdentity, TlsError, Trust};
 /// incarnation did: a peer still talking over a connection of the dead process gets a
 /// reset it trusts with its very next packet, and reconnects at once instead of waiting
 /// for its idle timeout.
+///
+/// Both halves matter: quinn drops a packet whose connection ID its generator did not
+/// sign, so the connection-ID key is derived from the secret too (quinn's
+/// `HashedConnectionIdGenerator::from_key` exists for exactly this).
 #[derive(Clone)]
-pub struct ResetKey(Arc<ring::hmac::Key>);
+pub struct ResetKey {
+    hmac: Arc<ring::hmac::Key>,
+    cid_key: u64,
+}
 
 impl std::fmt::Debug for ResetKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -32,10 +39,16 @@ impl ResetKey {
             &root,
             format!("switchboard stateless reset/{label}").as_bytes(),
         );
-        ResetKey(Arc::new(ring::hmac::Key::new(
-            ring::hmac::HMAC_SHA256,
-            tag.as_ref(),
-        )))
+        let cid = ring::hmac::sign(
+            &root,
+            format!("switchboard connection ids/{label}").as_bytes(),
+        );
+        let mut cid_key = [0u8; 8];
+        cid_key.copy_from_slice(&cid.as_ref()[..8]);
+        ResetKey {
+            hmac: Arc::new(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, tag.as_ref())),
+            cid_key: u64::from_le_bytes(cid_key),
+        }
     }
 
     /// A random key (a server without a lasting secret).
@@ -74,7 +87,11 @@ pub fn server_endpoint(
     let runtime =
         quinn::default_runtime().ok_or_else(|| io(std::io::Error::other("no async runtime")))?;
     let key = reset.cloned().unwrap_or_else(ResetKey::random);
-    let endpoint_config = quinn::EndpointConfig::new(key.0);
+    let mut endpoint_config = quinn::EndpointConfig::new(key.hmac);
+    let cid_key = key.cid_key;
+    endpoint_config.cid_generator(move || {
+        Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
+    });
     Endpoint::new(endpoint_config, Some(cfg), socket, runtime).map_err(io)
 }
 
