@@ -1,11 +1,13 @@
 //! Load sampling: every `sampling.interval_ms` the game server feeds its feedback
-//! controllers with the machine's CPU usage, the bytes it moved (in + out, counted by
-//! the server itself) and its peer count, and reports a change of level to the master at
-//! once.
+//! controllers with its CPU usage, the bytes it moved (in + out, counted by the server
+//! itself) and its peer count, and reports a change of level to the master at once.
 //!
-//! CPU is the **machine's**, not the process's: a game server shares its host with the
-//! OS and anything else running there, and what limits new games is how busy the machine
-//! is (Photon reads the machine's counters too).
+//! CPU is, by default, the **process's** own CPU time as a percent of the machine's
+//! capacity (`sampling.cpu = "process"`): on a machine shared with a build, a load
+//! generator or another service, that work does not make this server refuse games.
+//! `sampling.cpu = "machine"` measures the whole machine instead, as Photon does, for a
+//! host dedicated to one game server. The first measurement after start (the server's
+//! own start-up) is not fed, and the controllers start from an idle window.
 //!
 //! [`LoadHook`] replaces the measured inputs with synthetic ones (tests, drills).
 
@@ -13,8 +15,8 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use switchboard_workload::{ControlSystem, Levels, Sample};
-use sysinfo::System;
+use switchboard_workload::{ControlSystem, CpuSource, Levels, ProcessCpu, Sample};
+use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 
 use crate::Shared;
 
@@ -58,27 +60,75 @@ impl LoadHook {
     }
 }
 
-/// Samples forever (the task is aborted on shutdown).
+/// Reads the CPU input: the process's share of the machine, or the machine's usage.
+struct CpuInput {
+    source: CpuSource,
+    sys: System,
+    pid: Option<Pid>,
+    process: ProcessCpu,
+}
+
+impl CpuInput {
+    fn new(source: CpuSource) -> Self {
+        let mut sys = System::new();
+        sys.refresh_cpu_usage();
+        let cores = sys.cpus().len().max(
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+        );
+        let mut input = CpuInput {
+            source,
+            sys,
+            pid: sysinfo::get_current_pid().ok(),
+            process: ProcessCpu::new(cores as u32),
+        };
+        // The baseline reading.
+        let _ = input.read();
+        input
+    }
+
+    /// Percent since the last reading (`None` if the process cannot be read).
+    fn read(&mut self) -> Option<u64> {
+        match self.source {
+            CpuSource::Machine => {
+                self.sys.refresh_cpu_usage();
+                Some(self.sys.global_cpu_usage().round() as u64)
+            }
+            CpuSource::Process => {
+                let pid = self.pid?;
+                self.sys.refresh_processes_specifics(
+                    ProcessesToUpdate::Some(&[pid]),
+                    false,
+                    ProcessRefreshKind::nothing().with_cpu(),
+                );
+                let cpu_ms = self.sys.process(pid)?.accumulated_cpu_time();
+                self.process.sample(Instant::now(), cpu_ms)
+            }
+        }
+    }
+}
+
+/// Samples forever (the task is aborted on shutdown). The first tick comes one interval
+/// after start: the measurement would otherwise be the start-up itself.
 pub(crate) async fn run(shared: Arc<Shared>) {
     let w = &shared.config.workload;
     let mut control = ControlSystem::new(w);
-    let mut sys = System::new();
-    sys.refresh_cpu_usage();
+    let mut cpu = CpuInput::new(w.sampling.cpu);
     let period = Duration::from_millis(w.sampling.interval_ms);
-    let mut tick = tokio::time::interval(period);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_bytes = shared.stats.bytes_in.load(Ordering::Relaxed)
         + shared.stats.bytes_out.load(Ordering::Relaxed);
     let mut last_at = Instant::now();
     loop {
         tick.tick().await;
-        sys.refresh_cpu_usage();
         let bytes = shared.stats.bytes_in.load(Ordering::Relaxed)
             + shared.stats.bytes_out.load(Ordering::Relaxed);
         let elapsed = last_at.elapsed().as_secs_f64().max(1e-3);
         last_at = Instant::now();
         let measured = Sample {
-            cpu_percent: sys.global_cpu_usage().round() as u64,
+            cpu_percent: cpu.read().unwrap_or(0),
             bandwidth: ((bytes - last_bytes) as f64 / elapsed) as u64,
             peers: u64::from(shared.stats.peers.load(Ordering::Relaxed)),
         };

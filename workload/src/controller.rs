@@ -19,12 +19,14 @@ pub struct FeedbackController {
 }
 
 impl FeedbackController {
-    /// A controller at level 0.
+    /// A controller at level 0 whose window starts full of idle samples: a fresh server
+    /// climbs only as fast as sustained load makes it, whatever its first sample says.
     pub fn new(thresholds: Thresholds, window: usize) -> Self {
+        let window = window.max(1);
         FeedbackController {
             thresholds,
-            samples: VecDeque::with_capacity(window),
-            window: window.max(1),
+            samples: std::iter::repeat_n(0, window).collect(),
+            window,
             level: 0,
         }
     }
@@ -177,6 +179,18 @@ mod tests {
         }
         assert_eq!(c.level(), 9);
         assert_eq!(c.average(), 100);
+    }
+
+    #[test]
+    fn a_fresh_controller_starts_idle() {
+        let mut c = FeedbackController::new(thresholds(), 5);
+        assert_eq!(c.average(), 0);
+        // A start-up spike is one sample of five.
+        assert_eq!(c.feed(100), 1, "average 20, not 100");
+        for _ in 0..4 {
+            c.feed(100);
+        }
+        assert_eq!(c.level(), 9, "sustained load climbs all the way");
     }
 
     #[test]

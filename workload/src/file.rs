@@ -31,6 +31,23 @@ pub struct Sampling {
     pub interval_ms: u64,
     /// Samples averaged.
     pub window: usize,
+    /// Whose CPU the CPU controller measures (default `process`).
+    #[serde(default)]
+    pub cpu: CpuSource,
+}
+
+/// Whose CPU the CPU controller measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CpuSource {
+    /// The game server process's own CPU time, as a percent of the machine's capacity
+    /// (all its cores): a build or another service on the same machine does not make
+    /// this server look busy. The default.
+    #[default]
+    Process,
+    /// The whole machine's CPU usage: the server takes fewer games when anything on the
+    /// host is busy (Photon's behaviour; right for a machine dedicated to one server).
+    Machine,
 }
 
 /// `[controllers]`.
@@ -151,6 +168,17 @@ mod tests {
         let broken = DEFAULT_WORKLOAD.replace("value_down = [180,", "value_down = [280,");
         let e = Workload::parse(&broken, "w.toml").unwrap_err().to_string();
         assert!(e.contains("controllers.peers.value_down[0]"), "{e}");
+
+        let broken = DEFAULT_WORKLOAD.replace("cpu = \"process\"", "cpu = \"box\"");
+        let e = Workload::parse(&broken, "w.toml").unwrap_err().to_string();
+        assert!(e.contains("box") && e.contains("process"), "{e}");
+
+        let machine = DEFAULT_WORKLOAD.replace("cpu = \"process\"", "cpu = \"machine\"");
+        let w = Workload::parse(&machine, "w.toml").unwrap();
+        assert_eq!(w.sampling.cpu, CpuSource::Machine);
+        let unset = DEFAULT_WORKLOAD.replace("cpu = \"process\"", "");
+        let w = Workload::parse(&unset, "w.toml").unwrap();
+        assert_eq!(w.sampling.cpu, CpuSource::Process, "the default");
 
         let broken = DEFAULT_WORKLOAD.replace("[sampling]", "[sampling]\nspeed = 3");
         let e = Workload::parse(&broken, "w.toml").unwrap_err().to_string();
