@@ -50,6 +50,9 @@ pub struct ClientConfig {
     pub agent: String,
     /// How long to wait for a response.
     pub request_timeout: Duration,
+    /// How long a connection attempt (to the master, or to the game server of a
+    /// redirect) may take before the call fails with [`ClientError::Timeout`].
+    pub connect_timeout: Duration,
     /// Room events buffered before the client stops reading (and the server, in turn,
     /// sees a slow consumer).
     pub event_buffer: usize,
@@ -63,6 +66,7 @@ impl ClientConfig {
             limits: Limits::default(),
             agent: format!("switchboard-client/{}", env!("CARGO_PKG_VERSION")),
             request_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(5),
             event_buffer: 4096,
         }
     }
@@ -134,7 +138,9 @@ impl Client {
         config: ClientConfig,
     ) -> Result<Self, ClientError> {
         let cfg = client_config(&config.trust, ALPN_MASTER, &config.limits)?;
-        let conn = connect(&endpoint, cfg, master).await?;
+        let conn = tokio::time::timeout(config.connect_timeout, connect(&endpoint, cfg, master))
+            .await
+            .map_err(|_| ClientError::Timeout(config.connect_timeout))??;
         let (tx, events) = mpsc::channel(config.event_buffer);
         let master = Session::open(conn, &config.agent, config.request_timeout, tx).await?;
         Ok(Client {

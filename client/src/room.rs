@@ -72,7 +72,15 @@ impl Room {
         op: GameOp,
     ) -> Result<Room, ClientError> {
         let cfg = client_config(&config.trust, ALPN_GAME, &config.limits)?;
-        let conn = connect(endpoint, cfg, &redirect.address).await?;
+        // A game server that went away since the redirect does not answer at all: give
+        // up after the connect timeout instead of the idle timeout, and ask the master
+        // again.
+        let conn = tokio::time::timeout(
+            config.connect_timeout,
+            connect(endpoint, cfg, &redirect.address),
+        )
+        .await
+        .map_err(|_| ClientError::Timeout(config.connect_timeout))??;
         let (tx, events) = mpsc::channel(config.event_buffer);
         tokio::spawn(read_datagrams(conn.clone(), tx.clone()));
         tokio::spawn(accept_channels(conn.clone(), tx.clone()));
