@@ -92,6 +92,11 @@ async fn metrics(State(s): State<Arc<Shared>>) -> String {
         st.room_queue_drops.load(Ordering::Relaxed),
     );
     e.counter(
+        "switchboard_gs_unknown_games_total",
+        "Joins with a valid ticket for a game not hosted here (reported to the master as stale).",
+        st.unknown_games.load(Ordering::Relaxed),
+    );
+    e.counter(
         "switchboard_gs_slow_consumers_total",
         "Clients disconnected for not reading.",
         st.slow_consumers.load(Ordering::Relaxed),

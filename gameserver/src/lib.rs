@@ -70,6 +70,9 @@ pub struct Stats {
     pub join_latency: Histogram,
     /// Live per-connection tasks; back to its old value once connections end.
     pub connection_tasks: Gauge,
+    /// Joins with a valid ticket for a game this server does not host (reported to the
+    /// master as stale).
+    pub unknown_games: AtomicU64,
 }
 
 /// State shared by the game server's tasks. No lock is held across `.await`.

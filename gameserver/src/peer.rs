@@ -355,6 +355,10 @@ impl Peer {
         let Some(handle) = self.shared.room(&game) else {
             // The master sent a client here with a genuine ticket: its entry is stale.
             self.shared.reports.unknown(&game);
+            self.shared
+                .stats
+                .unknown_games
+                .fetch_add(1, Ordering::Relaxed);
             return Err(OpError::new(
                 ResultCode::GameDoesNotExist,
                 format!("no game named {game:?} here"),

@@ -323,6 +323,11 @@ async fn metrics(State(s): State<Arc<Shared>>) -> String {
         n(&c.stale_games_dropped),
     );
     e.counter(
+        "switchboard_master_digests_total",
+        "Digests of game servers' rooms compared with the master's view.",
+        n(&c.digests),
+    );
+    e.counter(
         "switchboard_master_divergences_total",
         "Digests of a game server's rooms that did not match the master's view (each is followed by a resync).",
         n(&c.divergences),

@@ -274,6 +274,7 @@ fn apply(shared: &Shared, server: &str, link: u64, msg: GsToMaster) -> Option<Ma
             }
         }
         GsToMaster::Digest(theirs) => {
+            shared.counters.digests.fetch_add(1, Ordering::Relaxed);
             let ours = state.digest_of(server);
             if ours != theirs {
                 shared.counters.divergences.fetch_add(1, Ordering::Relaxed);

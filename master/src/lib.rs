@@ -126,6 +126,8 @@ pub(crate) struct Counters {
     displaced: AtomicU64,
     /// Stale games dropped on a game server's word.
     stale_games_dropped: AtomicU64,
+    /// Digests compared.
+    digests: AtomicU64,
     /// Digests that did not match the master's view.
     divergences: AtomicU64,
 }

@@ -10,6 +10,8 @@
 pub mod baseline;
 pub mod ccu;
 pub mod connect;
+pub mod deployment;
+pub mod failover;
 pub mod idle;
 pub mod matchmaking;
 pub mod relay;
@@ -63,6 +65,19 @@ pub enum Scenario {
     Idle(idle::IdleArgs),
     /// M listed games, C clients doing JoinRandomGame.
     Matchmaking(matchmaking::MatchmakingArgs),
+    /// Faults against a local deployment of processes (master restart, game server
+    /// killed, drain), timed against their targets. Local only.
+    Failover(failover::FailoverArgs),
+}
+
+/// A `JoinGame` (JoinOnly) operation for `game`.
+pub fn join_op(game: &str) -> switchboard_protocol::MasterOp {
+    switchboard_protocol::MasterOp::JoinGame {
+        game: game.into(),
+        mode: switchboard_protocol::JoinMode::JoinOnly,
+        expected_users: vec![],
+        create_options: switchboard_protocol::RoomOptions::default(),
+    }
 }
 
 /// A latency histogram in microseconds (1 µs to 60 s, 3 significant digits).
@@ -296,6 +311,20 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             "idle measures how much memory a fresh server grows by; run it with --rounds 1"
         );
     }
+    if let Scenario::Failover(a) = &args.scenario {
+        if args.master.is_some() {
+            anyhow::bail!(
+                "failover kills and restarts servers: it runs only against a local deployment it starts itself"
+            );
+        }
+        let report = failover::run(a, args.json).await?;
+        if args.json {
+            println!("{}", serde_json::to_string(&report)?);
+        } else {
+            println!("{}", report.table());
+        }
+        return Ok(());
+    }
     let target = Target::open(
         args.master.as_deref(),
         args.ca.as_deref(),
@@ -314,6 +343,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             Scenario::Connect(a) => connect::run(&target, a, quiet).await?,
             Scenario::Idle(a) => idle::run(&target, a, quiet).await?,
             Scenario::Matchmaking(a) => matchmaking::run(&target, a, quiet).await?,
+            Scenario::Failover(_) => unreachable!("handled above"),
         });
     }
     let report = Report::median(reports).expect("at least one round");
