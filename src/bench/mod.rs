@@ -15,6 +15,7 @@ pub mod failover;
 pub mod idle;
 pub mod matchmaking;
 pub mod relay;
+pub mod soak;
 mod target;
 pub mod udp;
 
@@ -68,6 +69,8 @@ pub enum Scenario {
     /// Faults against a local deployment of processes (master restart, game server
     /// killed, drain), timed against their targets. Local only.
     Failover(failover::FailoverArgs),
+    /// Clients coming and going for a long time: the server's memory over the run.
+    Soak(soak::SoakArgs),
 }
 
 /// A `JoinGame` (JoinOnly) operation for `game`.
@@ -305,10 +308,10 @@ pub fn progress(len: u64, message: &str, hidden: bool) -> indicatif::ProgressBar
 
 /// Runs a scenario and prints its report.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
-    if args.rounds > 1 && matches!(args.scenario, Scenario::Idle(_)) {
+    if args.rounds > 1 && matches!(args.scenario, Scenario::Idle(_) | Scenario::Soak(_)) {
         // Later rounds would reuse memory the first one freed, and under-count.
         anyhow::bail!(
-            "idle measures how much memory a fresh server grows by; run it with --rounds 1"
+            "idle and soak measure how much memory a fresh server grows by; run them with --rounds 1"
         );
     }
     if let Scenario::Failover(a) = &args.scenario {
@@ -343,6 +346,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             Scenario::Connect(a) => connect::run(&target, a, quiet).await?,
             Scenario::Idle(a) => idle::run(&target, a, quiet).await?,
             Scenario::Matchmaking(a) => matchmaking::run(&target, a, quiet).await?,
+            Scenario::Soak(a) => soak::run(&target, a, quiet).await?,
             Scenario::Failover(_) => unreachable!("handled above"),
         });
     }
