@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 use switchboard_gameserver::{GameServer, GameServerConfig, LoadHook};
 use switchboard_master::workload::Workload;
 use switchboard_master::{Master, MasterConfig};
-use switchboard_transport::{ServerIdentity, Trust};
+use switchboard_transport::{AdmissionLimits, ServerIdentity, Trust};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -107,6 +107,8 @@ impl DevCluster {
         mc.admin_addr = Some(SocketAddr::new(opts.host, opts.admin_port));
         let admin_token = format!("{:032x}", rand::random::<u128>());
         mc.admin_token = Some(admin_token.clone());
+        // Everything comes from 127.0.0.1 here, thousands of clients in a bench.
+        mc.client_admission = AdmissionLimits::unlimited();
         if let Some(w) = &opts.workload {
             mc.apply_workload(w);
         }
@@ -138,6 +140,7 @@ impl DevCluster {
             };
             gc.listen = SocketAddr::new(opts.host, port);
             gc.http_addr = Some(SocketAddr::new(opts.host, 0));
+            gc.admission = AdmissionLimits::unlimited();
             // A development cluster stops at once: nobody waits for its rooms to drain.
             gc.drain_grace = Duration::ZERO;
             if let Some(w) = &opts.workload {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use switchboard_workload::Workload;
 
-use switchboard_transport::{Limits, ServerIdentity, Trust};
+use switchboard_transport::{AdmissionLimits, Limits, ServerIdentity, Trust};
 
 use crate::room::RoomLimits;
 
@@ -37,12 +37,23 @@ pub struct GameServerConfig {
     pub link_limits: Limits,
     /// Outgoing messages queued per client before it is disconnected as a slow consumer.
     pub peer_queue: usize,
+    /// Outgoing bytes queued per client (all its streams together) before it is
+    /// disconnected as a slow consumer; an empty queue always takes one message.
+    pub peer_queue_bytes: usize,
+    /// A client whose connection takes no queued bytes for this long is disconnected as
+    /// a slow consumer.
+    pub drain_timeout: Duration,
     /// Commands queued per room before further events are dropped.
     pub room_queue: usize,
     /// Limits of every room (event cache, properties, EmptyRoomTtl cap).
     pub room_limits: RoomLimits,
     /// How long a client has to send `Hello` after connecting.
     pub handshake_timeout: Duration,
+    /// How long a client has, from connecting, to join or create a room.
+    pub join_timeout: Duration,
+    /// Caps on connections per address and on connections that have not joined yet, and
+    /// address validation.
+    pub admission: AdmissionLimits,
     /// How often load is reported to the master (the link's heartbeat: the master
     /// stops routing to a server that misses its report timeout, 3 s by default).
     pub report_interval: Duration,
@@ -92,9 +103,13 @@ impl GameServerConfig {
             limits: Limits::default(),
             link_limits: Limits::cluster(),
             peer_queue: 1024,
+            peer_queue_bytes: 1024 * 1024,
+            drain_timeout: Duration::from_secs(10),
             room_queue: 4096,
             room_limits: RoomLimits::default(),
             handshake_timeout: Duration::from_secs(10),
+            join_timeout: Duration::from_secs(10),
+            admission: AdmissionLimits::default(),
             report_interval: Duration::from_secs(1),
             sync_interval: Duration::from_secs(60),
             reconnect_min: Duration::from_millis(100),

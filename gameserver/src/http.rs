@@ -96,6 +96,29 @@ async fn metrics(State(s): State<Arc<Shared>>) -> String {
         "Joins with a valid ticket for a game not hosted here (reported to the master as stale).",
         st.unknown_games.load(Ordering::Relaxed),
     );
+    let mut refused: Vec<(&str, u64)> = s.admission.refused().to_vec();
+    refused.extend(
+        crate::REFUSAL_REASONS
+            .iter()
+            .zip(&st.refusals)
+            .map(|(r, n)| (*r, n.load(Ordering::Relaxed))),
+    );
+    e.labeled_counter(
+        "switchboard_gs_connections_refused_total",
+        "Connections refused, or closed before joining, by reason.",
+        "reason",
+        &refused,
+    );
+    e.counter(
+        "switchboard_gs_retries_total",
+        "Connections asked to validate their address first (QUIC Retry).",
+        s.admission.retries(),
+    );
+    e.gauge(
+        "switchboard_gs_connections_pending",
+        "Connections that have not joined a room yet.",
+        s.admission.pending() as f64,
+    );
     e.counter(
         "switchboard_gs_slow_consumers_total",
         "Clients disconnected for not reading.",

@@ -38,7 +38,7 @@ use switchboard_protocol::{
     TicketClaims, TicketError, TicketKeys,
 };
 use switchboard_transport::prometheus::{Gauge, Histogram};
-use switchboard_transport::{ResetKey, TlsError, server_endpoint};
+use switchboard_transport::{Admission, ResetKey, TlsError, server_endpoint};
 use switchboard_workload::Levels;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
@@ -73,6 +73,21 @@ pub struct Stats {
     /// Joins with a valid ticket for a game this server does not host (reported to the
     /// master as stale).
     pub unknown_games: AtomicU64,
+    /// Connections refused or closed by a defence, per reason (see `REFUSAL_REASONS`).
+    pub refusals: [AtomicU64; REFUSAL_REASONS.len()],
+}
+
+/// The reasons a connection is refused or closed before it is a player, as the metrics
+/// label them.
+pub const REFUSAL_REASONS: [&str; 3] = ["handshake", "join_deadline", "ticket_gate"];
+
+impl Stats {
+    /// Counts a refusal by its reason (one of `REFUSAL_REASONS`).
+    pub(crate) fn refused(&self, reason: &str) {
+        if let Some(i) = REFUSAL_REASONS.iter().position(|r| *r == reason) {
+            self.refusals[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 /// State shared by the game server's tasks. No lock is held across `.await`.
@@ -90,6 +105,8 @@ pub(crate) struct Shared {
     keys: RwLock<Option<TicketKeys>>,
     /// Where this server stands with its master.
     link_status: watch::Sender<LinkStatus>,
+    /// Who may connect to the client listener.
+    admission: Arc<Admission>,
     stats: Arc<Stats>,
     /// The feedback controllers' latest levels.
     levels: Mutex<Levels>,
@@ -253,6 +270,7 @@ impl GameServer {
         };
         let client_endpoint = switchboard_transport::client_endpoint(bound.is_ipv6())?;
         let (offline_at, _) = watch::channel(None);
+        let admission = Admission::new(config.admission.clone());
         Ok(GameServer {
             shared: Arc::new(Shared {
                 config,
@@ -264,6 +282,7 @@ impl GameServer {
                 rooms_changed: Notify::new(),
                 keys: RwLock::new(None),
                 link_status: watch::channel(LinkStatus::Connecting).0,
+                admission,
                 stats: Arc::new(Stats::default()),
                 levels: Mutex::new(Levels::default()),
                 report_now: Notify::new(),
@@ -361,12 +380,15 @@ impl GameServer {
                     break "game server stopped: the master refused its registration";
                 }
                 Some(incoming) = endpoint.accept() => {
+                    let Some((incoming, pass)) = shared.admission.admit(incoming, "game server") else {
+                        continue;
+                    };
                     let shared = shared.clone();
                     tasks.spawn(async move {
                         let _live = shared.stats.connection_tasks.enter();
                         let Ok(conn) = incoming.await else { return };
                         let span = info_span!("peer", remote = %conn.remote_address());
-                        peer::serve(shared, conn).instrument(span).await;
+                        peer::serve(shared, conn, pass).instrument(span).await;
                     });
                 }
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}

@@ -10,21 +10,26 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 use quinn::{Connection, RecvStream, SendDatagramError, SendStream};
+use switchboard_protocol::frame::{DEFAULT_MAX_FRAME, PRE_AUTH_MAX_FRAME};
 use switchboard_protocol::messages::common::{check_expected_users, check_game_name};
-use switchboard_protocol::messages::game::{MAX_CHANNEL, event_datagram_to_frame};
+use switchboard_protocol::messages::game::{MAX_CHANNEL, event_datagram_to_frame, peek_ticket};
+use switchboard_protocol::ticket::MAX_TICKET_LEN;
 use switchboard_protocol::{
     ChannelHeader, ClientToGame, CloseCode, DatagramUp, GameOp, GameReply, GameToClient, JoinMode,
     OpError, Properties, RaiseEvent, ResultCode, RoomOptions, ServerState, TicketAction,
-    TicketClaims, decode_body, frame::DEFAULT_MAX_FRAME,
+    TicketClaims, decode_body,
 };
+use switchboard_transport::framed::Gated;
 use switchboard_transport::handshake::accept_control;
-use switchboard_transport::{FramedRecv, close, send_frame, write_queued};
-use tokio::sync::mpsc;
+use switchboard_transport::{
+    FramedRecv, OutRx, OutTx, Overflow, Pass, WriterEnd, close, out_queue, out_queue_sharing,
+    send_frame, write_queued,
+};
 use tracing::debug;
 
 use crate::Shared;
 use crate::room_actor::{
-    CreateRequest, JoinRequest, Member, Outbound, RoomHandle, RoomOp, response_frame,
+    CreateRequest, JoinRequest, Member, Outbound, RoomHandle, RoomOp, SLOW_CONSUMER, response_frame,
 };
 
 /// Frames coalesced into one write.
@@ -36,8 +41,31 @@ type CurrentRoom = Arc<Mutex<Option<(RoomHandle, u32)>>>;
 struct Peer {
     shared: Arc<Shared>,
     conn: Connection,
-    tx: mpsc::Sender<Outbound>,
+    tx: OutTx<Outbound>,
     room: CurrentRoom,
+    /// Counts the connection in the listener's admission; pending until the first join.
+    pass: Pass,
+    /// Whether it has joined a room once (with a genuine ticket): from then on it is
+    /// trusted with large frames, more streams and the full receive window.
+    joined: bool,
+}
+
+/// Bytes of a large join frame read before its ticket is checked: the frame's header
+/// fields and a ticket of the largest size.
+const TICKET_HEAD: usize = MAX_TICKET_LEN + 16;
+
+/// The gate of a large frame from a client that has not joined yet: it must be a join
+/// whose ticket (in its first bytes) is genuine, unexpired and for this server.
+fn ticket_gate(shared: &Shared, head: &[u8]) -> Result<(), String> {
+    let ticket = peek_ticket(head).ok_or_else(|| {
+        format!(
+            "a frame over {PRE_AUTH_MAX_FRAME} bytes before joining must be a join with a ticket"
+        )
+    })?;
+    shared
+        .verify_ticket(ticket, crate::unix_ms(SystemTime::now()))
+        .map(|_| ())
+        .map_err(|e| format!("large join with a bad ticket: {e}"))
 }
 
 fn current(room: &CurrentRoom) -> Option<(RoomHandle, u32)> {
@@ -49,10 +77,11 @@ fn set_current(room: &CurrentRoom, value: Option<(RoomHandle, u32)>) -> Option<(
 }
 
 /// Serves one client until it disconnects.
-pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
+pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection, pass: Pass) {
     let handshake = accept_control(
         &conn,
         shared.config.handshake_timeout,
+        PRE_AUTH_MAX_FRAME,
         "switchboard-gameserver",
         |m| match m {
             ClientToGame::Hello(h) => Some(h),
@@ -64,10 +93,13 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
         Ok(s) => s,
         Err((code, reason)) => {
             debug!(%reason, "client handshake failed");
+            shared.stats.refused("handshake");
             return close(&conn, code, &reason);
         }
     };
-    let (tx, rx) = mpsc::channel(shared.config.peer_queue);
+    // Larger frames pass the ticket gate until the client has joined (read_loop).
+    recv.set_max_frame(DEFAULT_MAX_FRAME);
+    let (tx, rx) = out_queue(shared.config.peer_queue, shared.config.peer_queue_bytes);
     let writer = tokio::spawn(write_loop(conn.clone(), send, rx, shared.clone()));
     shared.stats.peers.fetch_add(1, Ordering::Relaxed);
     let mut peer = Peer {
@@ -75,6 +107,8 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection) {
         conn: conn.clone(),
         tx,
         room: Arc::default(),
+        pass,
+        joined: false,
     };
     let channels = tokio::spawn(accept_channels(
         shared.clone(),
@@ -150,9 +184,24 @@ async fn read_channel(
 
 impl Peer {
     async fn read_loop(&mut self, recv: &mut FramedRecv) -> Result<(), Closing> {
+        let join_timeout = self.shared.config.join_timeout;
+        let deadline = tokio::time::sleep(join_timeout);
+        tokio::pin!(deadline);
         loop {
+            let joined = self.joined;
+            let shared = &self.shared;
+            let next = async {
+                if joined {
+                    recv.next_body().await.map_err(Gated::Recv)
+                } else {
+                    recv.next_body_gated(PRE_AUTH_MAX_FRAME, TICKET_HEAD, |head| {
+                        ticket_gate(shared, head)
+                    })
+                    .await
+                }
+            };
             tokio::select! {
-                body = recv.next_body() => match body {
+                body = next => match body {
                     Ok(Some(body)) => {
                         self.shared.stats.bytes_in.fetch_add(body.len() as u64 + 4, Ordering::Relaxed);
                         let msg = decode_body::<ClientToGame>(&body)
@@ -160,9 +209,20 @@ impl Peer {
                         self.on_message(msg).await?;
                     }
                     Ok(None) => return Ok(()),
-                    Err(switchboard_transport::RecvError::Read(_)) => return Ok(()),
-                    Err(e) => return Err((CloseCode::ProtocolViolation, e.to_string())),
+                    Err(Gated::Recv(switchboard_transport::RecvError::Read(_))) => return Ok(()),
+                    Err(Gated::Recv(e)) => return Err((CloseCode::ProtocolViolation, e.to_string())),
+                    Err(Gated::Refused(reason)) => {
+                        self.shared.stats.refused("ticket_gate");
+                        return Err((CloseCode::AuthenticationFailed, reason));
+                    }
                 },
+                _ = &mut deadline, if !self.joined => {
+                    self.shared.stats.refused("join_deadline");
+                    return Err((
+                        CloseCode::AuthenticationFailed,
+                        format!("no successful join within {join_timeout:?} of connecting"),
+                    ));
+                }
                 dg = self.conn.read_datagram() => match dg {
                     Ok(bytes) => {
                         self.shared.stats.bytes_in.fetch_add(bytes.len() as u64, Ordering::Relaxed);
@@ -184,11 +244,13 @@ impl Peer {
                 Ok(())
             }
             ClientToGame::Request { id, op } => {
-                if let Some(result) = self.on_request(id, op).await {
-                    let _ = self
+                if let Some(result) = self.on_request(id, op).await
+                    && self
                         .tx
-                        .send(Outbound::Frame(response_frame(id, result)))
-                        .await;
+                        .try_send(Outbound::Frame(response_frame(id, result)))
+                        == Err(Overflow::Full)
+                {
+                    return Err((CloseCode::SlowConsumer, SLOW_CONSUMER.into()));
                 }
                 Ok(())
             }
@@ -338,7 +400,16 @@ impl Peer {
             member: self.member(),
         })?;
         set_current(&self.room, Some(created));
+        self.admitted();
         Ok(())
+    }
+
+    /// The client joined a room with a genuine ticket: it is trusted from now on.
+    fn admitted(&mut self) {
+        if !std::mem::replace(&mut self.joined, true) {
+            self.pass.established();
+            self.shared.config.limits.authenticated(&self.conn);
+        }
     }
 
     async fn join(
@@ -375,6 +446,7 @@ impl Peer {
             })
             .await?;
         set_current(&self.room, Some((handle, actor)));
+        self.admitted();
         Ok(())
     }
 }
@@ -382,35 +454,48 @@ impl Peer {
 /// Drains the outgoing queue: control-stream frames are coalesced into one write,
 /// datagrams go out as they come (one too large for the path is sent as the equivalent
 /// reliable frame), and each reliable channel gets its own stream with its own writer so
-/// that one channel never waits for another.
+/// that one channel never waits for another. Every byte stays counted in the connection's
+/// budget until it is written; a write that makes no progress for the drain timeout
+/// disconnects the client as a slow consumer.
 async fn write_loop(
     conn: Connection,
     mut send: SendStream,
-    mut rx: mpsc::Receiver<Outbound>,
+    mut rx: OutRx<Outbound>,
     shared: Arc<Shared>,
 ) {
     let queue = shared.config.peer_queue;
+    let drain = shared.config.drain_timeout;
+    let budget = rx.budget().clone();
     let out_bytes = |n: usize| {
         shared
             .stats
             .bytes_out
             .fetch_add(n as u64, Ordering::Relaxed);
     };
+    let slow = |conn: &Connection| {
+        shared.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
+        close(conn, CloseCode::SlowConsumer, SLOW_CONSUMER);
+    };
     let mut frames: Vec<Bytes> = Vec::with_capacity(WRITE_BATCH);
-    let mut channels: HashMap<u8, mpsc::Sender<Bytes>> = HashMap::new();
+    let mut channels: HashMap<u8, OutTx<Bytes>> = HashMap::new();
     while let Some(first) = rx.recv().await {
         let mut next = Some(first);
+        let mut batch_bytes = 0;
         while let Some(out) = next.take() {
             match out {
                 Outbound::Frame(f) => {
                     out_bytes(f.len());
+                    batch_bytes += f.len();
                     frames.push(f);
                 }
-                Outbound::Datagram(d) => match conn.send_datagram(d.clone()) {
-                    Ok(()) => out_bytes(d.len()),
-                    Err(SendDatagramError::ConnectionLost(_)) => return,
-                    Err(_) => frames.extend(event_datagram_to_frame(&d).into_iter().flatten()),
-                },
+                Outbound::Datagram(d) => {
+                    budget.release(d.len());
+                    match conn.send_datagram(d.clone()) {
+                        Ok(()) => out_bytes(d.len()),
+                        Err(SendDatagramError::ConnectionLost(_)) => return,
+                        Err(_) => frames.extend(event_datagram_to_frame(&d).into_iter().flatten()),
+                    }
+                }
                 Outbound::Channel(ch, f) => {
                     let tx = match channels.entry(ch) {
                         Entry::Occupied(e) => e.into_mut(),
@@ -424,31 +509,43 @@ async fn write_loop(
                             {
                                 return;
                             }
-                            let (tx, rx) = mpsc::channel(queue);
-                            tokio::spawn(write_queued(stream, rx));
+                            let (tx, rx) = out_queue_sharing(queue, budget.clone());
+                            let conn = conn.clone();
+                            let stats = shared.stats.clone();
+                            tokio::spawn(async move {
+                                if write_queued(stream, rx, drain).await == WriterEnd::Stalled {
+                                    stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
+                                    close(&conn, CloseCode::SlowConsumer, SLOW_CONSUMER);
+                                }
+                            });
                             v.insert(tx)
                         }
                     };
                     out_bytes(f.len());
-                    if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(f) {
-                        close(
-                            &conn,
-                            CloseCode::SlowConsumer,
-                            "disconnected: the client did not read its events fast enough",
-                        );
+                    let n = f.len();
+                    if let Err(e) = tx.try_forward(f) {
+                        budget.release(n);
+                        if e == Overflow::Full {
+                            slow(&conn);
+                        }
                         return;
                     }
                 }
             }
             if frames.len() < WRITE_BATCH {
-                next = rx.try_recv().ok();
+                next = rx.try_recv();
             }
         }
         if !frames.is_empty() {
-            if send.write_all_chunks(&mut frames).await.is_err() {
-                return;
+            let write = tokio::time::timeout(drain, send.write_all_chunks(&mut frames)).await;
+            budget.release(batch_bytes);
+            match write {
+                Ok(Ok(())) => frames.clear(),
+                Ok(Err(_)) => return,
+                Err(_) => return slow(&conn),
             }
-            frames.clear();
+        } else {
+            budget.release(batch_bytes);
         }
     }
     let _ = send.finish();

@@ -14,12 +14,16 @@ use switchboard_protocol::{
     CloseCode, DatagramDown, GameReply, GameToClient, JoinMode, Joined, OpError, Properties,
     RaiseEvent, Response, ResultCode, RoomEvent, SetProperties, encode_body, encode_frame,
 };
-use switchboard_transport::close;
+use switchboard_transport::{OutTx, Overflow, Weighed, close};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info};
 
 use crate::room::{Out, Room};
 use crate::{Shared, Stats};
+
+/// The close reason of a slow consumer.
+pub(crate) const SLOW_CONSUMER: &str =
+    "disconnected: the client did not read its events fast enough";
 
 /// Something to send to one client connection.
 #[derive(Debug, Clone)]
@@ -32,11 +36,19 @@ pub(crate) enum Outbound {
     Datagram(Bytes),
 }
 
+impl Weighed for Outbound {
+    fn weight(&self) -> usize {
+        match self {
+            Outbound::Frame(b) | Outbound::Channel(_, b) | Outbound::Datagram(b) => b.len(),
+        }
+    }
+}
+
 /// A connection's way in: its outgoing queue and the connection (to close it when the
 /// queue overflows).
 #[derive(Debug, Clone)]
 pub(crate) struct Member {
-    pub tx: mpsc::Sender<Outbound>,
+    pub tx: OutTx<Outbound>,
     pub conn: Connection,
 }
 
@@ -387,18 +399,14 @@ impl RoomActor {
             }
             match m.tx.try_send(out.clone()) {
                 Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    close(
-                        &m.conn,
-                        CloseCode::SlowConsumer,
-                        "disconnected: the client did not read its events fast enough",
-                    );
+                Err(Overflow::Full) => {
+                    close(&m.conn, CloseCode::SlowConsumer, SLOW_CONSUMER);
                     if !slow.contains(actor) {
                         slow.push(*actor);
                     }
                 }
                 // The connection is going away; its own Leave follows.
-                Err(mpsc::error::TrySendError::Closed(_)) => {}
+                Err(Overflow::Closed) => {}
             }
         }
     }
@@ -411,9 +419,7 @@ impl RoomActor {
     /// were never ordered with each other on the wire), and when it fits the path;
     /// otherwise returns false and the writer sends it (or its reliable equivalent).
     fn send_datagram_now(&self, m: &Member, d: &Bytes) -> bool {
-        if m.tx.capacity() != m.tx.max_capacity()
-            || m.conn.max_datagram_size().is_none_or(|max| d.len() > max)
-        {
+        if !m.tx.is_empty() || m.conn.max_datagram_size().is_none_or(|max| d.len() > max) {
             return false;
         }
         match m.conn.send_datagram(d.clone()) {

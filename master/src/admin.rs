@@ -284,6 +284,27 @@ async fn metrics(State(s): State<Arc<Shared>>) -> String {
         "Actors in games.",
         f64::from(players),
     );
+    for (listener, a) in [
+        ("clients", &s.client_admission),
+        ("cluster", &s.cluster_admission),
+    ] {
+        e.labeled_counter(
+            &format!("switchboard_master_{listener}_refused_total"),
+            "Connections refused by the admission limits, by reason.",
+            "reason",
+            &a.refused(),
+        );
+        e.counter(
+            &format!("switchboard_master_{listener}_retries_total"),
+            "Connections asked to validate their address first (QUIC Retry).",
+            a.retries(),
+        );
+        e.gauge(
+            &format!("switchboard_master_{listener}_pending"),
+            "Connections not authenticated yet.",
+            a.pending() as f64,
+        );
+    }
     let c = &s.counters;
     let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
     e.gauge(

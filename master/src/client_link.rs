@@ -8,27 +8,28 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use quinn::Connection;
+use switchboard_protocol::frame::{DEFAULT_MAX_FRAME, PRE_AUTH_MAX_FRAME};
 use switchboard_protocol::messages::common::{MAX_USER_ID, check_game_name};
 use switchboard_protocol::{
     ClientToMaster, CloseCode, MasterEvent, MasterOp, MasterReply, MasterToClient, OpError,
     Redirect, Response, ResultCode, TicketClaims, encode_frame,
 };
 use switchboard_transport::handshake::accept_control;
-use switchboard_transport::{close, write_queued};
-use tokio::sync::mpsc;
+use switchboard_transport::{Pass, WriterEnd, close, out_queue, write_queued};
 use tracing::{debug, info};
 
 use crate::matchmaking::Admission;
-use crate::{PeerHandle, Shared};
+use crate::{PeerHandle, SLOW_CONSUMER, Shared};
 
 /// Largest number of users in one `FindFriends`.
 const MAX_FRIENDS: usize = 64;
 
 /// Serves one client until it disconnects or breaks the protocol.
-pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection, peer: u64) {
+pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection, peer: u64, mut pass: Pass) {
     let handshake = accept_control(
         &conn,
         shared.config.handshake_timeout,
+        PRE_AUTH_MAX_FRAME,
         "switchboard-master",
         |m| match m {
             ClientToMaster::Hello(h) => Some(h),
@@ -44,10 +45,18 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection, peer: u64) {
             return;
         }
     };
-    let (tx, rx) = mpsc::channel(shared.config.peer_queue);
-    let writer = tokio::spawn(write_queued(send, rx));
+    let (tx, rx) = out_queue(shared.config.peer_queue, shared.config.peer_queue_bytes);
+    let drain = shared.config.drain_timeout;
+    let writer = tokio::spawn({
+        let conn = conn.clone();
+        async move {
+            if write_queued(send, rx, drain).await == WriterEnd::Stalled {
+                close(&conn, CloseCode::SlowConsumer, SLOW_CONSUMER);
+            }
+        }
+    });
     let handle = Arc::new(PeerHandle {
-        tx: tx.clone(),
+        tx,
         conn: conn.clone(),
         authenticated: AtomicBool::new(false),
     });
@@ -80,16 +89,19 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection, peer: u64) {
         let started = std::time::Instant::now();
         let (result, list) = handle_op(&shared, peer, &mut user, op).await;
         shared.op_latency[op_index].observe(started.elapsed());
-        if user.is_some() {
-            handle.authenticated.store(true, Ordering::Relaxed);
+        if user.is_some() && !handle.authenticated.swap(true, Ordering::Relaxed) {
+            // Authenticated: full frames, streams and receive window from now on.
+            pass.established();
+            recv.set_max_frame(DEFAULT_MAX_FRAME);
+            shared.config.limits.authenticated(&conn);
         }
         let reply = encode_frame(&MasterToClient::Response(Response { id, result }));
-        if tx.send(reply).await.is_err() {
+        if !handle.push(reply) {
             break;
         }
         if joined_lobby && let Some(list) = list {
             // The list follows the JoinedLobby response.
-            if tx.send(list).await.is_err() {
+            if !handle.push(list) {
                 break;
             }
         }
@@ -99,7 +111,6 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection, peer: u64) {
     // The writer ends once every sender is gone: this task's and the handle's (the
     // handle kept it alive forever once, and with it this task and its memory).
     drop(handle);
-    drop(tx);
     // Let queued frames (a last refusal, say) go out, but never wait on a client that
     // does not read: past the bound the writer is stopped and the connection closed.
     let stop_writer = writer.abort_handle();

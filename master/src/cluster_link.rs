@@ -13,7 +13,7 @@ use switchboard_protocol::messages::cluster::{MAX_CLUSTER_FRAME, MAX_CLUSTER_HAN
 use switchboard_protocol::{
     CloseCode, GsToMaster, MasterToGs, OpError, Register, ResultCode, version,
 };
-use switchboard_transport::{FramedRecv, close, send_frame};
+use switchboard_transport::{FramedRecv, Pass, close, send_frame};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
@@ -42,7 +42,7 @@ enum Ending {
 }
 
 /// Serves one game server link until it ends.
-pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection, link: u64) {
+pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection, link: u64, mut pass: Pass) {
     let remote = conn.remote_address();
     let attach = tokio::time::timeout(shared.config.handshake_timeout, handshake(&shared, &conn));
     let (mut send, mut recv, reg) = match attach.await {
@@ -86,7 +86,9 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection, link: u64) {
     }
     info!(server = %server_id, address = %reg.address, "game server registered");
     // Registered: its snapshot (every room) may be large.
+    pass.established();
     recv.set_max_frame(MAX_CLUSTER_FRAME);
+    shared.config.cluster_limits.authenticated(&conn);
     let registered = MasterToGs::Registered {
         ticket_keys: shared.config.ticket_keys.clone(),
     };

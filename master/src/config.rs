@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use switchboard_protocol::TicketKeys;
-use switchboard_transport::{Limits, ServerIdentity};
+use switchboard_transport::{AdmissionLimits, Limits, RetryPolicy, ServerIdentity};
 
 use crate::auth::AuthConfig;
 use crate::state::Settings;
@@ -42,6 +42,17 @@ pub struct MasterConfig {
     pub app_stats_interval: Duration,
     /// Outgoing frames queued per client before it is disconnected as a slow consumer.
     pub peer_queue: usize,
+    /// Outgoing bytes queued per client before it is disconnected as a slow consumer
+    /// (one frame is always taken by an empty queue, whatever its size).
+    pub peer_queue_bytes: usize,
+    /// A client whose connection takes no queued bytes for this long is disconnected as
+    /// a slow consumer.
+    pub drain_timeout: Duration,
+    /// Caps on client connections per address and on clients not yet authenticated, and
+    /// address validation.
+    pub client_admission: AdmissionLimits,
+    /// The same for the game-server listener.
+    pub cluster_admission: AdmissionLimits,
     /// QUIC transport limits of the client listener.
     pub limits: Limits,
     /// QUIC transport limits of the game-server listener (short idle timeout: a dead
@@ -88,8 +99,17 @@ impl MasterConfig {
             game_list_interval: Duration::from_secs(1),
             app_stats_interval: Duration::from_secs(5),
             peer_queue: 1024,
+            peer_queue_bytes: 1024 * 1024,
+            drain_timeout: Duration::from_secs(10),
             limits: Limits::default(),
             cluster_limits: Limits::cluster(),
+            client_admission: AdmissionLimits::default(),
+            cluster_admission: AdmissionLimits {
+                max_per_ip: 64,
+                max_pending: 256,
+                max_pending_per_ip: 16,
+                retry: RetryPolicy::UnderLoad,
+            },
             seed: None,
             admin_addr: Some(([127, 0, 0, 1], 5080).into()),
             admin_token: None,

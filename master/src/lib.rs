@@ -41,7 +41,9 @@ use switchboard_protocol::{
     ALPN_CLUSTER, ALPN_MASTER, CloseCode, MasterEvent, MasterToClient, encode_frame,
 };
 use switchboard_transport::prometheus::{Gauge, Histogram};
-use switchboard_transport::{ResetKey, TlsError, close, server_endpoint};
+use switchboard_transport::{
+    Admission, OutTx, Overflow, ResetKey, TlsError, close, server_endpoint,
+};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -55,20 +57,26 @@ pub use switchboard_workload as workload;
 /// A connected client, as the tickers see it.
 #[derive(Debug)]
 pub(crate) struct PeerHandle {
-    tx: mpsc::Sender<Bytes>,
+    tx: OutTx<Bytes>,
     conn: Connection,
     authenticated: AtomicBool,
 }
 
+/// The close reason of a slow consumer.
+pub(crate) const SLOW_CONSUMER: &str =
+    "disconnected: the client did not read its events fast enough";
+
 impl PeerHandle {
-    /// Queues a frame; a client whose queue is full is closed as a slow consumer.
-    fn push(&self, frame: Bytes) {
-        if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(frame) {
-            close(
-                &self.conn,
-                CloseCode::SlowConsumer,
-                "disconnected: the client did not read its events fast enough",
-            );
+    /// Queues a frame; a client whose queue is full (in frames or bytes) is closed as a
+    /// slow consumer. Returns whether the frame was queued.
+    fn push(&self, frame: Bytes) -> bool {
+        match self.tx.try_send(frame) {
+            Ok(()) => true,
+            Err(Overflow::Full) => {
+                close(&self.conn, CloseCode::SlowConsumer, SLOW_CONSUMER);
+                false
+            }
+            Err(Overflow::Closed) => false,
         }
     }
 }
@@ -96,6 +104,10 @@ pub(crate) struct Shared {
     links: DashMap<String, (u64, mpsc::Sender<cluster_link::LinkCmd>)>,
     /// Cluster faults, counted for `/metrics`.
     counters: Counters,
+    /// Who may connect to the client listener.
+    client_admission: Arc<Admission>,
+    /// Who may connect to the game-server listener.
+    cluster_admission: Arc<Admission>,
     /// Refused registrations already logged at WARN, by (server id, address): a refused
     /// server retrying every second is logged once, not once per attempt.
     refusals_logged: Mutex<HashMap<(String, IpAddr), String>>,
@@ -300,6 +312,8 @@ impl Master {
             Some(&ResetKey::derive(secret, "master/cluster")),
         )?;
         let state = MasterState::new(config.settings.clone(), config.seed);
+        let client_admission = Admission::new(config.client_admission.clone());
+        let cluster_admission = Admission::new(config.cluster_admission.clone());
         Ok(Master {
             shared: Arc::new(Shared {
                 config,
@@ -308,6 +322,8 @@ impl Master {
                 peers: DashMap::new(),
                 links: DashMap::new(),
                 counters: Counters::default(),
+                client_admission,
+                cluster_admission,
                 refusals_logged: Mutex::new(HashMap::new()),
                 op_latency: Default::default(),
                 client_tasks: Gauge::default(),
@@ -375,23 +391,29 @@ impl Master {
             tokio::select! {
                 _ = &mut shutdown => break,
                 Some(incoming) = clients.accept() => {
+                    let Some((incoming, pass)) = shared.client_admission.admit(incoming, "master clients") else {
+                        continue;
+                    };
                     let shared = shared.clone();
                     let id = ids.fetch_add(1, Ordering::Relaxed);
                     tasks.spawn(async move {
                         let _live = shared.client_tasks.enter();
                         let Ok(conn) = incoming.await else { return };
                         let span = info_span!("client", remote = %conn.remote_address(), peer = id);
-                        client_link::serve(shared, conn, id).instrument(span).await;
+                        client_link::serve(shared, conn, id, pass).instrument(span).await;
                     });
                 }
                 Some(incoming) = cluster.accept() => {
+                    let Some((incoming, pass)) = shared.cluster_admission.admit(incoming, "master cluster") else {
+                        continue;
+                    };
                     let shared = shared.clone();
                     let link = ids.fetch_add(1, Ordering::Relaxed);
                     tasks.spawn(async move {
                         let _live = shared.link_tasks.enter();
                         let Ok(conn) = incoming.await else { return };
                         let span = info_span!("gameserver", remote = %conn.remote_address(), link);
-                        cluster_link::serve(shared, conn, link).instrument(span).await;
+                        cluster_link::serve(shared, conn, link, pass).instrument(span).await;
                     });
                 }
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}

@@ -14,6 +14,11 @@ use serde::de::DeserializeOwned;
 pub const HEADER_LEN: usize = 4;
 /// Default largest frame body accepted (512 KiB, Photon's message limit).
 pub const DEFAULT_MAX_FRAME: usize = 512 * 1024;
+/// Largest frame body from a client that has not authenticated yet (master: `Hello` and
+/// `Authenticate`, whose token may be a few KiB) or not joined a room yet (game server:
+/// larger `CreateGame`/`JoinGame` frames must show a valid ticket in their first bytes,
+/// see `messages::game::peek_ticket`).
+pub const PRE_AUTH_MAX_FRAME: usize = 8 * 1024;
 
 /// Why a frame was rejected. Any of these closes the connection that sent it.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -110,7 +115,15 @@ impl FrameDecoder {
         }
     }
 
-    fn peek_len(&self) -> Result<Option<usize>, FrameError> {
+    /// The first bytes of the current frame's body buffered so far (at most `n`).
+    pub fn body_head(&self, n: usize) -> &[u8] {
+        let end = self.buf.len().min(HEADER_LEN + n);
+        self.buf.get(HEADER_LEN..end).unwrap_or(&[])
+    }
+
+    /// The length of the current frame's body, once its header is buffered; an error if
+    /// it is over the limit.
+    pub fn peek_len(&self) -> Result<Option<usize>, FrameError> {
         if self.buf.len() < HEADER_LEN {
             return Ok(None);
         }

@@ -21,9 +21,7 @@ use clap::{Args, ValueEnum};
 use quinn::{Connection, Endpoint};
 use switchboard_protocol::frame::DEFAULT_MAX_FRAME;
 use switchboard_transport::endpoint::client_config;
-use switchboard_transport::{
-    FramedRecv, Limits, ServerIdentity, Trust, connect, server_endpoint, write_queued,
-};
+use switchboard_transport::{FramedRecv, Limits, ServerIdentity, Trust, connect, server_endpoint};
 use tokio::sync::mpsc;
 
 /// ALPN of the baseline servers.
@@ -75,6 +73,8 @@ pub async fn serve(args: BaselineArgs) -> anyhow::Result<()> {
         let rooms = rooms.clone();
         tokio::spawn(async move {
             let Ok(conn) = incoming.await else { return };
+            // A baseline trusts its peers: the full windows and streams from the start.
+            Limits::default().authenticated(&conn);
             let _ = match args.kind {
                 Kind::Relay => relay(conn, rooms).await,
                 Kind::Echo => echo(conn).await,
@@ -101,13 +101,27 @@ fn frame(body: &[u8]) -> Bytes {
     b.freeze()
 }
 
+/// Writes queued frames to the stream, coalescing what is queued (what Switchboard's
+/// writers do, minus the byte budget and the drain timeout: a baseline has no hostile
+/// peers).
+async fn drain_into(mut stream: quinn::SendStream, mut rx: mpsc::Receiver<Bytes>) {
+    let mut frames = Vec::with_capacity(64);
+    while rx.recv_many(&mut frames, 64).await > 0 {
+        if stream.write_all_chunks(&mut frames).await.is_err() {
+            return;
+        }
+        frames.clear();
+    }
+    let _ = stream.finish();
+}
+
 async fn relay(conn: Connection, rooms: Rooms) -> anyhow::Result<()> {
     let (send, mut recv) = conn.accept_bi().await?;
     let mut room = [0u8; 4];
     recv.read_exact(&mut room).await?;
     let room = u32::from_le_bytes(room);
     let (tx, rx) = mpsc::channel(1024);
-    tokio::spawn(write_queued(send, rx));
+    tokio::spawn(drain_into(send, rx));
     let id = conn.stable_id();
     rooms
         .lock()
@@ -156,7 +170,7 @@ async fn relay(conn: Connection, rooms: Rooms) -> anyhow::Result<()> {
 async fn echo(conn: Connection) -> anyhow::Result<()> {
     let (send, recv) = conn.accept_bi().await?;
     let (tx, rx) = mpsc::channel(1024);
-    tokio::spawn(write_queued(send, rx));
+    tokio::spawn(drain_into(send, rx));
     let mut frames = FramedRecv::new(recv, DEFAULT_MAX_FRAME);
     while let Ok(Some(body)) = frames.next_body().await {
         if tx.send(frame(&body)).await.is_err() {

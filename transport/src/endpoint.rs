@@ -78,7 +78,10 @@ pub fn server_endpoint(
     let tls = identity.rustls_config(alpn)?;
     let quic = QuicServerConfig::try_from(tls).map_err(|e| TlsError::Other(e.to_string()))?;
     let mut cfg = ServerConfig::with_crypto(Arc::new(quic));
-    cfg.transport_config(limits.transport_config());
+    cfg.transport_config(limits.server_transport_config())
+        .max_incoming(limits.max_incoming)
+        .incoming_buffer_size(limits.incoming_buffer)
+        .incoming_buffer_size_total(limits.incoming_buffer_total);
     let io = |source| TlsError::Io {
         path: addr.to_string().into(),
         source,

@@ -17,6 +17,17 @@ pub enum RecvError {
     Read(#[from] quinn::ReadError),
 }
 
+/// A gated read failed: the stream, or the gate.
+#[derive(Debug, thiserror::Error)]
+pub enum Gated<E> {
+    /// The stream or the frame.
+    #[error(transparent)]
+    Recv(#[from] RecvError),
+    /// The gate refused the frame's first bytes.
+    #[error("refused")]
+    Refused(E),
+}
+
 /// Reads length-prefixed postcard frames from a receive stream.
 #[derive(Debug)]
 pub struct FramedRecv {
@@ -61,6 +72,48 @@ impl FramedRecv {
         }
     }
 
+    /// The next frame body, where a frame longer than `small` must first pass `gate` on
+    /// its first `head` bytes (at most `head` plus one read chunk of it is buffered before
+    /// that); frames up to the decoder's limit are read once the gate passes. `None` when
+    /// the stream ended cleanly between frames.
+    pub async fn next_body_gated<E>(
+        &mut self,
+        small: usize,
+        head: usize,
+        mut gate: impl FnMut(&[u8]) -> Result<(), E>,
+    ) -> Result<Option<Bytes>, Gated<E>> {
+        let mut passed = false;
+        loop {
+            if let Some(len) = self.decoder.peek_len().map_err(RecvError::from)?
+                && len > small
+                && !passed
+            {
+                let want = head.min(len);
+                let have = self.decoder.body_head(want);
+                if have.len() == want {
+                    gate(have).map_err(Gated::Refused)?;
+                    passed = true;
+                    continue;
+                }
+            } else if let Some(body) = self.decoder.next_body().map_err(RecvError::from)? {
+                return Ok(Some(body));
+            }
+            self.decoder.wanted().map_err(RecvError::from)?;
+            match self
+                .stream
+                .read(&mut self.scratch)
+                .await
+                .map_err(RecvError::from)?
+            {
+                Some(n) => self.decoder.extend(&self.scratch[..n]),
+                None => {
+                    self.decoder.finish().map_err(RecvError::from)?;
+                    return Ok(None);
+                }
+            }
+        }
+    }
+
     /// The next message; `None` when the stream ended cleanly between frames.
     pub async fn next<T: DeserializeOwned>(&mut self) -> Result<Option<T>, RecvError> {
         match self.next_body().await? {
@@ -78,19 +131,43 @@ pub async fn send_frame<T: Serialize>(
     stream.write_chunk(encode_frame(msg)).await
 }
 
+/// How a queue's writer ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriterEnd {
+    /// The queue closed and everything was written (and acknowledged, or the connection
+    /// went away meanwhile).
+    Finished,
+    /// The stream or the connection failed.
+    Failed,
+    /// A write made no progress for the drain timeout: the peer does not read.
+    Stalled,
+}
+
 /// Drains a queue of encoded frames into a stream, coalescing whatever is queued into one
-/// write (quinn then packs small frames into few packets). Ends when the queue closes
-/// (finishing the stream, and waiting until the peer has acknowledged it or the
-/// connection is gone) or the stream fails. Callers bound that wait.
-pub async fn write_queued(mut stream: SendStream, mut rx: tokio::sync::mpsc::Receiver<Bytes>) {
+/// write (quinn then packs small frames into few packets) and releasing their bytes from
+/// the queue's budget once written. Ends when the queue closes (finishing the stream, and
+/// waiting until the peer has acknowledged it or the connection is gone), when the stream
+/// fails, or when one write cannot complete within `drain_timeout`. Callers bound the
+/// final wait.
+pub async fn write_queued(
+    mut stream: SendStream,
+    mut rx: crate::queue::OutRx<Bytes>,
+    drain_timeout: std::time::Duration,
+) -> WriterEnd {
     const BATCH: usize = 64;
     let mut frames = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut frames, BATCH).await > 0 {
-        if stream.write_all_chunks(&mut frames).await.is_err() {
-            return;
+        let n: usize = frames.iter().map(Bytes::len).sum();
+        let write = tokio::time::timeout(drain_timeout, stream.write_all_chunks(&mut frames));
+        let result = write.await;
+        rx.budget().release(n);
+        match result {
+            Ok(Ok(())) => frames.clear(),
+            Ok(Err(_)) => return WriterEnd::Failed,
+            Err(_) => return WriterEnd::Stalled,
         }
-        frames.clear();
     }
     let _ = stream.finish();
     let _ = stream.stopped().await;
+    WriterEnd::Finished
 }

@@ -6,7 +6,6 @@ use std::time::Duration;
 use quinn::{Connection, SendStream};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use switchboard_protocol::frame::DEFAULT_MAX_FRAME;
 use switchboard_protocol::{CloseCode, Hello, Welcome, version};
 
 use crate::{FramedRecv, send_frame};
@@ -16,10 +15,12 @@ pub type Refusal = (CloseCode, String);
 
 /// Accepts the control stream, reads `Hello` (`hello` picks it out of the link's first
 /// message type), checks the version, and answers `Welcome` (wrapped by `welcome`) —
-/// all within `timeout`.
+/// all within `timeout`. Frames are at most `max_frame` bytes until the caller raises the
+/// limit (an unauthenticated peer gets a small one).
 pub async fn accept_control<In, Out>(
     conn: &Connection,
     timeout: Duration,
+    max_frame: usize,
     server: &str,
     hello: impl FnOnce(In) -> Option<Hello>,
     welcome: impl FnOnce(Welcome) -> Out,
@@ -33,7 +34,7 @@ where
             .accept_bi()
             .await
             .map_err(|e| (CloseCode::Normal, e.to_string()))?;
-        let mut recv = FramedRecv::new(recv, DEFAULT_MAX_FRAME);
+        let mut recv = FramedRecv::new(recv, max_frame);
         let first = match recv.next::<In>().await {
             Ok(Some(msg)) => hello(msg),
             Ok(None) => None,

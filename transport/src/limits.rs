@@ -28,6 +28,16 @@ pub struct Limits {
     pub datagram_receive_buffer: usize,
     /// Bytes of outgoing datagrams buffered before the oldest are dropped.
     pub datagram_send_buffer: usize,
+    /// Bytes a client that has not authenticated (or joined) yet may send ahead of our
+    /// reading, on all its streams together; a server raises it to `receive_window`, and
+    /// opens the further streams, once the client has ([`Limits::authenticated`]).
+    pub pre_auth_receive_window: u32,
+    /// Connections quinn holds before the server has accepted or refused them.
+    pub max_incoming: usize,
+    /// Bytes of early data quinn buffers for one connection not yet accepted.
+    pub incoming_buffer: u64,
+    /// Bytes of early data quinn buffers for all connections not yet accepted.
+    pub incoming_buffer_total: u64,
     /// The round-trip time assumed before one is measured: it paces the first
     /// retransmissions of a handshake (quinn's default is 333 ms).
     pub initial_rtt: Duration,
@@ -50,6 +60,10 @@ impl Default for Limits {
             datagram_receive_buffer: 256 * 1024,
             datagram_send_buffer: 256 * 1024,
             initial_rtt: Duration::from_millis(333),
+            pre_auth_receive_window: 64 * 1024,
+            max_incoming: 2048,
+            incoming_buffer: 64 * 1024,
+            incoming_buffer_total: 8 * 1024 * 1024,
             socket_buffer: 4 * 1024 * 1024,
         }
     }
@@ -87,8 +101,33 @@ impl Limits {
         Ok(socket.into())
     }
 
-    /// The quinn transport configuration for these limits.
+    /// The transport configuration of a server listener: until a connection
+    /// authenticates, one bidirectional stream (the control stream), no unidirectional
+    /// one, and `pre_auth_receive_window` bytes in flight from the client.
+    pub fn server_transport_config(&self) -> Arc<TransportConfig> {
+        let mut t = self.transport();
+        t.max_concurrent_bidi_streams(VarInt::from_u32(1))
+            .max_concurrent_uni_streams(VarInt::from_u32(0))
+            .receive_window(VarInt::from_u32(
+                self.pre_auth_receive_window.min(self.receive_window),
+            ));
+        Arc::new(t)
+    }
+
+    /// A server's connection authenticated: the full streams and receive window.
+    pub fn authenticated(&self, conn: &quinn::Connection) {
+        conn.set_receive_window(VarInt::from_u32(self.receive_window));
+        conn.set_max_concurrent_bi_streams(VarInt::from_u32(self.max_bidi_streams));
+        conn.set_max_concurrent_uni_streams(VarInt::from_u32(self.max_uni_streams));
+    }
+
+    /// The quinn transport configuration for these limits (clients; servers start with
+    /// [`Limits::server_transport_config`]).
     pub fn transport_config(&self) -> Arc<TransportConfig> {
+        Arc::new(self.transport())
+    }
+
+    fn transport(&self) -> TransportConfig {
         let mut t = TransportConfig::default();
         t.max_idle_timeout(Some(
             IdleTimeout::try_from(self.idle_timeout).expect("idle timeout fits a varint"),
@@ -102,6 +141,6 @@ impl Limits {
         .datagram_receive_buffer_size(Some(self.datagram_receive_buffer))
         .datagram_send_buffer_size(self.datagram_send_buffer)
         .initial_rtt(self.initial_rtt);
-        Arc::new(t)
+        t
     }
 }

@@ -315,6 +315,27 @@ pub fn event_datagram_to_frame(datagram: &Bytes) -> Option<[Bytes; 2]> {
     Some([Bytes::from(head), event])
 }
 
+/// The ticket of a frame body that starts `ClientToGame::Request { op: CreateGame | JoinGame }`
+/// (the ticket is those operations' first field), read from the body's first bytes
+/// alone: a game server checks it before it buffers the rest of a large join. `None` if
+/// the bytes do not start like such a request, or end before the ticket does.
+pub fn peek_ticket(head: &[u8]) -> Option<&[u8]> {
+    fn varint(b: &[u8]) -> Option<(u32, &[u8])> {
+        postcard::take_from_bytes::<u32>(b).ok()
+    }
+    let (message, rest) = varint(head)?;
+    if message != 1 {
+        return None;
+    }
+    let (_id, rest) = varint(rest)?;
+    let (op, rest) = varint(rest)?;
+    if op > 1 {
+        return None;
+    }
+    let (len, rest) = varint(rest)?;
+    rest.get(..len as usize)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -336,5 +357,60 @@ mod tests {
             encode_frame(&GameToClient::Event(RoomEvent::Custom(ev))).to_vec()
         );
         assert_eq!(event_datagram_to_frame(&Bytes::from_static(&[5, 1])), None);
+    }
+
+    #[test]
+    fn the_ticket_of_a_join_is_read_from_its_first_bytes() {
+        let ticket = Bytes::from(vec![9u8; 300]);
+        let mut props = Properties::new();
+        props.insert(
+            "big".into(),
+            crate::Value::Bytes(Bytes::from(vec![1u8; 40_000])),
+        );
+        let create = ClientToGame::Request {
+            id: 70_000,
+            op: GameOp::CreateGame {
+                ticket: ticket.clone(),
+                game: "g".into(),
+                options: RoomOptions {
+                    properties: props,
+                    ..RoomOptions::default()
+                },
+                expected_users: vec![],
+                actor_properties: Properties::new(),
+            },
+        };
+        let body = encode_body(&create);
+        assert!(body.len() > 40_000);
+        assert_eq!(
+            peek_ticket(&body[..320]),
+            Some(&ticket[..]),
+            "320 bytes suffice"
+        );
+        assert_eq!(
+            peek_ticket(&body[..200]),
+            None,
+            "the ticket is not all there"
+        );
+        let join = encode_body(&ClientToGame::Request {
+            id: 1,
+            op: GameOp::JoinGame {
+                ticket: ticket.clone(),
+                game: "g".into(),
+                mode: JoinMode::JoinOnly,
+                expected_users: vec![],
+                actor_properties: Properties::new(),
+            },
+        });
+        assert_eq!(peek_ticket(&join), Some(&ticket[..]));
+        let other = encode_body(&ClientToGame::Request {
+            id: 1,
+            op: GameOp::LeaveGame {
+                will_come_back: false,
+            },
+        });
+        assert_eq!(peek_ticket(&other), None);
+        assert_eq!(peek_ticket(&[2, 0, 0]), None, "a RaiseEvent");
+        assert_eq!(peek_ticket(&[]), None);
     }
 }
