@@ -5,5 +5,6 @@
 pub mod admin;
 pub mod bench;
 pub mod dev;
+pub mod limits;
 pub mod probe;
 pub mod procs;

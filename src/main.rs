@@ -8,6 +8,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::collections::BTreeMap;
 use switchboard::dev::{DevCluster, DevOptions, default_tls_dir};
+use switchboard::limits::LimitArgs;
 use switchboard::probe::probe;
 use switchboard_gameserver::{GameServer, GameServerConfig};
 
@@ -137,6 +138,8 @@ struct MasterArgs {
     admin_token: Option<String>,
     #[command(flatten)]
     auth: AuthArgs,
+    #[command(flatten)]
+    limits: LimitArgs,
     #[command(flatten)]
     tls: TlsArgs,
 }
@@ -320,6 +323,8 @@ struct GameServerArgs {
     #[arg(long, env = "SWITCHBOARD_SYNC_INTERVAL", default_value_t = 60)]
     sync_interval: u64,
     #[command(flatten)]
+    limits: LimitArgs,
+    #[command(flatten)]
     tls: TlsArgs,
 }
 
@@ -346,6 +351,8 @@ struct DevArgs {
     /// workload.toml for the master and the game servers (default: the embedded file).
     #[arg(long, env = "SWITCHBOARD_WORKLOAD")]
     workload: Option<PathBuf>,
+    #[command(flatten)]
+    limits: LimitArgs,
 }
 
 #[derive(Debug, Args)]
@@ -414,6 +421,7 @@ async fn main() -> anyhow::Result<()> {
             if let Some(keys) = ticket_keys(&args.ticket_keys, args.ticket_signing_key)? {
                 cfg.ticket_keys = keys;
             }
+            args.limits.apply_master(&mut cfg);
             let master = Master::bind(cfg).context("binding the master")?;
             let ready = serde_json::json!({
                 "ready": true,
@@ -447,6 +455,7 @@ async fn main() -> anyhow::Result<()> {
             cfg.replace_registration = args.replace_registration;
             cfg.register_attempts = args.register_attempts;
             cfg.sync_interval = Duration::from_secs(args.sync_interval.max(1));
+            args.limits.apply_gameserver(&mut cfg);
             let gs = GameServer::bind(cfg).context("binding the game server")?;
             let ready = serde_json::json!({
                 "ready": true,
@@ -481,7 +490,13 @@ async fn main() -> anyhow::Result<()> {
                 workload: args.workload.as_deref().map(Workload::load).transpose()?,
                 ..DevOptions::default()
             };
-            let cluster = DevCluster::start(opts).await?;
+            let limits = args.limits.clone();
+            let cluster = DevCluster::start_with(
+                opts,
+                |m| limits.apply_master(m),
+                |g| limits.apply_gameserver(g),
+            )
+            .await?;
             let ready = serde_json::json!({
                 "ready": true,
                 "master": cluster.master.to_string(),

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use switchboard_workload::Workload;
+use switchboard_workload::{RateLimits, Workload};
 
 use switchboard_transport::{AdmissionLimits, Limits, ServerIdentity, Trust};
 
@@ -51,6 +51,8 @@ pub struct GameServerConfig {
     pub handshake_timeout: Duration,
     /// How long a client has, from connecting, to join or create a room.
     pub join_timeout: Duration,
+    /// Per-client rate limits of joins, other operations and events.
+    pub rate_limits: RateLimits,
     /// Caps on connections per address and on connections that have not joined yet, and
     /// address validation.
     pub admission: AdmissionLimits,
@@ -109,6 +111,7 @@ impl GameServerConfig {
             room_limits: RoomLimits::default(),
             handshake_timeout: Duration::from_secs(10),
             join_timeout: Duration::from_secs(10),
+            rate_limits: RateLimits::default(),
             admission: AdmissionLimits::default(),
             report_interval: Duration::from_secs(1),
             sync_interval: Duration::from_secs(60),

@@ -109,6 +109,16 @@ async fn metrics(State(s): State<Arc<Shared>>) -> String {
         "reason",
         &refused,
     );
+    e.labeled_counter(
+        "switchboard_gs_rate_limited_total",
+        "Operations refused (RateLimited) and events dropped over a client's rate limit.",
+        "kind",
+        &[
+            ("join", st.rate_limited[0].load(Ordering::Relaxed)),
+            ("op", st.rate_limited[1].load(Ordering::Relaxed)),
+            ("event", st.rate_limited[2].load(Ordering::Relaxed)),
+        ],
+    );
     e.counter(
         "switchboard_gs_retries_total",
         "Connections asked to validate their address first (QUIC Retry).",

@@ -75,6 +75,9 @@ pub struct Stats {
     pub unknown_games: AtomicU64,
     /// Connections refused or closed by a defence, per reason (see `REFUSAL_REASONS`).
     pub refusals: [AtomicU64; REFUSAL_REASONS.len()],
+    /// Joins, other operations and events over a client's rate limit (refused or
+    /// dropped), in that order.
+    pub rate_limited: [AtomicU64; 3],
 }
 
 /// The reasons a connection is refused or closed before it is a player, as the metrics

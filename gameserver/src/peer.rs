@@ -19,12 +19,14 @@ use switchboard_protocol::{
     OpError, Properties, RaiseEvent, ResultCode, RoomOptions, ServerState, TicketAction,
     TicketClaims, decode_body,
 };
+use switchboard_transport::LogLimit;
 use switchboard_transport::framed::Gated;
 use switchboard_transport::handshake::accept_control;
 use switchboard_transport::{
     FramedRecv, OutRx, OutTx, Overflow, Pass, WriterEnd, close, out_queue, out_queue_sharing,
     send_frame, write_queued,
 };
+use switchboard_workload::TokenBucket;
 use tracing::debug;
 
 use crate::Shared;
@@ -48,6 +50,11 @@ struct Peer {
     /// Whether it has joined a room once (with a genuine ticket): from then on it is
     /// trusted with large frames, more streams and the full receive window.
     joined: bool,
+    /// Rate limits of its joins and other operations.
+    joins: TokenBucket,
+    ops: TokenBucket,
+    /// Rate limit of its events.
+    events: EventLimit,
 }
 
 /// Bytes of a large join frame read before its ticket is checked: the frame's header
@@ -109,11 +116,17 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection, pass: Pass) {
         room: Arc::default(),
         pass,
         joined: false,
+        joins: TokenBucket::new(shared.config.rate_limits.joins),
+        ops: TokenBucket::new(shared.config.rate_limits.ops),
+        events: Arc::new(Mutex::new(TokenBucket::new(
+            shared.config.rate_limits.events,
+        ))),
     };
     let channels = tokio::spawn(accept_channels(
         shared.clone(),
         conn.clone(),
         peer.room.clone(),
+        peer.events.clone(),
     ));
     if let Err((code, reason)) = peer.read_loop(&mut recv).await {
         close(&conn, code, &reason);
@@ -138,19 +151,50 @@ const FLUSH_BOUND: std::time::Duration = std::time::Duration::from_secs(2);
 
 type Closing = (CloseCode, String);
 
-fn raise(shared: &Shared, room: &CurrentRoom, event: RaiseEvent, reliable: bool) {
+/// The connection's event rate limit, shared by its control stream, channel streams and
+/// datagrams.
+type EventLimit = Arc<Mutex<TokenBucket>>;
+
+/// Events over the rate limit are logged at most once a second.
+static EVENT_LIMIT_LOG: LogLimit = LogLimit::new(std::time::Duration::from_secs(1));
+
+fn raise(
+    shared: &Shared,
+    room: &CurrentRoom,
+    limit: &EventLimit,
+    event: RaiseEvent,
+    reliable: bool,
+) {
+    let now = std::time::Instant::now();
+    if !limit
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .try_take(now)
+    {
+        shared.stats.rate_limited[2].fetch_add(1, Ordering::Relaxed);
+        if let Some(left_out) = EVENT_LIMIT_LOG.check(now) {
+            tracing::warn!(left_out, "events over a client's rate limit dropped");
+        }
+        return;
+    }
     if let Some((handle, actor)) = current(room) {
         handle.raise(&shared.stats, actor, event, reliable);
     }
 }
 
 /// Reads the client's channel streams: a `ChannelHeader`, then reliable `RaiseEvent`s.
-async fn accept_channels(shared: Arc<Shared>, conn: Connection, room: CurrentRoom) {
+async fn accept_channels(
+    shared: Arc<Shared>,
+    conn: Connection,
+    room: CurrentRoom,
+    limit: EventLimit,
+) {
     while let Ok(stream) = conn.accept_uni().await {
         tokio::spawn(read_channel(
             shared.clone(),
             conn.clone(),
             room.clone(),
+            limit.clone(),
             stream,
         ));
     }
@@ -160,6 +204,7 @@ async fn read_channel(
     shared: Arc<Shared>,
     conn: Connection,
     room: CurrentRoom,
+    limit: EventLimit,
     stream: RecvStream,
 ) {
     let mut recv = FramedRecv::new(stream, DEFAULT_MAX_FRAME);
@@ -172,7 +217,7 @@ async fn read_channel(
     }
     loop {
         match recv.next::<ClientToGame>().await {
-            Ok(Some(ClientToGame::RaiseEvent(ev))) => raise(&shared, &room, ev, true),
+            Ok(Some(ClientToGame::RaiseEvent(ev))) => raise(&shared, &room, &limit, ev, true),
             Ok(Some(_)) => {
                 return violation("only RaiseEvent may be sent on a channel stream".into());
             }
@@ -240,7 +285,7 @@ impl Peer {
                 Err((CloseCode::ProtocolViolation, "Hello sent twice".into()))
             }
             ClientToGame::RaiseEvent(ev) => {
-                raise(&self.shared, &self.room, ev, true);
+                raise(&self.shared, &self.room, &self.events, ev, true);
                 Ok(())
             }
             ClientToGame::Request { id, op } => {
@@ -260,7 +305,7 @@ impl Peer {
     fn on_datagram(&mut self, bytes: &[u8]) -> Result<(), Closing> {
         let DatagramUp::RaiseEvent(ev) = decode_body(bytes)
             .map_err(|e| (CloseCode::ProtocolViolation, format!("bad datagram: {e}")))?;
-        raise(&self.shared, &self.room, ev, false);
+        raise(&self.shared, &self.room, &self.events, ev, false);
         Ok(())
     }
 
@@ -274,6 +319,19 @@ impl Peer {
             )
         };
         let started = std::time::Instant::now();
+        let is_join = matches!(op, GameOp::CreateGame { .. } | GameOp::JoinGame { .. });
+        let (bucket, kind) = if is_join {
+            (&mut self.joins, 0)
+        } else {
+            (&mut self.ops, 1)
+        };
+        if !bucket.try_take(started) {
+            self.shared.stats.rate_limited[kind].fetch_add(1, Ordering::Relaxed);
+            return Some(Err(OpError::new(
+                ResultCode::RateLimited,
+                "too many operations; slow down",
+            )));
+        }
         let room_op = match op {
             GameOp::CreateGame {
                 ticket,

@@ -344,6 +344,11 @@ async fn metrics(State(s): State<Arc<Shared>>) -> String {
         n(&c.stale_games_dropped),
     );
     e.counter(
+        "switchboard_master_rate_limited_total",
+        "Client operations refused with RateLimited.",
+        n(&c.rate_limited),
+    );
+    e.counter(
         "switchboard_master_digests_total",
         "Digests of game servers' rooms compared with the master's view.",
         n(&c.digests),

@@ -15,11 +15,15 @@ use switchboard_protocol::{
     Redirect, Response, ResultCode, TicketClaims, encode_frame,
 };
 use switchboard_transport::handshake::accept_control;
-use switchboard_transport::{Pass, WriterEnd, close, out_queue, write_queued};
-use tracing::{debug, info};
+use switchboard_transport::{LogLimit, Pass, WriterEnd, close, out_queue, write_queued};
+use switchboard_workload::TokenBucket;
+use tracing::{debug, info, warn};
 
 use crate::matchmaking::Admission;
 use crate::{PeerHandle, SLOW_CONSUMER, Shared};
+
+/// Refused operations are logged at most once a second.
+static RATE_LOG: LogLimit = LogLimit::new(Duration::from_secs(1));
 
 /// Largest number of users in one `FindFriends`.
 const MAX_FRIENDS: usize = 64;
@@ -62,6 +66,8 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection, peer: u64, mut 
     });
     shared.peers.insert(peer, handle.clone());
     let mut user: Option<String> = None;
+    let mut joins = TokenBucket::new(shared.config.rate_limits.joins);
+    let mut ops = TokenBucket::new(shared.config.rate_limits.ops);
     let deadline = tokio::time::sleep(shared.config.auth_timeout);
     tokio::pin!(deadline);
     loop {
@@ -87,7 +93,29 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection, peer: u64, mut 
         let joined_lobby = matches!(op, MasterOp::JoinLobby { .. });
         let op_index = op_index(&op);
         let started = std::time::Instant::now();
-        let (result, list) = handle_op(&shared, peer, &mut user, op).await;
+        let is_join = matches!(
+            op,
+            MasterOp::CreateGame { .. } | MasterOp::JoinGame { .. } | MasterOp::JoinRandomGame(_)
+        );
+        let bucket = if is_join { &mut joins } else { &mut ops };
+        let (result, list) = if bucket.try_take(started) {
+            handle_op(&shared, peer, &mut user, op).await
+        } else {
+            shared.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
+            if let Some(left_out) = RATE_LOG.check(started) {
+                warn!(
+                    user = user.as_deref().unwrap_or(""),
+                    left_out, "operations over a client's rate limit refused"
+                );
+            }
+            (
+                Err(OpError::new(
+                    ResultCode::RateLimited,
+                    "too many operations; slow down",
+                )),
+                None,
+            )
+        };
         shared.op_latency[op_index].observe(started.elapsed());
         if user.is_some() && !handle.authenticated.swap(true, Ordering::Relaxed) {
             // Authenticated: full frames, streams and receive window from now on.

@@ -8,7 +8,7 @@ use switchboard_transport::{AdmissionLimits, Limits, RetryPolicy, ServerIdentity
 
 use crate::auth::AuthConfig;
 use crate::state::Settings;
-use switchboard_workload::Workload;
+use switchboard_workload::{RateLimits, Workload};
 
 /// Smallest accepted cluster secret, in bytes.
 pub const MIN_CLUSTER_SECRET: usize = 16;
@@ -48,6 +48,9 @@ pub struct MasterConfig {
     /// A client whose connection takes no queued bytes for this long is disconnected as
     /// a slow consumer.
     pub drain_timeout: Duration,
+    /// Per-connection rate limits of joins (CreateGame, JoinGame, JoinRandomGame) and of
+    /// the other operations (`events` is not used by the master).
+    pub rate_limits: RateLimits,
     /// Caps on client connections per address and on clients not yet authenticated, and
     /// address validation.
     pub client_admission: AdmissionLimits,
@@ -103,6 +106,7 @@ impl MasterConfig {
             drain_timeout: Duration::from_secs(10),
             limits: Limits::default(),
             cluster_limits: Limits::cluster(),
+            rate_limits: RateLimits::default(),
             client_admission: AdmissionLimits::default(),
             cluster_admission: AdmissionLimits {
                 max_per_ip: 64,

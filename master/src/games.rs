@@ -283,12 +283,48 @@ impl MasterState {
         self.list_entry(name)
     }
 
+    /// Records that `user` is on its way to `game` until `until`.
+    pub(crate) fn add_joining(&mut self, game: &str, user: &str, until: Instant) {
+        self.joining_expiry
+            .push_back((until, game.to_string(), user.to_string()));
+        self.user_joining
+            .entry(user.to_string())
+            .or_default()
+            .push((until, game.to_string()));
+    }
+
+    /// The reservations `user` holds now: joins issued that have neither arrived nor
+    /// expired.
+    pub(crate) fn open_reservations(&mut self, user: &str, now: Instant) -> usize {
+        let Some(list) = self.user_joining.get_mut(user) else {
+            return 0;
+        };
+        let games = &self.games;
+        list.retain(|(at, game)| {
+            *at > now
+                && games
+                    .get(game)
+                    .is_some_and(|g| g.joining.iter().any(|(u, t)| u == user && t == at))
+        });
+        let n = list.len();
+        if n == 0 {
+            self.user_joining.remove(user);
+        }
+        n
+    }
+
     pub(crate) fn expire_joining(&mut self, now: Instant) {
         while let Some((at, _, _)) = self.joining_expiry.front() {
             if *at > now {
                 break;
             }
             let (at, game, user) = self.joining_expiry.pop_front().expect("front exists");
+            if let Some(list) = self.user_joining.get_mut(&user) {
+                list.retain(|(t, g)| !(*t == at && *g == game));
+                if list.is_empty() {
+                    self.user_joining.remove(&user);
+                }
+            }
             if let Some(g) = self.games.get_mut(&game) {
                 let before = g.joining.len();
                 g.joining.retain(|(u, t)| !(u == &user && *t == at));

@@ -140,6 +140,8 @@ pub(crate) struct Counters {
     stale_games_dropped: AtomicU64,
     /// Digests compared.
     digests: AtomicU64,
+    /// Client operations refused for their connection's rate limit.
+    rate_limited: AtomicU64,
     /// Digests that did not match the master's view.
     divergences: AtomicU64,
 }

@@ -32,6 +32,9 @@ pub struct Admission {
     pub action: TicketAction,
 }
 
+/// A reservation outlives its creator's ticket by this much (clocks, processing).
+const RESERVATION_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 fn limit(message: String) -> OpError {
     OpError::new(ResultCode::OperationLimitReached, message)
 }
@@ -60,6 +63,7 @@ impl MasterState {
         now: Instant,
     ) -> Result<Admission, OpError> {
         check_expected_users(expected_users)?;
+        self.check_reservations(user, now)?;
         self.check_properties(&options.properties)?;
         if options.lobby.name.len() > MAX_GAME_NAME {
             return Err(OpError::new(
@@ -127,10 +131,10 @@ impl MasterState {
                 indexed: None,
             },
         );
+        // The creator's ticket expires with the TTL: the reservation goes with it.
         self.reservation_expiry
-            .push_back((now + ttl * 2, name.clone(), seq));
-        self.joining_expiry
-            .push_back((now + ttl, name.clone(), user.to_string()));
+            .push_back((now + ttl + RESERVATION_GRACE, name.clone(), seq));
+        self.add_joining(&name, user, now + ttl);
         self.sent_to(&placement.server);
         self.reindex(&name);
         Ok(Admission {
@@ -168,6 +172,10 @@ impl MasterState {
             };
         };
         self.check_routable(&game.server, now)?;
+        let server = game.server.clone();
+        self.check_reservations(user, now)?;
+        let game = self.games.get(name).expect("looked up above");
+        debug_assert_eq!(game.server, server);
         let member = game.state.users.iter().any(|u| u == user);
         if mode == JoinMode::RejoinOnly && !member {
             return Err(OpError::new(
@@ -180,6 +188,20 @@ impl MasterState {
             self.check_can_join(game, user, expected_users)?;
         }
         Ok(self.admit(name, user, expected_users, now))
+    }
+
+    /// Refuses a join or create when `user` holds as many open reservations as it may.
+    fn check_reservations(&mut self, user: &str, now: Instant) -> Result<(), OpError> {
+        let max = self.settings.max_reservations_per_user;
+        if max != 0 && self.open_reservations(user, now) >= max {
+            return Err(OpError::new(
+                ResultCode::TooManyReservations,
+                format!(
+                    "{max} joins are already on their way for this user; complete or let them expire"
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Refuses joins to games of a server that stopped reporting or is going offline.
@@ -220,8 +242,7 @@ impl MasterState {
         game.state.expected_users.extend(added);
         game.joining.push((user.to_string(), now + ttl));
         let server = game.server.clone();
-        self.joining_expiry
-            .push_back((now + ttl, name.to_string(), user.to_string()));
+        self.add_joining(name, user, now + ttl);
         self.sent_to(&server);
         self.reindex(name);
         let address = self
@@ -243,6 +264,7 @@ impl MasterState {
         q: &JoinRandom,
         now: Instant,
     ) -> Result<Admission, OpError> {
+        self.check_reservations(user, now)?;
         if let Some(name) = self.find_random(user, q, now)? {
             return Ok(self.admit(&name, user, &q.expected_users, now));
         }

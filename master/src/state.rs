@@ -31,6 +31,8 @@ pub struct Settings {
     pub joining_ttl: Duration,
     /// Largest encoded size of the properties in one request.
     pub max_property_bytes: usize,
+    /// Reservations (joins issued, not yet arrived or expired) one user may hold.
+    pub max_reservations_per_user: usize,
 }
 
 impl Default for Settings {
@@ -43,6 +45,7 @@ impl Default for Settings {
             report_timeout: Duration::from_secs(3),
             joining_ttl: Duration::from_secs(30),
             max_property_bytes: 51_000,
+            max_reservations_per_user: 3,
         }
     }
 }
@@ -74,6 +77,8 @@ pub struct MasterState {
     pub(crate) online: HashMap<String, u32>,
     /// Joining players in order of expiry: (expires, game, user).
     pub(crate) joining_expiry: VecDeque<(Instant, String, String)>,
+    /// The joins each user has on their way: (expires, game).
+    pub(crate) user_joining: HashMap<String, Vec<(Instant, String)>>,
     /// Unconfirmed reservations in order of expiry: (expires, game, seq).
     pub(crate) reservation_expiry: VecDeque<(Instant, String, u64)>,
     /// The lobby each subscribed peer is in.
@@ -94,6 +99,7 @@ impl MasterState {
             user_games: HashMap::new(),
             online: HashMap::new(),
             joining_expiry: VecDeque::new(),
+            user_joining: HashMap::new(),
             reservation_expiry: VecDeque::new(),
             lobby_peers: HashMap::new(),
             rng: match seed {

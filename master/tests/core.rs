@@ -12,6 +12,8 @@ use switchboard_protocol::{
 fn state() -> MasterState {
     let mut settings = Settings::default();
     settings.load_balancer.reserve_ratio = 0.0;
+    // One user makes many games in these tests; the quota has its own test.
+    settings.max_reservations_per_user = 0;
     MasterState::new(settings, Some(7))
 }
 
@@ -447,6 +449,7 @@ fn load_prediction_counts_the_players_sent() {
     settings.load_balancer.reserve_ratio = 0.0;
     // Level 9 (weight 0) from the 10th player on.
     settings.peer_levels = vec![1, 2, 3, 4, 5, 6, 7, 8, 9];
+    settings.max_reservations_per_user = 0;
     let mut s = MasterState::new(settings, Some(1));
     register(&mut s, "solo", 1, vec![]);
     // 10 players sent: above the 9th threshold, level 9.
@@ -873,4 +876,53 @@ fn an_offline_server_that_disconnects_takes_its_games_along() {
         ServerState::Offline,
         "still shown until the TTL"
     );
+}
+
+#[test]
+fn a_user_holds_a_few_reservations_and_they_expire_with_the_ticket() {
+    let t0 = Instant::now();
+    let settings = Settings {
+        max_reservations_per_user: 3,
+        ..Settings::default()
+    };
+    let ttl = settings.joining_ttl;
+    let mut s = MasterState::new(settings, Some(7));
+    register(
+        &mut s,
+        "gs1",
+        1,
+        vec![game("open", Lobby::default(), &["a"], 0, &[])],
+    );
+    for i in 0..3 {
+        s.create_game("greedy", Some(format!("r{i}")), opts(0), &[], t0)
+            .unwrap();
+    }
+    assert_eq!(
+        code(s.create_game("greedy", None, opts(0), &[], t0)),
+        ResultCode::TooManyReservations
+    );
+    assert_eq!(
+        code(s.join_game("greedy", "open", JoinMode::JoinOnly, &[], opts(0), t0)),
+        ResultCode::TooManyReservations
+    );
+    assert_eq!(
+        code(s.join_random("greedy", &random(Lobby::default()), t0)),
+        ResultCode::TooManyReservations
+    );
+    // Others are not affected, and the flood did not fill the load balancer's view.
+    for i in 0..10 {
+        s.create_game(&format!("honest{i}"), None, opts(0), &[], t0)
+            .unwrap();
+    }
+    // An arrival frees its reservation at once...
+    s.update_game("gs1", game("r0", Lobby::default(), &["greedy"], 0, &[]));
+    s.create_game("greedy", Some("r3".into()), opts(0), &[], t0)
+        .unwrap();
+    // ...and the others go with the ticket: their names are free again too.
+    let later = t0 + ttl + Duration::from_secs(3);
+    s.heard_from("gs1", 1, later);
+    s.tick(later);
+    assert!(s.game("r1").is_none(), "an unconfirmed reservation expired");
+    s.create_game("greedy", Some("r1".into()), opts(0), &[], later)
+        .unwrap();
 }

@@ -69,11 +69,21 @@ pub enum ResultCode {
     /// (Cluster link only.) A live game server is already registered under this id from
     /// another address.
     ServerIdInUse = 32698,
+    /// The connection sent operations faster than its rate limit allows; try again a
+    /// little later.
+    RateLimited = 32697,
+    /// The user holds as many open reservations (joins issued and not yet completed) as
+    /// it may.
+    TooManyReservations = 32696,
+    /// The actor may not change that: another actor's properties, or (unless the room's
+    /// policy is open) the room's properties and settings when it is not the master
+    /// client.
+    NotAllowed = 32695,
 }
 
 impl ResultCode {
     /// Every defined code, in table order.
-    pub const ALL: [ResultCode; 25] = [
+    pub const ALL: [ResultCode; 28] = [
         ResultCode::Ok,
         ResultCode::InternalServerError,
         ResultCode::OperationInvalid,
@@ -99,6 +109,9 @@ impl ResultCode {
         ResultCode::ExpectedGameCheckFailure,
         ResultCode::GameServerUnavailable,
         ResultCode::ServerIdInUse,
+        ResultCode::RateLimited,
+        ResultCode::TooManyReservations,
+        ResultCode::NotAllowed,
     ];
 
     /// The number sent on the wire.

@@ -30,14 +30,15 @@ pub struct DeploymentOptions {
 }
 
 impl DeploymentOptions {
-    /// `game_servers` game servers of `bin`, draining for 3 s.
+    /// `game_servers` game servers of `bin`, draining for 3 s, without per-client rate
+    /// limits (the fault scenarios drive a few clients hard).
     pub fn new(bin: PathBuf, game_servers: usize) -> Self {
         DeploymentOptions {
             bin,
             game_servers,
             drain_grace_secs: 3,
-            game_server_flags: Vec::new(),
-            master_flags: Vec::new(),
+            game_server_flags: crate::limits::LimitArgs::unlimited_rates(),
+            master_flags: crate::limits::LimitArgs::unlimited_rates(),
         }
     }
 }

@@ -114,7 +114,7 @@ impl Target {
         let tmp = std::env::temp_dir().join(format!("switchboard-bench-{}", std::process::id()));
         let tls = tmp.join("tls");
         let gs = game_servers.to_string();
-        let (child, ready) = spawn_ready(&[
+        let mut args: Vec<String> = [
             "dev",
             "--master-port",
             "0",
@@ -128,7 +128,14 @@ impl Target {
             &gs,
             "--tls-dir",
             tls.to_str().context("temporary path is not UTF-8")?,
-        ])?;
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        // The bench measures throughput: it lifts the per-client rate limits.
+        args.extend(crate::limits::LimitArgs::unlimited_rates());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (child, ready) = spawn_ready(&args)?;
         Ok(Target {
             master: ready["master"]
                 .as_str()

@@ -9,6 +9,7 @@ use switchboard::dev::{DevCluster, DevOptions};
 use switchboard_client::{Client, ClientConfig, ClientError, Room};
 use switchboard_protocol::{ResultCode, RoomEvent};
 use switchboard_transport::Trust;
+use switchboard_workload::RateLimits;
 use tempfile::TempDir;
 
 pub struct TestCluster {
@@ -50,9 +51,22 @@ pub async fn start_all(
         ..DevOptions::default()
     };
     tweak(&mut opts);
-    let cluster = DevCluster::start_with(opts, master, game_server)
-        .await
-        .expect("cluster starts");
+    // Tests drive clients harder than players would: no rate limits or reservation
+    // quota unless a test sets its own.
+    let cluster = DevCluster::start_with(
+        opts,
+        |m| {
+            m.rate_limits = RateLimits::UNLIMITED;
+            m.settings.max_reservations_per_user = 0;
+            master(m)
+        },
+        |g| {
+            g.rate_limits = RateLimits::UNLIMITED;
+            game_server(g)
+        },
+    )
+    .await
+    .expect("cluster starts");
     let trust = Trust::from_ca_file(&cluster.ca).unwrap();
     TestCluster {
         cluster,
