@@ -8,8 +8,8 @@ use bytes::Bytes;
 use common::{code, eventually, expect_event, start};
 use switchboard_client::{Delivery, JoinOptions, Room};
 use switchboard_protocol::{
-    EventCaching, JoinMode, Properties, RaiseEvent, ReceiverGroup, ResultCode, RoomEvent,
-    RoomOptions, SetProperties, Value,
+    EventCaching, JoinMode, Properties, PropertyPolicy, RaiseEvent, ReceiverGroup, ResultCode,
+    RoomEvent, RoomOptions, SetProperties, Value,
 };
 
 fn event(code: u8) -> RaiseEvent {
@@ -271,6 +271,8 @@ async fn properties_compare_and_set_and_master_client() {
     let alice = t.client("alice").await;
     let options = RoomOptions {
         broadcast_props_change_to_all: false,
+        // Photon's semantics: any actor may CAS the room's properties.
+        property_policy: PropertyPolicy::Open,
         ..RoomOptions::default()
     };
     let mut a = alice.create_game(Some("g"), options).await.unwrap();

@@ -104,11 +104,20 @@ impl MasterState {
         let placement = self.choose_server(now)?;
         let seq = self.next_seq;
         self.next_seq += 1;
-        let lobby_properties = options
+        let lobby_properties: switchboard_protocol::Properties = options
             .lobby_properties
             .iter()
             .filter_map(|k| Some((k.clone(), options.properties.get(k)?.clone())))
             .collect();
+        let listed_bytes = switchboard_protocol::frame::encoded_len(&lobby_properties);
+        if options.lobby_properties.len() > self.settings.max_lobby_props
+            || listed_bytes > self.settings.max_lobby_prop_bytes
+        {
+            return Err(limit(format!(
+                "at most {} lobby-listed properties of {} bytes in all",
+                self.settings.max_lobby_props, self.settings.max_lobby_prop_bytes
+            )));
+        }
         let ttl = self.settings.joining_ttl;
         self.games.insert(
             name.clone(),

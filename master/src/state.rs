@@ -33,6 +33,10 @@ pub struct Settings {
     pub max_property_bytes: usize,
     /// Reservations (joins issued, not yet arrived or expired) one user may hold.
     pub max_reservations_per_user: usize,
+    /// Most lobby-listed properties of a game, and their most encoded bytes.
+    pub max_lobby_props: usize,
+    /// Most encoded bytes of a game's lobby-listed property values.
+    pub max_lobby_prop_bytes: usize,
 }
 
 impl Default for Settings {
@@ -46,6 +50,8 @@ impl Default for Settings {
             joining_ttl: Duration::from_secs(30),
             max_property_bytes: 51_000,
             max_reservations_per_user: 3,
+            max_lobby_props: 16,
+            max_lobby_prop_bytes: 2048,
         }
     }
 }

@@ -25,7 +25,7 @@ pub use messages::cluster::{
     games_digest,
 };
 pub use messages::common::{
-    JoinMode, Lobby, LobbyKind, OpError, Response, RoomOptions, ServerState,
+    JoinMode, Lobby, LobbyKind, OpError, PropertyPolicy, Response, RoomOptions, ServerState,
 };
 pub use messages::game::{
     ActorInfo, ChannelHeader, ClientToGame, DatagramDown, DatagramUp, EventCaching, EventData,

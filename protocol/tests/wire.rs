@@ -83,6 +83,7 @@ fn golden_create_game() {
         0,                // options.suppress_room_events false
         1,                // options.broadcast_props_change_to_all true
         0,                // options.delete_null_props false
+        0,                // options.property_policy Guarded
         1, 1, b'x',       // expected_users ["x"]
     ]);
 }
@@ -339,6 +340,7 @@ fn golden_join_modes_and_random() {
         0,                          // expected_users []
         0, 1, 1, 0, 0, 0, 0, 0,     // create_options: the defaults ...
         0, 0, 1, 0, 1, 0,           // ... (ttls, cleanup, suppress, broadcast, delete)
+        0,                          // ... property_policy Guarded
     ]);
     let mut props = Properties::new();
     props.insert("a".into(), Value::Int(1));
@@ -443,12 +445,16 @@ fn unknown_tags_are_rejected() {
     let create = |open: u8| {
         vec![
             1, 1, 0, 0, 0, // Request 1, CreateGame, ticket "", game ""
-            0, open, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1, 0, // options
+            0, open, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1, 0, 0, // options
             0, 0, // expected_users, actor_properties
         ]
     };
     assert!(decode_body::<ClientToGame>(&create(2)).is_err());
     assert!(decode_body::<ClientToGame>(&create(1)).is_ok());
+    // A property policy past Open (1) is unknown.
+    let mut bad_policy = create(1);
+    bad_policy[19] = 2;
+    assert!(decode_body::<ClientToGame>(&bad_policy).is_err());
 }
 
 #[test]
@@ -502,6 +508,11 @@ fn room_options() -> impl Strategy<Value = RoomOptions> {
                     suppress_room_events: is_open,
                     broadcast_props_change_to_all: is_visible,
                     delete_null_props: true,
+                    property_policy: if publish {
+                        PropertyPolicy::Open
+                    } else {
+                        PropertyPolicy::Guarded
+                    },
                 }
             },
         )

@@ -35,6 +35,18 @@ pub struct RoomLimits {
     pub max_prop_bytes_per_request: usize,
     /// Most encoded bytes of the room's own properties.
     pub max_room_prop_bytes: usize,
+    /// Most encoded bytes of one actor's properties.
+    pub max_actor_prop_bytes: usize,
+    /// Most keys in the room's properties, and in one actor's.
+    pub max_prop_keys: usize,
+    /// Most lobby-listed properties, and their most encoded bytes.
+    pub max_lobby_props: usize,
+    /// Most encoded bytes of the lobby-listed properties' values.
+    pub max_lobby_prop_bytes: usize,
+    /// The largest `Joined` the room may ever have to send (a client refuses frames
+    /// over the protocol's 512 KiB): a property change or a join that would make it
+    /// larger is refused.
+    pub max_joined_bytes: usize,
     /// The longest EmptyRoomTtl a room may ask for.
     pub empty_room_ttl_cap: Duration,
 }
@@ -47,6 +59,11 @@ impl Default for RoomLimits {
             max_props_per_request: 100,
             max_prop_bytes_per_request: 10_000,
             max_room_prop_bytes: 51_000,
+            max_actor_prop_bytes: 16 * 1024,
+            max_prop_keys: 100,
+            max_lobby_props: 16,
+            max_lobby_prop_bytes: 2048,
+            max_joined_bytes: switchboard_protocol::frame::DEFAULT_MAX_FRAME - 16 * 1024,
             empty_room_ttl_cap: Duration::from_secs(60),
         }
     }
@@ -76,6 +93,17 @@ pub struct Actor {
     pub presence: Presence,
     /// Interest groups joined.
     pub groups: BTreeSet<u8>,
+    /// What this actor adds to a `Joined`: its encoded properties and user id, plus the
+    /// rest of its entry.
+    weight: usize,
+}
+
+/// Bytes of an actor's entry in a `Joined` besides its properties and user id (actor
+/// number, the inactive flag, length prefixes), rounded up.
+const ACTOR_ENTRY: usize = 16;
+
+fn actor_weight(user_id: &str, properties: &Properties) -> usize {
+    encoded_len(properties) + user_id.len() + ACTOR_ENTRY
 }
 
 impl Actor {
@@ -132,6 +160,8 @@ pub struct Room {
     cache_bytes: usize,
     /// When the last active actor went (None while someone is active).
     empty_since: Option<Instant>,
+    /// The sum of the actors' weights (what they add to a `Joined`).
+    actors_weight: usize,
 }
 
 fn err(code: ResultCode, message: impl Into<String>) -> OpError {
@@ -191,7 +221,72 @@ impl Room {
             cache: Vec::new(),
             cache_bytes: 0,
             empty_since: None,
+            actors_weight: 0,
         }
+    }
+
+    /// The size a `Joined` would have with the room properties `room_props_bytes` big and
+    /// the actors weighing `actors_weight` (room name and fixed fields included).
+    fn joined_size(&self, room_props_bytes: usize, actors_weight: usize) -> usize {
+        self.name.len() + 32 + room_props_bytes + actors_weight
+    }
+
+    /// Refuses a change after which a `Joined` would be larger than clients accept.
+    fn check_joined_size(
+        &self,
+        room_props_bytes: usize,
+        actors_weight: usize,
+    ) -> Result<(), OpError> {
+        let size = self.joined_size(room_props_bytes, actors_weight);
+        if size > self.limits.max_joined_bytes {
+            return Err(err(
+                ResultCode::OperationLimitReached,
+                format!(
+                    "the room's state would take {size} bytes to send to a joiner; the limit is {}",
+                    self.limits.max_joined_bytes
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Refuses actor properties over the per-actor limits.
+    fn check_actor_properties(&self, p: &Properties) -> Result<(), OpError> {
+        let bytes = encoded_len(p);
+        if bytes > self.limits.max_actor_prop_bytes || p.len() > self.limits.max_prop_keys {
+            return Err(err(
+                ResultCode::OperationLimitReached,
+                format!(
+                    "an actor's properties may have {} keys and {} bytes; these have {} and {bytes}",
+                    self.limits.max_prop_keys,
+                    self.limits.max_actor_prop_bytes,
+                    p.len()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Refuses lobby-listed properties over their limits.
+    fn check_lobby_properties(&self, props: &Properties) -> Result<(), OpError> {
+        let keys = &self.options.lobby_properties;
+        let listed: Properties = keys
+            .iter()
+            .filter_map(|k| Some((k.clone(), props.get(k)?.clone())))
+            .collect();
+        let bytes = encoded_len(&listed);
+        if keys.len() > self.limits.max_lobby_props || bytes > self.limits.max_lobby_prop_bytes {
+            return Err(err(
+                ResultCode::OperationLimitReached,
+                format!(
+                    "at most {} lobby-listed properties of {} bytes in all; these are {} of {bytes}",
+                    self.limits.max_lobby_props,
+                    self.limits.max_lobby_prop_bytes,
+                    keys.len()
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// The room's name.
@@ -296,12 +391,21 @@ impl Room {
     ) -> Result<(Joined, Vec<Out>), OpError> {
         debug_assert!(self.actors.is_empty(), "create is the first join");
         check_request_properties(&self.limits, &[&properties])?;
-        if encoded_len(&self.options.properties) > self.limits.max_room_prop_bytes {
+        self.check_actor_properties(&properties)?;
+        let room_bytes = encoded_len(&self.options.properties);
+        if room_bytes > self.limits.max_room_prop_bytes
+            || self.options.properties.len() > self.limits.max_prop_keys
+        {
             return Err(err(
                 ResultCode::OperationLimitReached,
-                "room properties are too large",
+                format!(
+                    "room properties may have {} keys and {} bytes",
+                    self.limits.max_prop_keys, self.limits.max_room_prop_bytes
+                ),
             ));
         }
+        self.check_lobby_properties(&self.options.properties)?;
+        self.check_joined_size(room_bytes, actor_weight(user_id, &properties))?;
         if self.options.properties.keys().any(|k| k.starts_with('#')) {
             return Err(err(
                 ResultCode::InvalidRequestParameters,
@@ -356,6 +460,11 @@ impl Room {
                 if max != 0 && !expected && self.taken() >= max {
                     return Err(err(ResultCode::GameFull, "the game is full"));
                 }
+                self.check_actor_properties(&properties)?;
+                self.check_joined_size(
+                    encoded_len(&self.options.properties),
+                    self.actors_weight + actor_weight(user_id, &properties),
+                )?;
                 self.reserve(user_id, expected_users)?;
                 let n = self.add(user_id, properties);
                 Ok(self.admitted(n, now))
@@ -368,6 +477,8 @@ impl Room {
         self.next_actor += 1;
         self.expected_users.retain(|u| u != user_id);
         self.empty_since = None;
+        let weight = actor_weight(user_id, &properties);
+        self.actors_weight += weight;
         self.actors.insert(
             n,
             Actor {
@@ -375,6 +486,7 @@ impl Room {
                 properties,
                 presence: Presence::Active,
                 groups: BTreeSet::new(),
+                weight,
             },
         );
         n
@@ -452,7 +564,9 @@ impl Room {
     }
 
     fn remove(&mut self, n: u32) {
-        self.actors.remove(&n);
+        if let Some(a) = self.actors.remove(&n) {
+            self.actors_weight -= a.weight;
+        }
         if self.options.cleanup_cache_on_leave {
             self.drop_cached_of(|sender| sender == n);
         }

@@ -3,9 +3,11 @@
 
 use switchboard_protocol::frame::encoded_len;
 use switchboard_protocol::messages::common::check_expected_users;
-use switchboard_protocol::{OpError, Properties, ResultCode, RoomEvent, SetProperties, Value};
+use switchboard_protocol::{
+    OpError, Properties, PropertyPolicy, ResultCode, RoomEvent, SetProperties, Value,
+};
 
-use super::{Out, Room, check_request_properties, err};
+use super::{Out, Room, actor_weight, check_request_properties, err};
 
 fn matches_expected(current: &Properties, expected: &Properties) -> bool {
     expected.iter().all(|(k, v)| match current.get(k) {
@@ -34,6 +36,27 @@ impl Room {
             ));
         }
         check_request_properties(&self.limits, &[&sp.properties, &sp.expected])?;
+        if sp.target != 0 && sp.room != Default::default() {
+            return Err(err(
+                ResultCode::InvalidRequestParameters,
+                "room settings need target 0",
+            ));
+        }
+        let guarded = self.options.property_policy == PropertyPolicy::Guarded;
+        if guarded {
+            if (sp.target == 0 || sp.room != Default::default()) && sender != self.master_client() {
+                return Err(err(
+                    ResultCode::NotAllowed,
+                    "only the master client changes the room's properties and settings",
+                ));
+            }
+            if sp.target != 0 && sp.target != sender {
+                return Err(err(
+                    ResultCode::NotAllowed,
+                    "an actor changes only its own properties",
+                ));
+            }
+        }
         let cas = !sp.expected.is_empty();
         let delete_null = self.options.delete_null_props;
         let room_change = sp.room.clone();
@@ -48,15 +71,19 @@ impl Room {
             let mut next = self.options.properties.clone();
             apply(&mut next, &sp.properties, delete_null);
             let size = encoded_len(&next);
-            if size > self.limits.max_room_prop_bytes {
+            if size > self.limits.max_room_prop_bytes || next.len() > self.limits.max_prop_keys {
                 return Err(err(
                     ResultCode::OperationLimitReached,
                     format!(
-                        "room properties would take {size} bytes; the limit is {}",
-                        self.limits.max_room_prop_bytes
+                        "room properties would take {size} bytes in {} keys; the limits are {} and {}",
+                        next.len(),
+                        self.limits.max_room_prop_bytes,
+                        self.limits.max_prop_keys
                     ),
                 ));
             }
+            self.check_lobby_properties(&next)?;
+            self.check_joined_size(size, self.actors_weight)?;
             self.check_room_change(&room_change)?;
             lobby_relevant = sp
                 .properties
@@ -71,7 +98,7 @@ impl Room {
                     "room settings need target 0",
                 ));
             }
-            let actor = self.actors.get_mut(&sp.target).ok_or_else(|| {
+            let actor = self.actors.get(&sp.target).ok_or_else(|| {
                 err(
                     ResultCode::InvalidRequestParameters,
                     format!("no actor {}", sp.target),
@@ -83,7 +110,16 @@ impl Room {
                     "the expected values do not match",
                 ));
             }
-            apply(&mut actor.properties, &sp.properties, delete_null);
+            let mut next = actor.properties.clone();
+            apply(&mut next, &sp.properties, delete_null);
+            self.check_actor_properties(&next)?;
+            let weight = actor_weight(&actor.user_id, &next);
+            let total = self.actors_weight - actor.weight + weight;
+            self.check_joined_size(encoded_len(&self.options.properties), total)?;
+            let actor = self.actors.get_mut(&sp.target).expect("found above");
+            actor.properties = next;
+            actor.weight = weight;
+            self.actors_weight = total;
         }
         let mut out = Vec::new();
         if sp.broadcast || cas {
@@ -168,6 +204,13 @@ impl Room {
             return Err(err(
                 ResultCode::OperationNotAllowedInCurrentState,
                 "not an active actor",
+            ));
+        }
+        if self.options.property_policy == PropertyPolicy::Guarded && sender != self.master_client()
+        {
+            return Err(err(
+                ResultCode::NotAllowed,
+                "only the master client hands the role over",
             ));
         }
         if self.master_client() != expected {

@@ -4,8 +4,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use switchboard_protocol::{
-    EventCaching, JoinMode, OpError, Properties, RaiseEvent, ReceiverGroup, ResultCode, RoomChange,
-    RoomEvent, RoomOptions, SetProperties, Value,
+    EventCaching, JoinMode, OpError, Properties, PropertyPolicy, RaiseEvent, ReceiverGroup,
+    ResultCode, RoomChange, RoomEvent, RoomOptions, SetProperties, Value,
 };
 
 use super::{Out, Presence, Room, RoomLimits};
@@ -557,6 +557,8 @@ fn set_properties_cas_broadcast_and_limits() {
         RoomOptions {
             broadcast_props_change_to_all: false,
             lobby_properties: vec!["map".into()],
+            // Photon's semantics: anyone sets the room's properties.
+            property_policy: PropertyPolicy::Open,
             ..RoomOptions::default()
         },
         3,
@@ -805,7 +807,11 @@ fn room_settings_change_through_set_properties() {
 #[test]
 fn set_master_client_is_a_compare_and_set() {
     let now = Instant::now();
-    let mut r = with_actors(RoomOptions::default(), 3, now);
+    let open = RoomOptions {
+        property_policy: PropertyPolicy::Open,
+        ..RoomOptions::default()
+    };
+    let mut r = with_actors(open, 3, now);
     assert_eq!(
         code(r.set_master_client(2, 3, 2).unwrap_err()),
         ResultCode::OperationInvalid
@@ -848,4 +854,125 @@ fn suppressed_room_events() {
         .unwrap();
     assert!(events(&r.leave(2, false, now)).is_empty());
     assert_eq!(relayed_to(&r.raise(1, ev(1), true)), Vec::<u32>::new());
+}
+
+#[test]
+fn a_guarded_room_lets_actors_change_only_their_own_and_the_master_client_the_room() {
+    let now = Instant::now();
+    let mut r = with_actors(RoomOptions::default(), 3, now);
+    let mine = |target: u32| SetProperties {
+        target,
+        properties: props(&[("nick", Value::Str("z".into()))]),
+        ..Default::default()
+    };
+    // Someone else's properties: refused, and nothing changes.
+    assert_eq!(
+        code(r.set_properties(2, mine(3)).unwrap_err()),
+        ResultCode::NotAllowed
+    );
+    assert!(r.actor(3).unwrap().properties.is_empty());
+    r.set_properties(2, mine(2)).unwrap();
+    // The room's properties and settings: the master client (1) only.
+    let close = SetProperties {
+        room: RoomChange {
+            is_open: Some(false),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    assert_eq!(
+        code(r.set_properties(2, close.clone()).unwrap_err()),
+        ResultCode::NotAllowed
+    );
+    assert!(r.options().is_open, "a player cannot close the room");
+    let room_props = SetProperties {
+        properties: props(&[("map", Value::Int(1))]),
+        ..Default::default()
+    };
+    assert_eq!(
+        code(r.set_properties(3, room_props.clone()).unwrap_err()),
+        ResultCode::NotAllowed
+    );
+    r.set_properties(1, room_props).unwrap();
+    r.set_properties(1, close).unwrap();
+    assert!(!r.options().is_open);
+    // The master-client role: handed over by the master client only.
+    assert_eq!(
+        code(r.set_master_client(2, 2, 1).unwrap_err()),
+        ResultCode::NotAllowed
+    );
+    r.set_master_client(1, 3, 1).unwrap();
+    assert_eq!(r.master_client(), 3);
+}
+
+#[test]
+fn no_change_makes_a_joined_larger_than_clients_accept() {
+    let now = Instant::now();
+    let limits = RoomLimits {
+        max_joined_bytes: 35_000,
+        ..RoomLimits::default()
+    };
+    // (No Debug of a refused Ok: these values are large.)
+    let refused = |r: Result<(switchboard_protocol::Joined, Vec<Out>), OpError>| match r {
+        Ok(_) => panic!("the join was accepted"),
+        Err(e) => code(e),
+    };
+    let mut r = Room::new("g".into(), RoomOptions::default(), limits);
+    r.create("a", &[], Properties::new(), now).unwrap();
+    let blob = |n: usize| Value::Bytes(Bytes::from(vec![7u8; n]));
+    // One actor's properties are capped on their own...
+    for i in 0..3 {
+        let sp = SetProperties {
+            target: 1,
+            properties: props(&[(&format!("k{i}"), blob(6_000))]),
+            ..Default::default()
+        };
+        if i < 2 {
+            r.set_properties(1, sp).unwrap();
+        } else {
+            assert_eq!(
+                r.set_properties(1, sp).err().map(code),
+                Some(ResultCode::OperationLimitReached),
+                "18 KB is over the 16 KiB an actor may have"
+            );
+        }
+    }
+    // ...and everybody's together with the room's stay within a Joined.
+    let heavy = props(&[("k", blob(9_000))]);
+    r.join("b", JoinMode::JoinOnly, &[], heavy.clone(), now)
+        .unwrap();
+    r.join("c", JoinMode::JoinOnly, &[], heavy.clone(), now)
+        .unwrap();
+    assert_eq!(
+        refused(r.join("d", JoinMode::JoinOnly, &[], heavy.clone(), now)),
+        ResultCode::OperationLimitReached
+    );
+    r.join("d", JoinMode::JoinOnly, &[], Properties::new(), now)
+        .unwrap();
+    let (joined, _) = r
+        .join("e", JoinMode::JoinOnly, &[], Properties::new(), now)
+        .unwrap();
+    assert!(
+        switchboard_protocol::frame::encoded_len(&joined) <= 35_000,
+        "the estimate is an upper bound"
+    );
+    // Room properties count too.
+    let sp = SetProperties {
+        properties: props(&[("map", blob(10_000))]),
+        ..Default::default()
+    };
+    assert_eq!(
+        r.set_properties(1, sp).err().map(code),
+        Some(ResultCode::OperationLimitReached)
+    );
+    // Lobby-listed properties are capped in number and bytes at creation.
+    let many: Vec<String> = (0..17).map(|i| format!("l{i}")).collect();
+    let mut r2 = room(RoomOptions {
+        lobby_properties: many,
+        ..RoomOptions::default()
+    });
+    assert_eq!(
+        refused(r2.create("a", &[], Properties::new(), now)),
+        ResultCode::OperationLimitReached
+    );
 }

@@ -158,6 +158,21 @@ pub struct RoomOptions {
     pub broadcast_props_change_to_all: bool,
     /// Setting a property to `Null` deletes it.
     pub delete_null_props: bool,
+    /// Who may change what.
+    pub property_policy: PropertyPolicy,
+}
+
+/// Who may change a room's properties and settings and its actors' properties.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum PropertyPolicy {
+    /// 0: an actor sets only its own properties; the room's properties and settings
+    /// (open, visible, max players, expected users) and the master-client role are
+    /// changed only by the master client. The default.
+    #[default]
+    Guarded,
+    /// 1: any active actor changes anything (Photon's behaviour), for rooms whose
+    /// players trust each other.
+    Open,
 }
 
 impl Default for RoomOptions {
@@ -176,6 +191,7 @@ impl Default for RoomOptions {
             suppress_room_events: false,
             broadcast_props_change_to_all: true,
             delete_null_props: false,
+            property_policy: PropertyPolicy::Guarded,
         }
     }
 }
