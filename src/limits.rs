@@ -55,6 +55,12 @@ pub struct LimitArgs {
     /// (game server) Seconds a client has to join a room after connecting [10].
     #[arg(long, env = "SWITCHBOARD_JOIN_TIMEOUT")]
     pub join_timeout: Option<u64>,
+    /// Seconds a client has to send Hello after connecting [10].
+    #[arg(long, env = "SWITCHBOARD_HANDSHAKE_TIMEOUT")]
+    pub handshake_timeout: Option<u64>,
+    /// (master) Seconds a client has to authenticate after Hello [10].
+    #[arg(long, env = "SWITCHBOARD_AUTH_TIMEOUT")]
+    pub auth_timeout: Option<u64>,
 }
 
 fn parse_retry(s: &str) -> Result<RetryPolicy, String> {
@@ -105,6 +111,12 @@ impl LimitArgs {
         if let Some(n) = self.max_reservations_per_user {
             c.settings.max_reservations_per_user = n;
         }
+        if let Some(s) = self.handshake_timeout {
+            c.handshake_timeout = Duration::from_secs(s.max(1));
+        }
+        if let Some(s) = self.auth_timeout {
+            c.auth_timeout = Duration::from_secs(s.max(1));
+        }
     }
 
     /// Applies the given flags to a game server's configuration.
@@ -119,6 +131,9 @@ impl LimitArgs {
         }
         if let Some(s) = self.join_timeout {
             c.join_timeout = Duration::from_secs(s.max(1));
+        }
+        if let Some(s) = self.handshake_timeout {
+            c.handshake_timeout = Duration::from_secs(s.max(1));
         }
     }
 

@@ -162,3 +162,114 @@ impl TestCluster {
         format!("http://{}/metrics", self.cluster.game_server_http[i])
     }
 }
+
+/// Two honest players in a room of their own: one raises a numbered reliable event every
+/// 20 ms, the other counts them and the longest pause between two.
+pub struct HonestPair {
+    started: std::time::Instant,
+    stop: tokio::sync::watch::Sender<bool>,
+    sender: tokio::task::JoinHandle<u64>,
+    receiver: tokio::task::JoinHandle<(u64, Duration)>,
+}
+
+/// How the honest pair fared.
+#[derive(Debug)]
+pub struct Fared {
+    pub sent: u64,
+    pub received: u64,
+    pub longest_pause: Duration,
+}
+
+impl HonestPair {
+    /// Creates room `game` with `host` and joins it with `guest` (both authenticated
+    /// clients of the same master), and starts relaying.
+    pub async fn start(host: &Client, guest: &Client, game: &str) -> HonestPair {
+        let sending = host
+            .create_game(Some(game), switchboard_protocol::RoomOptions::default())
+            .await
+            .expect("the honest host creates its room");
+        let mut receiving = guest.join_game(game).await.expect("the honest guest joins");
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let mut stopped2 = stopped.clone();
+        let sender = tokio::spawn(async move {
+            let mut n = 0u64;
+            let mut tick = tokio::time::interval(Duration::from_millis(20));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stopped.wait_for(|s| *s) => break,
+                }
+                if sending
+                    .raise_event(
+                        1,
+                        n.to_le_bytes().to_vec(),
+                        switchboard_client::Delivery::Reliable,
+                    )
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+                n += 1;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            drop(sending);
+            n
+        });
+        let receiver = tokio::spawn(async move {
+            let (mut got, mut longest, mut last) =
+                (0u64, Duration::ZERO, None::<std::time::Instant>);
+            loop {
+                let ev = tokio::select! {
+                    ev = receiving.next_event() => ev,
+                    _ = async {
+                        let _ = stopped2.wait_for(|s| *s).await;
+                        tokio::time::sleep(Duration::from_millis(400)).await;
+                    } => break,
+                };
+                match ev {
+                    Some(RoomEvent::Custom(d)) if d.code == 1 => {
+                        let now = std::time::Instant::now();
+                        if let Some(l) = last {
+                            longest = longest.max(now - l);
+                        }
+                        last = Some(now);
+                        got += 1;
+                    }
+                    Some(_) => {}
+                    None => break,
+                }
+            }
+            (got, longest)
+        });
+        HonestPair {
+            started: std::time::Instant::now(),
+            stop,
+            sender,
+            receiver,
+        }
+    }
+
+    /// Stops (after it has run for a second at least) and says how it went.
+    pub async fn finish(self) -> Fared {
+        let ran = self.started.elapsed();
+        if ran < Duration::from_secs(1) {
+            tokio::time::sleep(Duration::from_secs(1) - ran).await;
+        }
+        let _ = self.stop.send(true);
+        let sent = self.sender.await.unwrap();
+        let (received, longest_pause) = self.receiver.await.unwrap();
+        Fared {
+            sent,
+            received,
+            longest_pause,
+        }
+    }
+}
+
+impl Fared {
+    /// Nothing lost, nothing stalled for long.
+    pub fn unaffected(&self) -> bool {
+        self.sent > 10 && self.received == self.sent && self.longest_pause < Duration::from_secs(2)
+    }
+}
