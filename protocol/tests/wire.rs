@@ -23,7 +23,7 @@ fn golden_hello() {
     assert_eq!(&f[..], &[
         5, 0, 0, 0,       // frame length 5, u32 little-endian
         0,                // ClientToMaster::Hello
-        1,                // version 1 (varint)
+        2,                // version 2 (varint)
         2, b'r', b's',    // agent "rs"
     ]);
 }

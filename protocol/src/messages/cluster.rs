@@ -1,5 +1,5 @@
 //! Game server ↔ master, on the master's game-server listener (ALPN
-//! `switchboard-cluster/1`). The game server connects, opens the control stream and sends
+//! `switchboard-cluster/2`). The game server connects, opens the control stream and sends
 //! `Hello` then `Register`; afterwards it reports load and game changes.
 
 use serde::{Deserialize, Serialize};

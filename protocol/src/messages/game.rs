@@ -1,4 +1,4 @@
-//! Client ↔ game server, on a game server's client listener (ALPN `switchboard-game/1`).
+//! Client ↔ game server, on a game server's client listener (ALPN `switchboard-game/2`).
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};

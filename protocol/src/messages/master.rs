@@ -1,4 +1,4 @@
-//! Client ↔ master, on the master's client listener (ALPN `switchboard-master/1`).
+//! Client ↔ master, on the master's client listener (ALPN `switchboard-master/2`).
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
