@@ -606,3 +606,16 @@ proptest! {
         let _ = decode_body::<DatagramUp>(&bytes);
     }
 }
+
+/// Inputs the fuzz targets (fuzz/) found, kept as regression tests.
+#[test]
+fn fuzz_findings() {
+    // messages: a SetProperties whose value is a NaN float. It decodes, and re-encodes to
+    // the same bytes, though the value is not equal to itself.
+    let nan_body = [
+        0x01, 0x00, 0x03, 0x02, 0x01, 0x01, 0x04, 0x03, 0x02, 0xbd, 0xec, 0xff, 0xfd, 0xfd, 0xfe,
+        0xff, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    ];
+    let msg: ClientToGame = decode_body(&nan_body).expect("decodes");
+    assert_eq!(&encode_body(&msg)[..], &nan_body[..]);
+}
