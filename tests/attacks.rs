@@ -411,6 +411,12 @@ mod in_process {
             .await
             .unwrap();
         assert!(newcomer.joined().actors[0].properties.is_empty());
+        let refused = common::metric(
+            &t.gs_metrics(0),
+            "switchboard_gs_operations_refused_total{reason=\"not_allowed\"}",
+        )
+        .await;
+        assert_eq!(refused, 3.0, "each refusal is counted");
         drop(room);
         let fared = pair.finish().await;
         assert!(fared.unaffected(), "{fared:?}");
@@ -458,7 +464,11 @@ mod in_process {
             "{rate_limited} rate limited, {quota} over quota"
         );
         assert!(
-            common::metric(&t.master_metrics(), "switchboard_master_rate_limited_total").await
+            common::metric(
+                &t.master_metrics(),
+                "switchboard_master_operations_refused_total{reason=\"reservations\"}"
+            )
+            .await
                 > 0.0
         );
     }

@@ -119,6 +119,15 @@ async fn metrics(State(s): State<Arc<Shared>>) -> String {
             ("event", st.rate_limited[2].load(Ordering::Relaxed)),
         ],
     );
+    e.labeled_counter(
+        "switchboard_gs_operations_refused_total",
+        "Room operations refused by the room's rules (another's properties, the room's settings by a non-master, size and count limits).",
+        "reason",
+        &[
+            ("not_allowed", st.ops_refused[0].load(Ordering::Relaxed)),
+            ("limit", st.ops_refused[1].load(Ordering::Relaxed)),
+        ],
+    );
     e.counter(
         "switchboard_gs_retries_total",
         "Connections asked to validate their address first (QUIC Retry).",

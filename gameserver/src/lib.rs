@@ -78,18 +78,52 @@ pub struct Stats {
     /// Joins, other operations and events over a client's rate limit (refused or
     /// dropped), in that order.
     pub rate_limited: [AtomicU64; 3],
+    /// Room operations refused by the room's rules: NotAllowed, then a size or count
+    /// limit (OperationLimitReached).
+    pub ops_refused: [AtomicU64; 2],
 }
 
 /// The reasons a connection is refused or closed before it is a player, as the metrics
 /// label them.
 pub const REFUSAL_REASONS: [&str; 3] = ["handshake", "join_deadline", "ticket_gate"];
 
+/// Slow consumers are logged at most once a second.
+static SLOW_LOG: switchboard_transport::LogLimit =
+    switchboard_transport::LogLimit::new(Duration::from_secs(1));
+
+/// Refusals are logged at most once a second.
+static REFUSAL_LOG: switchboard_transport::LogLimit =
+    switchboard_transport::LogLimit::new(Duration::from_secs(1));
+
 impl Stats {
-    /// Counts a refusal by its reason (one of `REFUSAL_REASONS`).
+    /// Counts a refusal by its reason (one of `REFUSAL_REASONS`), and logs it at most
+    /// once a second.
     pub(crate) fn refused(&self, reason: &str) {
         if let Some(i) = REFUSAL_REASONS.iter().position(|r| *r == reason) {
             self.refusals[i].fetch_add(1, Ordering::Relaxed);
         }
+        if let Some(left_out) = REFUSAL_LOG.check(std::time::Instant::now()) {
+            tracing::warn!(reason, left_out, "client connection closed before joining");
+        }
+    }
+
+    /// Counts a client disconnected as a slow consumer, and logs it at most once a
+    /// second.
+    pub(crate) fn slow_consumer(&self) {
+        self.slow_consumers.fetch_add(1, Ordering::Relaxed);
+        if let Some(left_out) = SLOW_LOG.check(std::time::Instant::now()) {
+            tracing::warn!(left_out, "client disconnected as a slow consumer");
+        }
+    }
+
+    /// Counts a room operation refused by the room's rules.
+    pub(crate) fn op_refused(&self, code: Option<ResultCode>) {
+        let i = match code {
+            Some(ResultCode::NotAllowed) => 0,
+            Some(ResultCode::OperationLimitReached) => 1,
+            _ => return,
+        };
+        self.ops_refused[i].fetch_add(1, Ordering::Relaxed);
     }
 }
 

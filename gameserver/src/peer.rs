@@ -531,7 +531,7 @@ async fn write_loop(
             .fetch_add(n as u64, Ordering::Relaxed);
     };
     let slow = |conn: &Connection| {
-        shared.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
+        shared.stats.slow_consumer();
         close(conn, CloseCode::SlowConsumer, SLOW_CONSUMER);
     };
     let mut frames: Vec<Bytes> = Vec::with_capacity(WRITE_BATCH);
@@ -572,7 +572,7 @@ async fn write_loop(
                             let stats = shared.stats.clone();
                             tokio::spawn(async move {
                                 if write_queued(stream, rx, drain).await == WriterEnd::Stalled {
-                                    stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
+                                    stats.slow_consumer();
                                     close(&conn, CloseCode::SlowConsumer, SLOW_CONSUMER);
                                 }
                             });

@@ -329,7 +329,10 @@ impl RoomActor {
                 };
                 let (reply, outs) = match result {
                     Ok((reply, outs)) => (Ok(reply), outs),
-                    Err(e) => (Err(e), Vec::new()),
+                    Err(e) => {
+                        self.shared.stats.op_refused(e.result_code());
+                        (Err(e), Vec::new())
+                    }
                 };
                 if let Some(m) = self.members.get(&actor) {
                     let _ =
@@ -377,10 +380,7 @@ impl RoomActor {
         // A recipient whose queue was full was disconnected; it drops out like any
         // dropped connection (inactive if the room has a PlayerTtl).
         for actor in slow {
-            self.shared
-                .stats
-                .slow_consumers
-                .fetch_add(1, Ordering::Relaxed);
+            self.shared.stats.slow_consumer();
             self.members.remove(&actor);
             let outs = self.room.leave(actor, true, now());
             self.apply(outs);

@@ -343,10 +343,14 @@ async fn metrics(State(s): State<Arc<Shared>>) -> String {
         "Games dropped because their game server said it does not host them.",
         n(&c.stale_games_dropped),
     );
-    e.counter(
-        "switchboard_master_rate_limited_total",
-        "Client operations refused with RateLimited.",
-        n(&c.rate_limited),
+    e.labeled_counter(
+        "switchboard_master_operations_refused_total",
+        "Client operations refused by a defence, by reason (RateLimited, TooManyReservations).",
+        "reason",
+        &[
+            ("rate_limited", n(&c.rate_limited)),
+            ("reservations", n(&c.reservations_refused)),
+        ],
     );
     e.counter(
         "switchboard_master_digests_total",

@@ -24,6 +24,8 @@ use crate::{PeerHandle, SLOW_CONSUMER, Shared};
 
 /// Refused operations are logged at most once a second.
 static RATE_LOG: LogLimit = LogLimit::new(Duration::from_secs(1));
+/// Likewise joins over the reservation quota.
+static QUOTA_LOG: LogLimit = LogLimit::new(Duration::from_secs(1));
 
 /// Largest number of users in one `FindFriends`.
 const MAX_FRIENDS: usize = 64;
@@ -117,6 +119,20 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection, peer: u64, mut 
             )
         };
         shared.op_latency[op_index].observe(started.elapsed());
+        if let Err(e) = &result
+            && e.result_code() == Some(ResultCode::TooManyReservations)
+        {
+            shared
+                .counters
+                .reservations_refused
+                .fetch_add(1, Ordering::Relaxed);
+            if let Some(left_out) = QUOTA_LOG.check(started) {
+                warn!(
+                    user = user.as_deref().unwrap_or(""),
+                    left_out, "joins over a user's reservation quota refused"
+                );
+            }
+        }
         if user.is_some() && !handle.authenticated.swap(true, Ordering::Relaxed) {
             // Authenticated: full frames, streams and receive window from now on.
             pass.established();

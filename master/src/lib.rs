@@ -142,6 +142,8 @@ pub(crate) struct Counters {
     digests: AtomicU64,
     /// Client operations refused for their connection's rate limit.
     rate_limited: AtomicU64,
+    /// Joins refused for the user's reservation quota.
+    reservations_refused: AtomicU64,
     /// Digests that did not match the master's view.
     divergences: AtomicU64,
 }
