@@ -61,6 +61,18 @@ pub struct LimitArgs {
     /// (master) Seconds a client has to authenticate after Hello [10].
     #[arg(long, env = "SWITCHBOARD_AUTH_TIMEOUT")]
     pub auth_timeout: Option<u64>,
+    /// (game server) Encoded bytes of one actor's properties [16384].
+    #[arg(long, env = "SWITCHBOARD_MAX_ACTOR_PROP_BYTES")]
+    pub max_actor_prop_bytes: Option<usize>,
+    /// (game server) Keys of the room's properties, and of one actor's [100].
+    #[arg(long, env = "SWITCHBOARD_MAX_PROP_KEYS")]
+    pub max_prop_keys: Option<usize>,
+    /// Lobby-listed properties of a room [16].
+    #[arg(long, env = "SWITCHBOARD_MAX_LOBBY_PROPS")]
+    pub max_lobby_props: Option<usize>,
+    /// Encoded bytes of a room's lobby-listed property values [2048].
+    #[arg(long, env = "SWITCHBOARD_MAX_LOBBY_PROP_BYTES")]
+    pub max_lobby_prop_bytes: Option<usize>,
 }
 
 fn parse_retry(s: &str) -> Result<RetryPolicy, String> {
@@ -117,6 +129,12 @@ impl LimitArgs {
         if let Some(s) = self.auth_timeout {
             c.auth_timeout = Duration::from_secs(s.max(1));
         }
+        if let Some(n) = self.max_lobby_props {
+            c.settings.max_lobby_props = n;
+        }
+        if let Some(n) = self.max_lobby_prop_bytes {
+            c.settings.max_lobby_prop_bytes = n;
+        }
     }
 
     /// Applies the given flags to a game server's configuration.
@@ -134,6 +152,19 @@ impl LimitArgs {
         }
         if let Some(s) = self.handshake_timeout {
             c.handshake_timeout = Duration::from_secs(s.max(1));
+        }
+        let r = &mut c.room_limits;
+        if let Some(n) = self.max_actor_prop_bytes {
+            r.max_actor_prop_bytes = n;
+        }
+        if let Some(n) = self.max_prop_keys {
+            r.max_prop_keys = n;
+        }
+        if let Some(n) = self.max_lobby_props {
+            r.max_lobby_props = n;
+        }
+        if let Some(n) = self.max_lobby_prop_bytes {
+            r.max_lobby_prop_bytes = n;
         }
     }
 
