@@ -369,7 +369,11 @@ impl Room {
         new.sort();
         new.dedup();
         let max = self.options.max_players as usize;
-        let joiner_slot = usize::from(!self.expected_users.iter().any(|u| u == joiner));
+        // A joiner holds a slot already when it is expected, or when it comes back to
+        // its own (inactive) actor.
+        let holds_slot = self.expected_users.iter().any(|u| u == joiner)
+            || self.actors.values().any(|a| a.user_id == joiner);
+        let joiner_slot = usize::from(!holds_slot);
         if max != 0 && self.taken() + joiner_slot + new.len() > max {
             return Err(err(
                 ResultCode::SlotError,
@@ -530,6 +534,7 @@ impl Room {
     /// room has a PlayerTtl) it becomes inactive.
     pub fn leave(&mut self, n: u32, will_come_back: bool, now: Instant) -> Vec<Out> {
         let ttl = self.options.player_ttl_ms;
+        let was_master = self.master_client() == n;
         let Some(actor) = self.actors.get_mut(&n).filter(|a| a.active()) else {
             return Vec::new();
         };
@@ -542,8 +547,12 @@ impl Room {
         } else {
             self.remove(n);
         }
-        if self.master_override == Some(n) {
-            self.master_override = None;
+        if was_master {
+            // The role moves to the lowest active actor and stays there: an actor that
+            // comes back does not take it back unannounced (everyone is told the new
+            // master client in this Leave, and nothing else changes it but another
+            // leave or SetMasterClient).
+            self.master_override = self.active_actors().first().copied();
         }
         if self.active_actors().is_empty() && self.empty_since.is_none() {
             self.empty_since = Some(now);

@@ -976,3 +976,59 @@ fn no_change_makes_a_joined_larger_than_clients_accept() {
         ResultCode::OperationLimitReached
     );
 }
+
+#[test]
+fn a_dropped_player_rejoins_a_full_room() {
+    let now = Instant::now();
+    let mut r = room(RoomOptions {
+        max_players: 2,
+        player_ttl_ms: 60_000,
+        ..RoomOptions::default()
+    });
+    r.create("a", &[], Properties::new(), now).unwrap();
+    r.join("b", JoinMode::JoinOnly, &[], Properties::new(), now)
+        .unwrap();
+    r.leave(2, true, now);
+    assert!(
+        r.join("c", JoinMode::JoinOnly, &[], Properties::new(), now)
+            .is_err(),
+        "the inactive actor keeps its place"
+    );
+    let (joined, _) = r
+        .join("b", JoinMode::RejoinOnly, &[], Properties::new(), now)
+        .expect("a 1-v-1 gets its dropped player back");
+    assert_eq!(joined.actor, 2);
+}
+
+#[test]
+fn the_master_client_role_stays_where_the_leave_announced_it() {
+    let now = Instant::now();
+    let mut r = room(RoomOptions {
+        player_ttl_ms: 60_000,
+        ..RoomOptions::default()
+    });
+    r.create("a", &[], Properties::new(), now).unwrap();
+    r.join("b", JoinMode::JoinOnly, &[], Properties::new(), now)
+        .unwrap();
+    let outs = r.leave(1, true, now);
+    assert_eq!(
+        events(&outs)[0].1,
+        RoomEvent::Leave {
+            actor: 1,
+            inactive: true,
+            master_client: 2
+        }
+    );
+    let (joined, _) = r
+        .join("a", JoinMode::RejoinOnly, &[], Properties::new(), now)
+        .unwrap();
+    assert_eq!(joined.master_client, 2, "the rejoiner is told who it is");
+    assert_eq!(r.master_client(), 2, "and it does not take the role back");
+    // Everyone gone and back: the first to come back is the master client.
+    r.leave(2, true, now);
+    r.leave(1, true, now);
+    let (joined, _) = r
+        .join("b", JoinMode::RejoinOnly, &[], Properties::new(), now)
+        .unwrap();
+    assert_eq!(joined.master_client, 2);
+}

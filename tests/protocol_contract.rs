@@ -1,0 +1,86 @@
+//! What docs/PROTOCOL.md promises, end to end over QUIC: the bugs and unenforced rules a
+//! client written from the document alone found, each with the behaviour the document
+//! now states.
+
+mod common;
+
+use common::{code, expect_event, start};
+use switchboard_client::JoinOptions;
+use switchboard_protocol::{JoinMode, ResultCode, RoomEvent, RoomOptions};
+
+fn with_ttl(max_players: u32) -> RoomOptions {
+    RoomOptions {
+        max_players,
+        player_ttl_ms: 60_000,
+        ..RoomOptions::default()
+    }
+}
+
+fn rejoin() -> JoinOptions {
+    JoinOptions {
+        mode: JoinMode::RejoinOnly,
+        ..JoinOptions::default()
+    }
+}
+
+#[tokio::test]
+async fn a_one_v_one_gets_its_dropped_player_back() {
+    let t = start(1).await;
+    let alice = t.client("alice").await;
+    let mut a = alice.create_game(Some("duel"), with_ttl(2)).await.unwrap();
+    let bob = t.client("bob").await;
+    let b = bob.join_game("duel").await.unwrap();
+    b.disconnect();
+    expect_event(&mut a, |e| {
+        matches!(
+            e,
+            RoomEvent::Leave {
+                actor: 2,
+                inactive: true,
+                ..
+            }
+        )
+    })
+    .await;
+    // The room is full (bob's inactive actor keeps its place)...
+    let carol = t.client("carol").await;
+    assert_eq!(code(carol.join_game("duel").await), ResultCode::GameFull);
+    // ...and bob gets back in.
+    let back = bob.join_game_with("duel", rejoin()).await.unwrap();
+    assert_eq!(back.actor(), 2);
+    t.cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn every_actor_agrees_on_the_master_client_after_a_rejoin() {
+    let t = start(1).await;
+    let alice = t.client("alice").await;
+    let a = alice.create_game(Some("g"), with_ttl(0)).await.unwrap();
+    let bob = t.client("bob").await;
+    let mut b = bob.join_game("g").await.unwrap();
+    a.disconnect();
+    let left = expect_event(&mut b, |e| matches!(e, RoomEvent::Leave { actor: 1, .. })).await;
+    assert!(matches!(
+        left,
+        RoomEvent::Leave {
+            master_client: 2,
+            inactive: true,
+            ..
+        }
+    ));
+    let back = alice.join_game_with("g", rejoin()).await.unwrap();
+    assert_eq!(
+        back.joined().master_client,
+        2,
+        "the rejoiner is told the master client everyone else was told"
+    );
+    // Bob sees alice come back and nothing else: no change of master client.
+    let joined = expect_event(&mut b, |e| matches!(e, RoomEvent::Join { .. })).await;
+    assert!(matches!(joined, RoomEvent::Join { actor, .. } if actor.actor == 1));
+    // Only the master client (bob) may hand the role over.
+    assert_eq!(
+        code(back.set_master_client(1, 2).await),
+        ResultCode::NotAllowed
+    );
+    t.cluster.shutdown().await;
+}
