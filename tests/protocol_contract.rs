@@ -6,7 +6,9 @@ mod common;
 
 use common::{code, expect_event, start};
 use switchboard_client::JoinOptions;
-use switchboard_protocol::{JoinMode, ResultCode, RoomEvent, RoomOptions};
+use switchboard_protocol::{
+    JoinMode, JoinRandom, Lobby, LobbyKind, MasterOp, ResultCode, RoomEvent, RoomOptions, Value,
+};
 
 fn with_ttl(max_players: u32) -> RoomOptions {
     RoomOptions {
@@ -81,6 +83,32 @@ async fn every_actor_agrees_on_the_master_client_after_a_rejoin() {
     assert_eq!(
         code(back.set_master_client(1, 2).await),
         ResultCode::NotAllowed
+    );
+    t.cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn limits_are_measured_on_what_was_sent_and_hash_keys_are_refused_by_the_master() {
+    let t = start(1).await;
+    let c = t.client("alice").await;
+    let padded = JoinRandom {
+        lobby: Lobby::new("sql", LobbyKind::Sql),
+        sql_filter: format!("C0 = 1{}", " ".repeat(1019)),
+        ..JoinRandom::default()
+    };
+    assert_eq!(padded.sql_filter.len(), 1025);
+    assert_eq!(
+        code(c.redirect(MasterOp::JoinRandomGame(padded)).await),
+        ResultCode::InvalidRequestParameters
+    );
+    let mut options = RoomOptions::default();
+    options
+        .properties
+        .insert("#user_id".into(), Value::Str("mallory".into()));
+    assert_eq!(
+        code(c.create_game(Some("hash"), options).await),
+        ResultCode::InvalidRequestParameters,
+        "refused by the master, not only by the game server"
     );
     t.cluster.shutdown().await;
 }

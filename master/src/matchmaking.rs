@@ -50,6 +50,13 @@ impl MasterState {
                 "properties of {size} bytes exceed the limit of {max}"
             )));
         }
+        // As on the game servers: keys starting with # are the server's.
+        if props.keys().any(|k| k.starts_with('#')) {
+            return Err(OpError::new(
+                ResultCode::InvalidRequestParameters,
+                "property keys starting with # are reserved for the server",
+            ));
+        }
         Ok(())
     }
 
@@ -297,6 +304,17 @@ impl MasterState {
     ) -> Result<Option<String>, OpError> {
         check_expected_users(&q.expected_users)?;
         self.check_properties(&q.expected_properties)?;
+        // The limit is on what the client sent, spaces included.
+        if q.sql_filter.len() > sql_filter::MAX_FILTER_LEN {
+            return Err(OpError::new(
+                ResultCode::InvalidRequestParameters,
+                format!(
+                    "the SQL filter is {} bytes; the limit is {}",
+                    q.sql_filter.len(),
+                    sql_filter::MAX_FILTER_LEN
+                ),
+            ));
+        }
         let filter =
             match (q.lobby.kind, q.sql_filter.trim()) {
                 (_, "") => None,

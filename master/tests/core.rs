@@ -926,3 +926,46 @@ fn a_user_holds_a_few_reservations_and_they_expire_with_the_ticket() {
     s.create_game("greedy", Some("r1".into()), opts(0), &[], later)
         .unwrap();
 }
+
+#[test]
+fn limits_apply_to_what_was_sent_and_hash_keys_are_the_servers() {
+    let now = Instant::now();
+    let mut s = state();
+    register(&mut s, "gs1", 1, vec![]);
+    let lobby = Lobby::new("sql", LobbyKind::Sql);
+    let padded = JoinRandom {
+        lobby: lobby.clone(),
+        sql_filter: format!("C0 = 1{}", " ".repeat(1024 - 6 + 1)),
+        ..JoinRandom::default()
+    };
+    assert_eq!(padded.sql_filter.len(), 1025);
+    assert_eq!(
+        code(s.join_random("a", &padded, now)),
+        ResultCode::InvalidRequestParameters,
+        "1,025 bytes with spaces is over the 1,024-byte limit"
+    );
+    let fits = JoinRandom {
+        sql_filter: format!("C0 = 1{}", " ".repeat(1024 - 6)),
+        ..padded
+    };
+    assert_eq!(
+        code(s.join_random("a", &fits, now)),
+        ResultCode::NoMatchFound
+    );
+    let mut hashed = opts(0);
+    hashed
+        .properties
+        .insert("#user_id".into(), Value::Str("x".into()));
+    assert_eq!(
+        code(s.create_game("a", None, hashed, &[], now)),
+        ResultCode::InvalidRequestParameters
+    );
+    let mut expect_hashed = random(Lobby::default());
+    expect_hashed
+        .expected_properties
+        .insert("#x".into(), Value::Int(1));
+    assert_eq!(
+        code(s.join_random("a", &expect_hashed, now)),
+        ResultCode::InvalidRequestParameters
+    );
+}
