@@ -52,6 +52,10 @@ pub struct LimitArgs {
     /// (master) Joins on their way that one user may hold [3; 0 = no limit].
     #[arg(long, env = "SWITCHBOARD_MAX_RESERVATIONS_PER_USER")]
     pub max_reservations_per_user: Option<usize>,
+    /// (master) Joins one connection may have in progress (redirects not followed yet)
+    /// [1; 0 = no limit].
+    #[arg(long, env = "SWITCHBOARD_MAX_JOINS_IN_FLIGHT")]
+    pub max_joins_in_flight: Option<usize>,
     /// (game server) Seconds a client has to join a room after connecting [10].
     #[arg(long, env = "SWITCHBOARD_JOIN_TIMEOUT")]
     pub join_timeout: Option<u64>,
@@ -132,6 +136,9 @@ impl LimitArgs {
         if let Some(n) = self.max_lobby_props {
             c.settings.max_lobby_props = n;
         }
+        if let Some(n) = self.max_joins_in_flight {
+            c.settings.max_joins_in_flight = n;
+        }
         if let Some(n) = self.max_lobby_prop_bytes {
             c.settings.max_lobby_prop_bytes = n;
         }
@@ -179,6 +186,8 @@ impl LimitArgs {
             "--event-rate",
             "0",
             "--max-reservations-per-user",
+            "0",
+            "--max-joins-in-flight",
             "0",
         ]
         .iter()

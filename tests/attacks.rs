@@ -337,6 +337,7 @@ mod in_process {
             |m| {
                 m.rate_limits = RateLimits::default();
                 m.settings.max_reservations_per_user = 3;
+                m.settings.max_joins_in_flight = 1;
             },
             |g| g.rate_limits = RateLimits::default(),
         )
@@ -425,7 +426,11 @@ mod in_process {
     #[tokio::test]
     async fn a_reservation_flood_is_cut_off_and_others_still_get_games() {
         let t = cluster().await;
-        let flooder = t.client("flooder").await;
+        // One user on four connections, each asking for new games as fast as it can.
+        let mut flooders = Vec::new();
+        for _ in 0..4 {
+            flooders.push(t.client("flooder").await);
+        }
         let honest_creators = async {
             let mut ok = 0;
             for i in 0..12 {
@@ -436,33 +441,31 @@ mod in_process {
             }
             ok
         };
-        let flood = async {
-            let (mut reserved, mut rate_limited, mut quota) = (0, 0, 0);
-            let until = std::time::Instant::now() + Duration::from_secs(3);
-            while std::time::Instant::now() < until {
-                let op = MasterOp::CreateGame {
-                    game: None,
-                    options: RoomOptions::default(),
-                    expected_users: vec![],
-                };
-                match flooder.redirect(op).await {
-                    Ok(_) => reserved += 1,
-                    Err(e) if e.result_code() == Some(ResultCode::RateLimited) => rate_limited += 1,
-                    Err(e) if e.result_code() == Some(ResultCode::TooManyReservations) => {
-                        quota += 1
-                    }
-                    Err(e) => panic!("unexpected refusal {e}"),
-                }
-            }
-            (reserved, rate_limited, quota)
-        };
-        let (ok, (reserved, rate_limited, quota)) = tokio::join!(honest_creators, flood);
-        assert_eq!(ok, 12, "every honest player got a game during the flood");
-        assert!(reserved <= 3, "{reserved} reservations (quota 3)");
-        assert!(
-            rate_limited > 100 && quota >= 1,
-            "{rate_limited} rate limited, {quota} over quota"
+        let (f0, f1, f2, f3) = tokio::join!(
+            flood(&flooders[0]),
+            flood(&flooders[1]),
+            flood(&flooders[2]),
+            flood(&flooders[3])
         );
+        let floods = [f0, f1, f2, f3];
+        let ok = honest_creators.await;
+        let total = |k: &str| {
+            floods
+                .iter()
+                .map(|m| m.get(k).copied().unwrap_or(0))
+                .sum::<u32>()
+        };
+        assert_eq!(ok, 12, "every honest player got a game after the flood");
+        assert!(
+            total("reserved") <= 3,
+            "{floods:?}: at most 3 reservations per user"
+        );
+        assert!(
+            total("JoinInProgress") > 100,
+            "{floods:?}: one join in flight per connection"
+        );
+        assert!(total("TooManyReservations") >= 1, "{floods:?}");
+        assert!(total("RateLimited") > 0, "{floods:?}");
         assert!(
             common::metric(
                 &t.master_metrics(),
@@ -471,6 +474,25 @@ mod in_process {
             .await
                 > 0.0
         );
+    }
+
+    /// Asks for new games as fast as it can for 3 s; counts each outcome.
+    async fn flood(c: &switchboard_client::Client) -> std::collections::BTreeMap<String, u32> {
+        let mut seen = std::collections::BTreeMap::<String, u32>::new();
+        let until = std::time::Instant::now() + Duration::from_secs(3);
+        while std::time::Instant::now() < until {
+            let op = MasterOp::CreateGame {
+                game: None,
+                options: RoomOptions::default(),
+                expected_users: vec![],
+            };
+            let outcome = match c.redirect(op).await {
+                Ok(_) => "reserved".to_string(),
+                Err(e) => format!("{:?}", e.result_code().expect("a refusal")),
+            };
+            *seen.entry(outcome).or_default() += 1;
+        }
+        seen
     }
 
     #[tokio::test]

@@ -4,7 +4,9 @@
 
 mod common;
 
-use common::{code, expect_event, start};
+use std::time::Duration;
+
+use common::{code, expect_event, start, start_all};
 use switchboard_client::JoinOptions;
 use switchboard_protocol::{
     JoinMode, JoinRandom, Lobby, LobbyKind, MasterOp, ResultCode, RoomEvent, RoomOptions, Value,
@@ -110,5 +112,54 @@ async fn limits_are_measured_on_what_was_sent_and_hash_keys_are_refused_by_the_m
         ResultCode::InvalidRequestParameters,
         "refused by the master, not only by the game server"
     );
+    t.cluster.shutdown().await;
+}
+
+fn create(name: &str) -> MasterOp {
+    MasterOp::CreateGame {
+        game: Some(name.into()),
+        options: RoomOptions::default(),
+        expected_users: vec![],
+    }
+}
+
+#[tokio::test]
+async fn one_join_in_flight_per_connection_and_a_reserved_name_lives_as_long_as_its_ticket() {
+    let t = start_all(
+        1,
+        |o| o.ticket_ttl = Duration::from_secs(1),
+        |m| m.settings.max_joins_in_flight = 1,
+        |_| {},
+    )
+    .await;
+    let a = t.client("alice").await;
+    let b = t.client("bob").await;
+    let redirect = a.redirect(create("held")).await.unwrap();
+    assert_eq!(
+        code(a.redirect(create("other")).await),
+        ResultCode::JoinInProgress,
+        "a second join while the first redirect is unfollowed"
+    );
+    assert_eq!(
+        code(b.redirect(create("held")).await),
+        ResultCode::GameIdAlreadyExists,
+        "the name is held while the ticket lives"
+    );
+    // The ticket expires after 1 s: the name is free and alice may join again.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let room = b
+        .create_game(Some("held"), RoomOptions::default())
+        .await
+        .expect("the name is free once the ticket has expired");
+    drop(room);
+    assert!(
+        a.follow(redirect, &Default::default()).await.is_err(),
+        "the expired ticket is refused by the game server too"
+    );
+    // A followed redirect ends the join: the next one is allowed once the game server
+    // has reported the player.
+    let r = a.redirect(create("followed")).await.unwrap();
+    let _room = a.follow(r, &Default::default()).await.unwrap();
+    let _next = common::eventually(|| a.redirect(create("next")), |r| r.is_ok()).await;
     t.cluster.shutdown().await;
 }

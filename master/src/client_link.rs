@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use quinn::Connection;
@@ -69,6 +69,8 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection, peer: u64, mut 
     shared.peers.insert(peer, handle.clone());
     let mut user: Option<String> = None;
     let mut joins = TokenBucket::new(shared.config.rate_limits.joins);
+    // Redirects this connection got and has not followed yet: (game, until).
+    let mut in_flight: Vec<(String, Instant)> = Vec::new();
     let mut ops = TokenBucket::new(shared.config.rate_limits.ops);
     let deadline = tokio::time::sleep(shared.config.auth_timeout);
     tokio::pin!(deadline);
@@ -100,8 +102,18 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection, peer: u64, mut 
             MasterOp::CreateGame { .. } | MasterOp::JoinGame { .. } | MasterOp::JoinRandomGame(_)
         );
         let bucket = if is_join { &mut joins } else { &mut ops };
-        let (result, list) = if bucket.try_take(started) {
-            handle_op(&shared, peer, &mut user, op).await
+        let now = shared.now();
+        let busy = is_join && joins_in_flight(&shared, &user, &mut in_flight, now);
+        let (result, list) = if busy {
+            (
+                Err(OpError::new(
+                    ResultCode::JoinInProgress,
+                    "a join is in progress on this connection: follow its redirect first",
+                )),
+                None,
+            )
+        } else if bucket.try_take(started) {
+            handle_op(&shared, peer, &mut user, op, now).await
         } else {
             shared.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
             if let Some(left_out) = RATE_LOG.check(started) {
@@ -119,6 +131,9 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection, peer: u64, mut 
             )
         };
         shared.op_latency[op_index].observe(started.elapsed());
+        if let Ok(MasterReply::Redirect(r)) = &result {
+            in_flight.push((r.game.clone(), now + shared.config.settings.joining_ttl));
+        }
         if let Err(e) = &result
             && e.result_code() == Some(ResultCode::TooManyReservations)
         {
@@ -171,6 +186,27 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection, peer: u64, mut 
 /// How long a closing connection's queued frames may take to leave.
 const FLUSH_BOUND: Duration = Duration::from_secs(2);
 
+/// Whether the connection has as many joins in progress as it may (redirects whose
+/// player has neither arrived at the game server nor let the ticket expire); forgets the
+/// ones that are over.
+fn joins_in_flight(
+    shared: &Shared,
+    user: &Option<String>,
+    in_flight: &mut Vec<(String, Instant)>,
+    now: Instant,
+) -> bool {
+    let max = shared.config.settings.max_joins_in_flight;
+    let Some(user) = user else {
+        return false;
+    };
+    if in_flight.is_empty() {
+        return false;
+    }
+    let state = shared.state();
+    in_flight.retain(|(game, until)| state.is_joining(game, user, *until, now));
+    max != 0 && in_flight.len() >= max
+}
+
 /// The index of an operation in `OP_NAMES`.
 fn op_index(op: &MasterOp) -> usize {
     match op {
@@ -195,6 +231,7 @@ async fn handle_op(
     peer: u64,
     user: &mut Option<String>,
     op: MasterOp,
+    now: Instant,
 ) -> (Result<MasterReply, OpError>, Option<Bytes>) {
     let Some(user_id) = user.clone() else {
         return match op {
@@ -211,7 +248,6 @@ async fn handle_op(
             _ => (Err(not_allowed("authenticate first")), None),
         };
     };
-    let now = shared.now();
     let result = match op {
         MasterOp::Authenticate { .. } => Err(not_allowed("already authenticated")),
         MasterOp::CreateGame {

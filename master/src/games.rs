@@ -293,6 +293,16 @@ impl MasterState {
             .push((until, game.to_string()));
     }
 
+    /// Whether `user`'s join to `game` issued with expiry `until` is still on its way
+    /// (neither arrived nor expired at `now`).
+    pub fn is_joining(&self, game: &str, user: &str, until: Instant, now: Instant) -> bool {
+        until > now
+            && self
+                .games
+                .get(game)
+                .is_some_and(|g| g.joining.iter().any(|(u, t)| u == user && *t == until))
+    }
+
     /// The reservations `user` holds now: joins issued that have neither arrived nor
     /// expired.
     pub(crate) fn open_reservations(&mut self, user: &str, now: Instant) -> usize {

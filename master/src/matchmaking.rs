@@ -32,9 +32,6 @@ pub struct Admission {
     pub action: TicketAction,
 }
 
-/// A reservation outlives its creator's ticket by this much (clocks, processing).
-const RESERVATION_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
-
 fn limit(message: String) -> OpError {
     OpError::new(ResultCode::OperationLimitReached, message)
 }
@@ -70,6 +67,10 @@ impl MasterState {
         now: Instant,
     ) -> Result<Admission, OpError> {
         check_expected_users(expected_users)?;
+        // A name reserved by a create whose ticket has expired is free again now, not
+        // at the next tick.
+        self.expire_joining(now);
+        self.expire_reservations(now);
         self.check_reservations(user, now)?;
         self.check_properties(&options.properties)?;
         if options.lobby.name.len() > MAX_GAME_NAME {
@@ -149,7 +150,7 @@ impl MasterState {
         );
         // The creator's ticket expires with the TTL: the reservation goes with it.
         self.reservation_expiry
-            .push_back((now + ttl + RESERVATION_GRACE, name.clone(), seq));
+            .push_back((now + ttl, name.clone(), seq));
         self.add_joining(&name, user, now + ttl);
         self.sent_to(&placement.server);
         self.reindex(&name);

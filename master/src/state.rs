@@ -33,6 +33,9 @@ pub struct Settings {
     pub max_property_bytes: usize,
     /// Reservations (joins issued, not yet arrived or expired) one user may hold.
     pub max_reservations_per_user: usize,
+    /// Joins one master connection may have in progress (redirects not yet followed);
+    /// 0 = no limit.
+    pub max_joins_in_flight: usize,
     /// Most lobby-listed properties of a game, and their most encoded bytes.
     pub max_lobby_props: usize,
     /// Most encoded bytes of a game's lobby-listed property values.
@@ -50,6 +53,7 @@ impl Default for Settings {
             joining_ttl: Duration::from_secs(30),
             max_property_bytes: 51_000,
             max_reservations_per_user: 3,
+            max_joins_in_flight: 1,
             max_lobby_props: 16,
             max_lobby_prop_bytes: 2048,
         }

@@ -79,11 +79,14 @@ pub enum ResultCode {
     /// policy is open) the room's properties and settings when it is not the master
     /// client.
     NotAllowed = 32695,
+    /// A join (CreateGame, JoinGame, JoinRandomGame) is already in progress on this
+    /// master connection: follow its redirect (or let its ticket expire) first.
+    JoinInProgress = 32694,
 }
 
 impl ResultCode {
     /// Every defined code, in table order.
-    pub const ALL: [ResultCode; 28] = [
+    pub const ALL: [ResultCode; 29] = [
         ResultCode::Ok,
         ResultCode::InternalServerError,
         ResultCode::OperationInvalid,
@@ -112,6 +115,7 @@ impl ResultCode {
         ResultCode::RateLimited,
         ResultCode::TooManyReservations,
         ResultCode::NotAllowed,
+        ResultCode::JoinInProgress,
     ];
 
     /// The number sent on the wire.

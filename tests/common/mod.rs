@@ -58,6 +58,7 @@ pub async fn start_all(
         |m| {
             m.rate_limits = RateLimits::UNLIMITED;
             m.settings.max_reservations_per_user = 0;
+            m.settings.max_joins_in_flight = 0;
             master(m)
         },
         |g| {
