@@ -270,6 +270,22 @@ pub struct GameServerKill {
     pub join_refusal: Option<i16>,
 }
 
+/// A `CreateGame` for a name the master makes up.
+fn new_game() -> MasterOp {
+    MasterOp::CreateGame {
+        game: None,
+        options: RoomOptions::default(),
+        expected_users: vec![],
+    }
+}
+
+/// Whether the master would place a new game on the server at `address` now.
+async fn places_on(c: &switchboard_client::Client, address: &str) -> bool {
+    c.redirect(new_game())
+        .await
+        .is_ok_and(|r| r.address == address)
+}
+
 /// Creates games until one lands on game server `id`; returns it and the client holding
 /// it.
 async fn room_on(
@@ -280,13 +296,7 @@ async fn room_on(
     let address = d.game_server(id).address.clone();
     let c = d.client(user).await?;
     for _ in 0..200 {
-        let redirect = c
-            .redirect(MasterOp::CreateGame {
-                game: None,
-                options: RoomOptions::default(),
-                expected_users: vec![],
-            })
-            .await?;
+        let redirect = c.redirect(new_game()).await?;
         if redirect.address == address {
             let room = c.follow(redirect, &Default::default()).await?;
             return Ok((c, room));
@@ -323,15 +333,7 @@ pub async fn gameserver_kill(d: &mut Deployment, victim: &str) -> anyhow::Result
             || quiet_since.elapsed() < Duration::from_secs(2))
     {
         placements_tried += 1;
-        if let Ok(r) = prober
-            .redirect(MasterOp::CreateGame {
-                game: None,
-                options: RoomOptions::default(),
-                expected_users: vec![],
-            })
-            .await
-            && r.address == address
-        {
+        if places_on(&prober, &address).await {
             last_placement = killed.elapsed();
             quiet_since = Instant::now();
         }
@@ -438,15 +440,7 @@ pub async fn drain(d: &mut Deployment, victim: &str) -> anyhow::Result<Drain> {
             drop(o);
             c.disconnect();
         });
-        if let Ok(r) = prober
-            .redirect(MasterOp::CreateGame {
-                game: None,
-                options: RoomOptions::default(),
-                expected_users: vec![],
-            })
-            .await
-            && r.address == address
-        {
+        if places_on(&prober, &address).await {
             last_placement = termed.elapsed();
         }
         if let Ok(r) = prober.redirect(crate::bench::join_op(&game)).await
