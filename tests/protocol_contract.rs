@@ -168,3 +168,199 @@ async fn one_join_in_flight_per_connection_and_a_reserved_name_lives_as_long_as_
     let _next = common::eventually(|| a.redirect(create("next")), |r| r.is_ok()).await;
     t.cluster.shutdown().await;
 }
+
+mod raw {
+    //! A client speaking the protocol by hand, to send what the Rust client never does.
+
+    use super::*;
+    use bytes::Bytes;
+    use switchboard_protocol::messages::game::MAX_CHANNEL;
+    use switchboard_protocol::{
+        ALPN_GAME, ALPN_MASTER, ChannelHeader, ClientToGame, EventCaching, GameOp, GameToClient,
+        Hello, Properties, RaiseEvent, ReceiverGroup, TicketAction,
+    };
+    use switchboard_transport::endpoint::client_config;
+    use switchboard_transport::{FramedRecv, Limits, client_endpoint, connect, send_frame};
+
+    pub struct Player {
+        pub conn: quinn::Connection,
+        pub send: quinn::SendStream,
+        pub recv: FramedRecv,
+    }
+
+    /// Joins (or creates) `game` through the master, then talks to the game server raw.
+    pub async fn player(t: &common::TestCluster, user: &str, game: &str, create: bool) -> Player {
+        let c = t.client(user).await;
+        let op = if create {
+            create_op(game)
+        } else {
+            common::join_op(game)
+        };
+        let redirect = c.redirect(op).await.unwrap();
+        std::mem::forget(c);
+        let ep = client_endpoint(false).unwrap();
+        let cfg = client_config(&t.trust, ALPN_GAME, &Limits::default()).unwrap();
+        let conn = connect(&ep, cfg, &redirect.address).await.unwrap();
+        let (mut send, recv) = conn.open_bi().await.unwrap();
+        let mut recv = FramedRecv::new(recv, 512 * 1024);
+        send_frame(&mut send, &ClientToGame::Hello(Hello::new("raw")))
+            .await
+            .unwrap();
+        assert!(matches!(
+            recv.next::<GameToClient>().await,
+            Ok(Some(GameToClient::Welcome(_)))
+        ));
+        let op = match redirect.action {
+            TicketAction::Create => GameOp::CreateGame {
+                ticket: redirect.ticket,
+                game: game.into(),
+                options: RoomOptions::default(),
+                expected_users: vec![],
+                actor_properties: Properties::new(),
+            },
+            TicketAction::Join => GameOp::JoinGame {
+                ticket: redirect.ticket,
+                game: game.into(),
+                mode: JoinMode::JoinOnly,
+                expected_users: vec![],
+                actor_properties: Properties::new(),
+            },
+        };
+        send_frame(&mut send, &ClientToGame::Request { id: 1, op })
+            .await
+            .unwrap();
+        loop {
+            if let Ok(Some(GameToClient::Response(r))) = recv.next::<GameToClient>().await {
+                assert!(r.result.is_ok(), "joined");
+                break;
+            }
+        }
+        let _ = ep;
+        Player { conn, send, recv }
+    }
+
+    fn create_op(game: &str) -> MasterOp {
+        super::create(game)
+    }
+
+    pub fn event(code: u8, channel: u8) -> ClientToGame {
+        ClientToGame::RaiseEvent(RaiseEvent {
+            code,
+            receivers: ReceiverGroup::Others,
+            targets: vec![],
+            group: 0,
+            cache: EventCaching::DoNotCache,
+            channel,
+            data: Bytes::from_static(b"x"),
+        })
+    }
+
+    /// The next room event on the control stream within `ms`.
+    pub async fn next_event(p: &mut Player, ms: u64) -> Option<RoomEvent> {
+        loop {
+            match tokio::time::timeout(Duration::from_millis(ms), p.recv.next::<GameToClient>())
+                .await
+            {
+                Ok(Ok(Some(GameToClient::Event(e)))) => return Some(e),
+                Ok(Ok(Some(_))) => continue,
+                _ => return None,
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn an_events_channel_must_be_its_streams_and_no_extra_stream_can_be_opened() {
+        let t = start(1).await;
+        let mut a = player(&t, "alice", "chan", true).await;
+        let mut b = player(&t, "bob", "chan", false).await;
+        // Alice sees herself, then Bob join.
+        loop {
+            match next_event(&mut a, 2000).await {
+                Some(RoomEvent::Join { actor, .. }) if actor.actor == 2 => break,
+                Some(_) => continue,
+                None => panic!("Bob's Join did not arrive"),
+            }
+        }
+        // Bob's own Join.
+        assert!(matches!(
+            next_event(&mut b, 2000).await,
+            Some(RoomEvent::Join { .. })
+        ));
+        // On the control stream an event claims channel 5: refused to Alice, nobody gets it.
+        send_frame(&mut a.send, &event(10, 5)).await.unwrap();
+        match next_event(&mut a, 2000).await {
+            Some(RoomEvent::ErrorInfo { code, .. }) => {
+                assert_eq!(code, ResultCode::InvalidRequestParameters.to_wire())
+            }
+            other => panic!("expected ErrorInfo, got {other:?}"),
+        }
+        // On channel 3's stream, an event claiming channel 9 likewise; one claiming 3 goes.
+        let mut ch = a.conn.open_uni().await.unwrap();
+        send_frame(&mut ch, &ChannelHeader { channel: 3 })
+            .await
+            .unwrap();
+        send_frame(&mut ch, &event(11, 9)).await.unwrap();
+        assert!(matches!(
+            next_event(&mut a, 2000).await,
+            Some(RoomEvent::ErrorInfo { .. })
+        ));
+        send_frame(&mut ch, &event(12, 3)).await.unwrap();
+        // Bob gets only the last one, on channel 3's stream.
+        let incoming = tokio::time::timeout(Duration::from_secs(2), b.conn.accept_uni())
+            .await
+            .expect("a channel stream arrives")
+            .unwrap();
+        let mut frames = FramedRecv::new(incoming, 512 * 1024);
+        let header: ChannelHeader = frames.next().await.unwrap().unwrap();
+        assert_eq!(header.channel, 3);
+        match frames.next::<GameToClient>().await.unwrap().unwrap() {
+            GameToClient::Event(RoomEvent::Custom(d)) => assert_eq!(d.code, 12),
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(
+            next_event(&mut b, 300).await,
+            None,
+            "nothing on Bob's control stream"
+        );
+        drop(frames);
+        // No second bidirectional stream, and no more unidirectional ones than channels:
+        // the server gives no credit for them, so they cannot be opened.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(500), a.conn.open_bi())
+                .await
+                .is_err()
+        );
+        // (Streams kept open: a finished one gives its credit back.)
+        let mut held = vec![ch];
+        while held.len() < 20 {
+            match tokio::time::timeout(Duration::from_millis(300), a.conn.open_uni()).await {
+                Ok(Ok(s)) => held.push(s),
+                _ => break,
+            }
+        }
+        assert_eq!(
+            held.len(),
+            usize::from(MAX_CHANNEL),
+            "one stream per channel 1 to 15"
+        );
+        // The master takes no unidirectional stream at all.
+        let ep = client_endpoint(false).unwrap();
+        let cfg = client_config(&t.trust, ALPN_MASTER, &Limits::default()).unwrap();
+        let m = connect(&ep, cfg, &t.master()).await.unwrap();
+        let (mut send, recv) = m.open_bi().await.unwrap();
+        let mut recv = FramedRecv::new(recv, 512 * 1024);
+        send_frame(
+            &mut send,
+            &switchboard_protocol::ClientToMaster::Hello(Hello::new("raw")),
+        )
+        .await
+        .unwrap();
+        let _welcome = recv.next::<switchboard_protocol::MasterToClient>().await;
+        assert!(
+            tokio::time::timeout(Duration::from_millis(500), m.open_uni())
+                .await
+                .is_err()
+        );
+        t.cluster.shutdown().await;
+    }
+}

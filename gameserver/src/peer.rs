@@ -30,6 +30,7 @@ use switchboard_workload::TokenBucket;
 use tracing::debug;
 
 use crate::Shared;
+use crate::room::Via;
 use crate::room_actor::{
     CreateRequest, JoinRequest, Member, Outbound, RoomHandle, RoomOp, SLOW_CONSUMER, response_frame,
 };
@@ -158,13 +159,7 @@ type EventLimit = Arc<Mutex<TokenBucket>>;
 /// Events over the rate limit are logged at most once a second.
 static EVENT_LIMIT_LOG: LogLimit = LogLimit::new(std::time::Duration::from_secs(1));
 
-fn raise(
-    shared: &Shared,
-    room: &CurrentRoom,
-    limit: &EventLimit,
-    event: RaiseEvent,
-    reliable: bool,
-) {
+fn raise(shared: &Shared, room: &CurrentRoom, limit: &EventLimit, event: RaiseEvent, via: Via) {
     let now = std::time::Instant::now();
     if !limit
         .lock()
@@ -178,7 +173,7 @@ fn raise(
         return;
     }
     if let Some((handle, actor)) = current(room) {
-        handle.raise(&shared.stats, actor, event, reliable);
+        handle.raise(&shared.stats, actor, event, via);
     }
 }
 
@@ -209,15 +204,17 @@ async fn read_channel(
 ) {
     let mut recv = FramedRecv::new(stream, DEFAULT_MAX_FRAME);
     let violation = |reason: String| close(&conn, CloseCode::ProtocolViolation, &reason);
-    match recv.next::<ChannelHeader>().await {
-        Ok(Some(h)) if (1..=MAX_CHANNEL).contains(&h.channel) => {}
+    let channel = match recv.next::<ChannelHeader>().await {
+        Ok(Some(h)) if (1..=MAX_CHANNEL).contains(&h.channel) => h.channel,
         Ok(Some(h)) => return violation(format!("channel {} is not 1 to 15", h.channel)),
         Ok(None) | Err(switchboard_transport::RecvError::Read(_)) => return,
         Err(e) => return violation(e.to_string()),
-    }
+    };
     loop {
         match recv.next::<ClientToGame>().await {
-            Ok(Some(ClientToGame::RaiseEvent(ev))) => raise(&shared, &room, &limit, ev, true),
+            Ok(Some(ClientToGame::RaiseEvent(ev))) => {
+                raise(&shared, &room, &limit, ev, Via::Channel(channel))
+            }
             Ok(Some(_)) => {
                 return violation("only RaiseEvent may be sent on a channel stream".into());
             }
@@ -285,7 +282,7 @@ impl Peer {
                 Err((CloseCode::ProtocolViolation, "Hello sent twice".into()))
             }
             ClientToGame::RaiseEvent(ev) => {
-                raise(&self.shared, &self.room, &self.events, ev, true);
+                raise(&self.shared, &self.room, &self.events, ev, Via::Control);
                 Ok(())
             }
             ClientToGame::Request { id, op } => {
@@ -305,7 +302,7 @@ impl Peer {
     fn on_datagram(&mut self, bytes: &[u8]) -> Result<(), Closing> {
         let DatagramUp::RaiseEvent(ev) = decode_body(bytes)
             .map_err(|e| (CloseCode::ProtocolViolation, format!("bad datagram: {e}")))?;
-        raise(&self.shared, &self.room, &self.events, ev, false);
+        raise(&self.shared, &self.room, &self.events, ev, Via::Datagram);
         Ok(())
     }
 

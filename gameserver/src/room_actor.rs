@@ -18,7 +18,7 @@ use switchboard_transport::{OutTx, Overflow, Weighed, close};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info};
 
-use crate::room::{Out, Room};
+use crate::room::{Out, Room, Via};
 use crate::{Shared, Stats};
 
 /// The close reason of a slow consumer.
@@ -104,7 +104,7 @@ pub(crate) enum RoomCmd {
     Raise {
         sender: u32,
         event: RaiseEvent,
-        reliable: bool,
+        via: Via,
     },
     Request {
         actor: u32,
@@ -168,12 +168,8 @@ impl RoomHandle {
 
     /// Relays an event; dropped (and counted in `stats`) if the room's queue is full, so
     /// a flood never grows the queue.
-    pub fn raise(&self, stats: &Stats, sender: u32, event: RaiseEvent, reliable: bool) {
-        let cmd = RoomCmd::Raise {
-            sender,
-            event,
-            reliable,
-        };
+    pub fn raise(&self, stats: &Stats, sender: u32, event: RaiseEvent, via: Via) {
+        let cmd = RoomCmd::Raise { sender, event, via };
         if self.tx.try_send(cmd).is_err() {
             stats.room_queue_drops.fetch_add(1, Ordering::Relaxed);
         }
@@ -297,12 +293,8 @@ impl RoomActor {
                 self.apply(outs);
                 let _ = done.send(());
             }
-            RoomCmd::Raise {
-                sender,
-                event,
-                reliable,
-            } => {
-                let outs = self.room.raise(sender, event, reliable);
+            RoomCmd::Raise { sender, event, via } => {
+                let outs = self.room.raise_via(sender, event, via);
                 self.apply(outs);
             }
             RoomCmd::Notify(event) => {
@@ -464,7 +456,7 @@ mod tests {
             data: Bytes::new(),
         };
         for _ in 0..5 {
-            handle.raise(&stats, 1, event.clone(), true);
+            handle.raise(&stats, 1, event.clone(), Via::Control);
         }
         assert_eq!(stats.room_queue_drops.load(Ordering::Relaxed), 3);
         assert!(rx.try_recv().is_ok() && rx.try_recv().is_ok());

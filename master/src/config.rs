@@ -104,8 +104,15 @@ impl MasterConfig {
             peer_queue: 1024,
             peer_queue_bytes: 1024 * 1024,
             drain_timeout: Duration::from_secs(10),
-            limits: Limits::default(),
-            cluster_limits: Limits::cluster(),
+            // Clients and game servers talk to the master on their control stream only.
+            limits: Limits {
+                max_uni_streams: 0,
+                ..Limits::default()
+            },
+            cluster_limits: Limits {
+                max_uni_streams: 0,
+                ..Limits::cluster()
+            },
             rate_limits: RateLimits::default(),
             client_admission: AdmissionLimits::default(),
             cluster_admission: AdmissionLimits {

@@ -52,8 +52,10 @@ impl Default for Limits {
         Limits {
             idle_timeout: Duration::from_secs(30),
             keep_alive: Duration::from_secs(5),
-            max_bidi_streams: 4,
-            max_uni_streams: 16,
+            // Exactly what the protocol uses: the control stream, and on a game server
+            // one stream per reliable channel 1 to 15. A peer cannot open more.
+            max_bidi_streams: 1,
+            max_uni_streams: 15,
             stream_receive_window: 1024 * 1024,
             receive_window: 4 * 1024 * 1024,
             send_window: 4 * 1024 * 1024,

@@ -7,7 +7,7 @@ use switchboard_protocol::{
     EventCaching, EventData, RaiseEvent, ReceiverGroup, ResultCode, RoomEvent,
 };
 
-use super::{Cached, Out, Room};
+use super::{Cached, Out, Room, Via};
 
 impl Room {
     /// Who receives `event` from active actor `sender`.
@@ -41,7 +41,7 @@ impl Room {
         }
     }
 
-    fn error_to(&self, to: Vec<u32>, code: ResultCode, message: &str) -> Out {
+    pub(crate) fn error_to(&self, to: Vec<u32>, code: ResultCode, message: &str) -> Out {
         Out::Event {
             to,
             event: RoomEvent::ErrorInfo {
@@ -49,6 +49,29 @@ impl Room {
                 message: message.to_string(),
             },
         }
+    }
+
+    /// Relays an event of `sender` that arrived `via` a stream or a datagram: a reliable
+    /// event's `channel` must be the channel of the stream it came on (the control stream
+    /// is channel 0), else the sender gets `ErrorInfo(InvalidRequestParameters)` and the
+    /// event goes nowhere; a datagram's `channel` is not used.
+    pub fn raise_via(&mut self, sender: u32, event: RaiseEvent, via: Via) -> Vec<Out> {
+        let stream = match via {
+            Via::Datagram => return self.raise(sender, event, false),
+            Via::Control => 0,
+            Via::Channel(c) => c,
+        };
+        if event.channel != stream && self.actors.get(&sender).is_some_and(|a| a.active()) {
+            return vec![self.error_to(
+                vec![sender],
+                ResultCode::InvalidRequestParameters,
+                &format!(
+                    "an event's channel must be that of the stream it is sent on: {stream}, not {}",
+                    event.channel
+                ),
+            )];
+        }
+        self.raise(sender, event, true)
     }
 
     /// Relays (and caches) an event of active actor `sender`.

@@ -69,6 +69,17 @@ impl Default for RoomLimits {
     }
 }
 
+/// Where a client's event arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// The control stream (channel 0).
+    Control,
+    /// A channel stream (its channel, 1 to 15).
+    Channel(u8),
+    /// A datagram (unreliable).
+    Datagram,
+}
+
 /// Whether an actor is connected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Presence {

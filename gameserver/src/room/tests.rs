@@ -1032,3 +1032,44 @@ fn the_master_client_role_stays_where_the_leave_announced_it() {
         .unwrap();
     assert_eq!(joined.master_client, 2);
 }
+
+#[test]
+fn an_events_channel_is_the_channel_of_its_stream() {
+    use super::Via;
+    let now = Instant::now();
+    let mut r = with_actors(RoomOptions::default(), 2, now);
+    let on = |channel: u8| RaiseEvent { channel, ..ev(1) };
+    // A mismatch is refused to the sender and relayed to nobody.
+    for (channel, via) in [
+        (5, Via::Control),
+        (9, Via::Channel(3)),
+        (0, Via::Channel(3)),
+    ] {
+        let outs = r.raise_via(1, on(channel), via);
+        assert_eq!(
+            relayed_to(&outs),
+            Vec::<u32>::new(),
+            "{channel} via {via:?}"
+        );
+        assert!(matches!(
+            &events(&outs)[..],
+            [(to, RoomEvent::ErrorInfo { code, .. })]
+                if to == &vec![1] && *code == ResultCode::InvalidRequestParameters.to_wire()
+        ));
+    }
+    // A match is relayed, on that channel.
+    let outs = r.raise_via(1, on(3), Via::Channel(3));
+    assert!(
+        matches!(&outs[..], [Out::Relay { to, channel: 3, reliable: true, .. }] if to == &vec![2])
+    );
+    assert_eq!(relayed_to(&r.raise_via(1, on(0), Via::Control)), vec![2]);
+    // A datagram's channel is not used.
+    let outs = r.raise_via(1, on(7), Via::Datagram);
+    assert!(matches!(
+        &outs[..],
+        [Out::Relay {
+            reliable: false,
+            ..
+        }]
+    ));
+}
