@@ -269,6 +269,68 @@ mod raw {
     }
 
     #[tokio::test]
+    async fn the_game_server_creates_exactly_the_room_the_master_granted() {
+        let t = start(1).await;
+        let c = t.client("alice").await;
+        let granted = RoomOptions {
+            max_players: 2,
+            ..RoomOptions::default()
+        };
+        let redirect = c
+            .redirect(MasterOp::CreateGame {
+                game: Some("two".into()),
+                options: granted.clone(),
+                expected_users: vec!["friend".into()],
+            })
+            .await
+            .unwrap();
+        let ep = client_endpoint(false).unwrap();
+        let cfg = client_config(&t.trust, ALPN_GAME, &Limits::default()).unwrap();
+        let conn = connect(&ep, cfg, &redirect.address).await.unwrap();
+        let (mut send, recv) = conn.open_bi().await.unwrap();
+        let mut recv = FramedRecv::new(recv, 512 * 1024);
+        send_frame(&mut send, &ClientToGame::Hello(Hello::new("raw")))
+            .await
+            .unwrap();
+        let _welcome = recv.next::<GameToClient>().await;
+        let mut id = 0;
+        let mut create = async |options: RoomOptions, expected: Vec<String>| {
+            id += 1;
+            let op = GameOp::CreateGame {
+                ticket: redirect.ticket.clone(),
+                game: "two".into(),
+                options,
+                expected_users: expected,
+                actor_properties: Properties::new(),
+            };
+            send_frame(&mut send, &ClientToGame::Request { id, op })
+                .await
+                .unwrap();
+            loop {
+                if let Ok(Some(GameToClient::Response(r))) = recv.next::<GameToClient>().await {
+                    return r.result.map(|_| ()).map_err(|e| e.result_code());
+                }
+            }
+        };
+        let five = RoomOptions {
+            max_players: 5,
+            ..granted.clone()
+        };
+        assert_eq!(
+            create(five, vec!["friend".into()]).await,
+            Err(Some(ResultCode::TicketTermsMismatch)),
+            "a room of 5 when the master granted 2"
+        );
+        assert_eq!(
+            create(granted.clone(), vec![]).await,
+            Err(Some(ResultCode::TicketTermsMismatch)),
+            "the expected users dropped"
+        );
+        assert_eq!(create(granted, vec!["friend".into()]).await, Ok(()));
+        t.cluster.shutdown().await;
+    }
+
+    #[tokio::test]
     async fn an_events_channel_must_be_its_streams_and_no_extra_stream_can_be_opened() {
         let t = start(1).await;
         let mut a = player(&t, "alice", "chan", true).await;

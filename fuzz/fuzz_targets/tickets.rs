@@ -26,6 +26,7 @@ fuzz_target!(|data: &[u8]| {
         },
         expires_at_ms: u64::MAX,
         key_id: 0,
+        terms: data.len() as u64,
     };
     let ticket = keys.sign(claims);
     let _ = keys.verify(&ticket, 0, "gs-1");

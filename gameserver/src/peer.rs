@@ -17,7 +17,7 @@ use switchboard_protocol::ticket::MAX_TICKET_LEN;
 use switchboard_protocol::{
     ChannelHeader, ClientToGame, CloseCode, DatagramUp, GameOp, GameReply, GameToClient, JoinMode,
     OpError, Properties, RaiseEvent, ResultCode, RoomOptions, ServerState, TicketAction,
-    TicketClaims, decode_body,
+    TicketClaims, decode_body, terms_digest,
 };
 use switchboard_transport::LogLimit;
 use switchboard_transport::framed::Gated;
@@ -56,6 +56,22 @@ struct Peer {
     ops: TokenBucket,
     /// Rate limit of its events.
     events: EventLimit,
+}
+
+/// Refuses a create or join whose room options or expected users are not the ones the
+/// master granted (signed into the ticket as a digest).
+fn check_terms(
+    claims: &TicketClaims,
+    options: Option<&RoomOptions>,
+    expected_users: &[String],
+) -> Result<(), OpError> {
+    if claims.terms == terms_digest(options, expected_users, &claims.user_id) {
+        return Ok(());
+    }
+    Err(OpError::new(
+        ResultCode::TicketTermsMismatch,
+        "the room options or expected users differ from what the master granted; send what you sent to the master",
+    ))
 }
 
 /// Bytes of a large join frame read before its ticket is checked: the frame's header
@@ -445,6 +461,7 @@ impl Peer {
     ) -> Result<(), OpError> {
         let claims = self.check(ticket, &game, TicketAction::Create)?;
         check_expected_users(expected_users)?;
+        check_terms(&claims, Some(&options), expected_users)?;
         let created = self.shared.create_room(CreateRequest {
             request: id,
             game,
@@ -478,6 +495,7 @@ impl Peer {
     ) -> Result<(), OpError> {
         let claims = self.check(ticket, &game, TicketAction::Join)?;
         check_expected_users(&expected_users)?;
+        check_terms(&claims, None, &expected_users)?;
         let Some(handle) = self.shared.room(&game) else {
             // The master sent a client here with a genuine ticket: its entry is stale.
             self.shared.reports.unknown(&game);

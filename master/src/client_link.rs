@@ -318,6 +318,7 @@ fn redirect(shared: &Shared, user_id: &str, a: Admission) -> MasterReply {
         action: a.action,
         expires_at_ms,
         key_id: 0,
+        terms: a.terms,
     });
     MasterReply::Redirect(Redirect {
         game: a.game,

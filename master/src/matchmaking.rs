@@ -13,7 +13,7 @@ use switchboard_protocol::messages::common::{
 };
 use switchboard_protocol::{
     GameState, JoinMode, JoinRandom, LobbyKind, MatchmakingMode, OpError, Properties, ResultCode,
-    RoomOptions, ServerState, TicketAction,
+    RoomOptions, ServerState, TicketAction, terms_digest,
 };
 
 use crate::games::{Game, LobbyIndex, value_key};
@@ -30,6 +30,8 @@ pub struct Admission {
     pub game: String,
     /// Create or join.
     pub action: TicketAction,
+    /// What was decided ([`terms_digest`]), signed into the ticket.
+    pub terms: u64,
 }
 
 fn limit(message: String) -> OpError {
@@ -67,6 +69,7 @@ impl MasterState {
         now: Instant,
     ) -> Result<Admission, OpError> {
         check_expected_users(expected_users)?;
+        let terms = terms_digest(Some(&options), expected_users, user);
         // A name reserved by a create whose ticket has expired is free again now, not
         // at the next tick.
         self.expire_joining(now);
@@ -158,6 +161,7 @@ impl MasterState {
             placement,
             game: name,
             action: TicketAction::Create,
+            terms,
         })
     }
 
@@ -271,6 +275,7 @@ impl MasterState {
             placement: Placement { server, address },
             game: name.to_string(),
             action: TicketAction::Join,
+            terms: terms_digest(None, expected, user),
         }
     }
 

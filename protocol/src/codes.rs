@@ -82,11 +82,14 @@ pub enum ResultCode {
     /// A join (CreateGame, JoinGame, JoinRandomGame) is already in progress on this
     /// master connection: follow its redirect (or let its ticket expire) first.
     JoinInProgress = 32694,
+    /// The game server was asked for other room options or expected users than the
+    /// master granted with the ticket.
+    TicketTermsMismatch = 32693,
 }
 
 impl ResultCode {
     /// Every defined code, in table order.
-    pub const ALL: [ResultCode; 29] = [
+    pub const ALL: [ResultCode; 30] = [
         ResultCode::Ok,
         ResultCode::InternalServerError,
         ResultCode::OperationInvalid,
@@ -116,6 +119,7 @@ impl ResultCode {
         ResultCode::TooManyReservations,
         ResultCode::NotAllowed,
         ResultCode::JoinInProgress,
+        ResultCode::TicketTermsMismatch,
     ];
 
     /// The number sent on the wire.

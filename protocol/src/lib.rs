@@ -36,6 +36,6 @@ pub use messages::master::{
     ClientToMaster, CreateSpec, FriendStatus, GameListEntry, JoinRandom, LobbyStats, MasterEvent,
     MasterOp, MasterReply, MasterToClient, MatchmakingMode, Redirect,
 };
-pub use ticket::{TicketAction, TicketClaims, TicketError, TicketKeys};
+pub use ticket::{TicketAction, TicketClaims, TicketError, TicketKeys, terms_digest};
 pub use value::{Properties, Value};
 pub use version::{ALPN_CLUSTER, ALPN_GAME, ALPN_MASTER, Hello, PROTOCOL_VERSION, Welcome};

@@ -53,6 +53,34 @@ pub struct TicketClaims {
     pub expires_at_ms: u64,
     /// Id of the key that signed the ticket.
     pub key_id: u32,
+    /// What the master decided for this create or join ([`terms_digest`]): the game
+    /// server accepts only the same room options and expected users.
+    pub terms: u64,
+}
+
+/// The digest of what the master decided for a create (`options` given) or a join
+/// (`None`): the first 8 bytes, little-endian, of SHA-256 over the postcard encoding of
+/// `(Option<RoomOptions>, expected users)`, the expected users sorted, without
+/// duplicates and without `user` itself.
+pub fn terms_digest(
+    options: Option<&crate::RoomOptions>,
+    expected_users: &[String],
+    user: &str,
+) -> u64 {
+    use sha2::Digest;
+    let mut expected: Vec<&str> = expected_users
+        .iter()
+        .map(String::as_str)
+        .filter(|u| *u != user)
+        .collect();
+    expected.sort_unstable();
+    expected.dedup();
+    let bytes =
+        postcard::to_stdvec(&(options, expected)).expect("encoding into memory cannot fail");
+    let hash = Sha256::digest(&bytes);
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&hash[..8]);
+    u64::from_le_bytes(first)
 }
 
 /// Why a ticket was refused. Each maps to its own [`ResultCode`].
@@ -216,6 +244,7 @@ mod tests {
             action: TicketAction::Join,
             expires_at_ms: 10_000,
             key_id: 0,
+            terms: 0x0102,
         }
     }
 
@@ -244,6 +273,7 @@ mod tests {
             1,                                      // action: Join
             0x90, 0x4e,                             // expires_at_ms: 10000 as varint
             7,                                      // key_id
+            0x82, 0x02,                             // terms: 0x0102 as varint
         ];
         assert_eq!(body, expected);
         assert_eq!(t.len(), expected.len() + TAG_LEN);
@@ -311,5 +341,45 @@ mod tests {
             TicketKeys::new(BTreeMap::from([(1, vec![0; 32])]), 2),
             Err(KeyError::MissingSigningKey(2))
         );
+    }
+}
+
+#[cfg(test)]
+mod terms_tests {
+    use super::*;
+    use crate::RoomOptions;
+
+    #[test]
+    fn the_terms_are_what_was_decided_in_a_canonical_order() {
+        let o = RoomOptions {
+            max_players: 2,
+            ..RoomOptions::default()
+        };
+        let a = terms_digest(
+            Some(&o),
+            &["b".into(), "c".into(), "b".into(), "me".into()],
+            "me",
+        );
+        assert_eq!(a, terms_digest(Some(&o), &["c".into(), "b".into()], "me"));
+        let five = RoomOptions {
+            max_players: 5,
+            ..o.clone()
+        };
+        assert_ne!(
+            a,
+            terms_digest(Some(&five), &["b".into(), "c".into()], "me")
+        );
+        assert_ne!(
+            a,
+            terms_digest(Some(&o), &[], "me"),
+            "dropped expected users"
+        );
+        assert_ne!(
+            terms_digest(None, &[], "me"),
+            terms_digest(Some(&RoomOptions::default()), &[], "me"),
+            "a join is not a create"
+        );
+        // Pinned: SHA-256 of 00 00 (None, no expected users), first 8 bytes little-endian.
+        assert_eq!(terms_digest(None, &[], "me"), 0xc685_f224_d296_a296);
     }
 }
