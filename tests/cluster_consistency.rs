@@ -138,7 +138,13 @@ async fn a_diverged_view_is_detected_counted_and_resynced() {
     // An unknown game the master never had changes nothing and counts nothing.
     gs.say(GsToMaster::GameUnknown { game: "zzz".into() }).await;
     gs.say(GsToMaster::Digest(games_digest([]))).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The link is ordered: once the master has compared this third digest, it has handled
+    // the unknown game before it too.
+    eventually(
+        || metric(&m, "switchboard_master_digests_total"),
+        |n| *n == 3.0,
+    )
+    .await;
     assert_eq!(
         metric(&m, "switchboard_master_stale_games_dropped_total").await,
         1.0
@@ -175,9 +181,14 @@ async fn churn_never_looks_like_a_divergence() {
             std::mem::forget((room, joined));
         }
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Enough digests compared after the churn, each covering what came before it.
     let m = t.master_metrics();
-    assert!(metric(&m, "switchboard_master_digests_total").await >= 5.0);
+    let seen = metric(&m, "switchboard_master_digests_total").await;
+    eventually(
+        || metric(&m, "switchboard_master_digests_total"),
+        |n| *n >= seen + 4.0,
+    )
+    .await;
     assert_eq!(
         metric(&m, "switchboard_master_divergences_total").await,
         0.0

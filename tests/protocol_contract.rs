@@ -188,6 +188,26 @@ mod raw {
         pub recv: FramedRecv,
     }
 
+    /// A raw connection to the game server at `address`, past `Hello`/`Welcome`.
+    pub async fn hello(
+        t: &common::TestCluster,
+        address: &str,
+    ) -> (quinn::Connection, quinn::SendStream, FramedRecv) {
+        let ep = client_endpoint(false).unwrap();
+        let cfg = client_config(&t.trust, ALPN_GAME, &Limits::default()).unwrap();
+        let conn = connect(&ep, cfg, address).await.unwrap();
+        let (mut send, recv) = conn.open_bi().await.unwrap();
+        let mut recv = FramedRecv::new(recv, 512 * 1024);
+        send_frame(&mut send, &ClientToGame::Hello(Hello::new("raw")))
+            .await
+            .unwrap();
+        assert!(matches!(
+            recv.next::<GameToClient>().await,
+            Ok(Some(GameToClient::Welcome(_)))
+        ));
+        (conn, send, recv)
+    }
+
     /// Joins (or creates) `game` through the master, then talks to the game server raw.
     pub async fn player(t: &common::TestCluster, user: &str, game: &str, create: bool) -> Player {
         let c = t.client(user).await;
@@ -198,18 +218,7 @@ mod raw {
         };
         let redirect = c.redirect(op).await.unwrap();
         std::mem::forget(c);
-        let ep = client_endpoint(false).unwrap();
-        let cfg = client_config(&t.trust, ALPN_GAME, &Limits::default()).unwrap();
-        let conn = connect(&ep, cfg, &redirect.address).await.unwrap();
-        let (mut send, recv) = conn.open_bi().await.unwrap();
-        let mut recv = FramedRecv::new(recv, 512 * 1024);
-        send_frame(&mut send, &ClientToGame::Hello(Hello::new("raw")))
-            .await
-            .unwrap();
-        assert!(matches!(
-            recv.next::<GameToClient>().await,
-            Ok(Some(GameToClient::Welcome(_)))
-        ));
+        let (conn, mut send, mut recv) = hello(t, &redirect.address).await;
         let op = match redirect.action {
             TicketAction::Create => GameOp::CreateGame {
                 ticket: redirect.ticket,
@@ -235,7 +244,6 @@ mod raw {
                 break;
             }
         }
-        let _ = ep;
         Player { conn, send, recv }
     }
 
@@ -284,15 +292,7 @@ mod raw {
             })
             .await
             .unwrap();
-        let ep = client_endpoint(false).unwrap();
-        let cfg = client_config(&t.trust, ALPN_GAME, &Limits::default()).unwrap();
-        let conn = connect(&ep, cfg, &redirect.address).await.unwrap();
-        let (mut send, recv) = conn.open_bi().await.unwrap();
-        let mut recv = FramedRecv::new(recv, 512 * 1024);
-        send_frame(&mut send, &ClientToGame::Hello(Hello::new("raw")))
-            .await
-            .unwrap();
-        let _welcome = recv.next::<GameToClient>().await;
+        let (_conn, mut send, mut recv) = hello(&t, &redirect.address).await;
         let mut id = 0;
         let mut create = async |options: RoomOptions, expected: Vec<String>| {
             id += 1;
