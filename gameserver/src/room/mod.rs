@@ -578,6 +578,15 @@ impl Room {
                     master_client: self.master_client(),
                 },
             });
+        } else if was_master && self.master_client() != 0 {
+            // Without room events nobody would learn of the new master client.
+            out.push(Out::Event {
+                to: self.active_actors(),
+                event: RoomEvent::MasterClientChanged {
+                    master_client: self.master_client(),
+                    sender: 0,
+                },
+            });
         }
         out.push(Out::Publish);
         out

@@ -854,6 +854,19 @@ fn suppressed_room_events() {
         .unwrap();
     assert!(events(&r.leave(2, false, now)).is_empty());
     assert_eq!(relayed_to(&r.raise(1, ev(1), true)), Vec::<u32>::new());
+    // Without Leave events a change of master client is still announced.
+    r.join("c", JoinMode::JoinOnly, &[], Properties::new(), now)
+        .unwrap();
+    assert_eq!(
+        events(&r.leave(1, false, now)),
+        vec![(
+            vec![3],
+            RoomEvent::MasterClientChanged {
+                master_client: 3,
+                sender: 0
+            }
+        )]
+    );
 }
 
 #[test]
