@@ -176,8 +176,8 @@ mod raw {
     use bytes::Bytes;
     use switchboard_protocol::messages::game::MAX_CHANNEL;
     use switchboard_protocol::{
-        ALPN_GAME, ALPN_MASTER, ChannelHeader, ClientToGame, EventCaching, GameOp, GameToClient,
-        Hello, Properties, RaiseEvent, ReceiverGroup, TicketAction,
+        ALPN_MASTER, ChannelHeader, ClientToGame, EventCaching, GameOp, GameToClient, Hello,
+        Properties, RaiseEvent, ReceiverGroup, TicketAction,
     };
     use switchboard_transport::endpoint::client_config;
     use switchboard_transport::{FramedRecv, Limits, client_endpoint, connect, send_frame};
@@ -193,19 +193,8 @@ mod raw {
         t: &common::TestCluster,
         address: &str,
     ) -> (quinn::Connection, quinn::SendStream, FramedRecv) {
-        let ep = client_endpoint(false).unwrap();
-        let cfg = client_config(&t.trust, ALPN_GAME, &Limits::default()).unwrap();
-        let conn = connect(&ep, cfg, address).await.unwrap();
-        let (mut send, recv) = conn.open_bi().await.unwrap();
-        let mut recv = FramedRecv::new(recv, 512 * 1024);
-        send_frame(&mut send, &ClientToGame::Hello(Hello::new("raw")))
-            .await
-            .unwrap();
-        assert!(matches!(
-            recv.next::<GameToClient>().await,
-            Ok(Some(GameToClient::Welcome(_)))
-        ));
-        (conn, send, recv)
+        let g = common::raw::RawGame::game_hello(t, address).await;
+        (g.conn, g.send, g.recv)
     }
 
     /// Joins (or creates) `game` through the master, then talks to the game server raw.

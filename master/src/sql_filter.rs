@@ -555,4 +555,24 @@ mod tests {
         let long = format!("C0 IN ({})", vec!["1"; 600].join(","));
         assert!(parse(&long).unwrap_err().0.contains("longer"));
     }
+
+    /// docs/PROTOCOL.md §5.4, as written there.
+    #[test]
+    fn the_documents_numbers_and_depth() {
+        let p = props(&[("C0", Value::Int(7))]);
+        for n in ["7", "-2", "0.5", ".5", "1e3"] {
+            assert!(parse(&format!("C0 = {n}")).is_ok(), "{n} is a number");
+        }
+        assert!(parse("C0 > 1e-5").is_err(), "an exponent carries no sign");
+        assert!(parse("C0 = 7").unwrap().matches(&p));
+        // A comparison is 1 deep; 31 NOTs or parentheses may enclose it, not 32.
+        let nots = |n: usize| format!("{}C0 = 7", "NOT ".repeat(n));
+        let parens = |n: usize| format!("{}C0 = 7{}", "(".repeat(n), ")".repeat(n));
+        assert!(parse(&nots(31)).is_ok() && parse(&parens(31)).is_ok());
+        assert!(parse(&nots(32)).is_err() && parse(&parens(32)).is_err());
+        // A filter is at most 1024 bytes, spaces included.
+        let padded = |n: usize| format!("C0 = 7{}", " ".repeat(n - 6));
+        assert!(parse(&padded(1024)).is_ok());
+        assert!(parse(&padded(1025)).is_err());
+    }
 }

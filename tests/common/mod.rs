@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test file uses a different subset
 
+pub mod raw;
+
 use std::time::Duration;
 
 use switchboard::dev::{DevCluster, DevOptions};
