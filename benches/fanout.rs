@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group};
-use switchboard_gameserver::room::{Out, Room, RoomLimits};
+use switchboard_hive::{Out, Room, RoomLimits};
 use switchboard_protocol::{
     EventCaching, GameToClient, JoinMode, Properties, RaiseEvent, ReceiverGroup, RoomEvent,
     RoomOptions, encode_frame,

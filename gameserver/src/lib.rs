@@ -20,7 +20,7 @@ pub mod load;
 pub mod master_link;
 mod peer;
 mod reports;
-pub mod room;
+pub use switchboard_hive as room;
 mod room_actor;
 pub mod server_state;
 
