@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group};
-use switchboard_hive::{Out, Room, RoomLimits};
+use switchboard_hive::{Input, Origin, Out, Room, RoomLimits, Via};
 use switchboard_protocol::{
     EventCaching, GameToClient, JoinMode, Properties, RaiseEvent, ReceiverGroup, RoomEvent,
     RoomOptions, encode_frame,
@@ -21,16 +21,22 @@ fn room(actors: u32) -> Room {
         RoomOptions::default(),
         RoomLimits::default(),
     );
-    r.create("u1", &[], Properties::new(), now).unwrap();
+    let join = |user: String| Input::Join {
+        id: 1,
+        user_id: user,
+        mode: JoinMode::JoinOnly,
+        expected_users: vec![],
+        properties: Properties::new(),
+    };
+    let create = Input::Create {
+        id: 1,
+        user_id: "u1".into(),
+        expected_users: vec![],
+        properties: Properties::new(),
+    };
+    r.handle(Origin::Joiner, create, now);
     for i in 2..=actors {
-        r.join(
-            &format!("u{i}"),
-            JoinMode::JoinOnly,
-            &[],
-            Properties::new(),
-            now,
-        )
-        .unwrap();
+        r.handle(Origin::Joiner, join(format!("u{i}")), now);
     }
     r
 }
@@ -47,9 +53,18 @@ fn event() -> RaiseEvent {
     }
 }
 
+/// Actor 1 raises `ev` on the control stream.
+fn raise(room: &mut Room, ev: &RaiseEvent) -> Vec<Out> {
+    let input = Input::Raise {
+        event: ev.clone(),
+        via: Via::Control,
+    };
+    room.handle(Origin::Actor(1), input, Instant::now())
+}
+
 /// What the room actor does: encode once, clone the `Bytes` (a reference count) per recipient.
 fn shared(room: &mut Room, queues: &mut [Vec<Bytes>], ev: &RaiseEvent) {
-    for out in room.raise(1, ev.clone(), true) {
+    for out in raise(room, ev) {
         if let Out::Relay { to, data, .. } = out {
             let frame = encode_frame(&GameToClient::Event(RoomEvent::Custom(data)));
             for a in to {
@@ -61,7 +76,7 @@ fn shared(room: &mut Room, queues: &mut [Vec<Bytes>], ev: &RaiseEvent) {
 
 /// The baseline: the same recipients, encoded for each of them.
 fn per_recipient(room: &mut Room, queues: &mut [Vec<Bytes>], ev: &RaiseEvent) {
-    for out in room.raise(1, ev.clone(), true) {
+    for out in raise(room, ev) {
         if let Out::Relay { to, data, .. } = out {
             for a in to {
                 let frame = encode_frame(&GameToClient::Event(RoomEvent::Custom(data.clone())));

@@ -47,7 +47,7 @@ use tracing::{Instrument, error, info, info_span};
 pub use config::GameServerConfig;
 pub use load::{LoadHook, SyntheticLoad};
 pub use master_link::{GaveUp, LinkStatus};
-use room_actor::{CreateRequest, Outbound, RoomHandle};
+use room_actor::RoomHandle;
 
 /// Counters of the relay.
 #[derive(Debug, Default)]
@@ -203,35 +203,31 @@ impl Shared {
         self.rooms.get(game).map(|r| r.clone())
     }
 
-    /// Creates a room holding its creator and starts its actor. The creator's `Joined`
-    /// response is queued before the actor runs, so it precedes every room event.
-    fn create_room(self: &Arc<Self>, req: CreateRequest) -> Result<(RoomHandle, u32), OpError> {
-        let CreateRequest {
-            request,
-            game,
-            options,
-            user_id,
-            expected_users,
-            properties,
-            member,
-        } = req;
+    /// Creates a room holding its creator (an `Input::Create`) and starts its actor; the
+    /// room answers the creator, its `Joined` ahead of every room event. `Ok(None)`: the
+    /// room refused the creator (and said so).
+    fn create_room(
+        self: &Arc<Self>,
+        game: String,
+        options: switchboard_protocol::RoomOptions,
+        creator: room_actor::Member,
+        create: room::Input,
+    ) -> Result<Option<(RoomHandle, u32)>, OpError> {
         match self.rooms.entry(game.clone()) {
             Entry::Occupied(_) => Err(OpError::new(
                 ResultCode::GameIdAlreadyExists,
                 format!("a game named {game:?} already exists"),
             )),
             Entry::Vacant(slot) => {
-                let mut room = room::Room::new(game, options, self.config.room_limits.clone());
-                let now = tokio::time::Instant::now().into_std();
-                let (joined, outs) = room.create(&user_id, &expected_users, properties, now)?;
-                let actor = joined.actor;
-                let _ = member
-                    .tx
-                    .try_send(Outbound::Frame(room_actor::joined_frame(request, joined)));
+                let room = room::Room::new(game, options, self.config.room_limits.clone());
+                let Some((actor, n)) = room_actor::create(self.clone(), room, creator, create)
+                else {
+                    return Ok(None);
+                };
                 let id = self.room_ids.fetch_add(1, Ordering::Relaxed);
-                let handle = room_actor::spawn(self.clone(), room, (actor, member), outs, id);
+                let handle = room_actor::spawn(actor, id);
                 slot.insert(handle.clone());
-                Ok((handle, actor))
+                Ok(Some((handle, n)))
             }
         }
     }

@@ -30,10 +30,9 @@ use switchboard_workload::TokenBucket;
 use tracing::debug;
 
 use crate::Shared;
+use crate::room::Input;
 use crate::room::Via;
-use crate::room_actor::{
-    CreateRequest, JoinRequest, Member, Outbound, RoomHandle, RoomOp, SLOW_CONSUMER, response_frame,
-};
+use crate::room_actor::{Member, Outbound, RoomHandle, SLOW_CONSUMER, response_frame};
 
 /// Frames coalesced into one write.
 const WRITE_BATCH: usize = 64;
@@ -151,7 +150,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection, pass: Pass) {
     channels.abort();
     // A dropped connection becomes inactive if the room keeps actors for a while.
     if let Some((room, actor)) = set_current(&peer.room, None) {
-        room.leave(actor, true).await;
+        room.leave(actor, None, true).await;
     }
     drop(peer);
     // Let queued frames go out, but never wait on a client that does not read.
@@ -392,19 +391,16 @@ impl Peer {
                 return r.err().map(Err);
             }
             GameOp::LeaveGame { will_come_back } => {
-                return Some(match set_current(&self.room, None) {
-                    Some((room, actor)) => {
-                        room.leave(actor, will_come_back).await;
-                        Ok(GameReply::Left)
-                    }
-                    None => Err(not_in_room()),
-                });
+                let Some((room, actor)) = set_current(&self.room, None) else {
+                    return Some(Err(not_in_room()));
+                };
+                // The room answers; if it has just ended, the actor is gone anyway.
+                if room.leave(actor, Some(id), will_come_back).await {
+                    return None;
+                }
+                return Some(Ok(GameReply::Left));
             }
-            GameOp::SetProperties(sp) => RoomOp::SetProperties(sp),
-            GameOp::SetMasterClient { actor, expected } => {
-                RoomOp::SetMasterClient { actor, expected }
-            }
-            GameOp::ChangeGroups { remove, add } => RoomOp::ChangeGroups { remove, add },
+            op => op,
         };
         let Some((room, actor)) = current(&self.room) else {
             return Some(Err(not_in_room()));
@@ -462,17 +458,20 @@ impl Peer {
         let claims = self.check(ticket, &game, TicketAction::Create)?;
         check_expected_users(expected_users)?;
         check_terms(&claims, Some(&options), expected_users)?;
-        let created = self.shared.create_room(CreateRequest {
-            request: id,
-            game,
-            options,
+        let create = Input::Create {
+            id,
             user_id: claims.user_id,
             expected_users: expected_users.to_vec(),
             properties,
-            member: self.member(),
-        })?;
-        set_current(&self.room, Some(created));
-        self.admitted();
+        };
+        // Refused by the room: it has answered.
+        if let Some(created) = self
+            .shared
+            .create_room(game, options, self.member(), create)?
+        {
+            set_current(&self.room, Some(created));
+            self.admitted();
+        }
         Ok(())
     }
 
@@ -508,19 +507,26 @@ impl Peer {
                 format!("no game named {game:?} here"),
             ));
         };
-        let actor = handle
-            .join(JoinRequest {
-                request: id,
-                user_id: claims.user_id,
-                mode,
-                expected_users,
-                properties,
-                member: self.member(),
-            })
-            .await?;
-        set_current(&self.room, Some((handle, actor)));
-        self.admitted();
-        Ok(())
+        let join = Input::Join {
+            id,
+            user_id: claims.user_id,
+            mode,
+            expected_users,
+            properties,
+        };
+        match handle.join(self.member(), join).await {
+            Some(Some(actor)) => {
+                set_current(&self.room, Some((handle, actor)));
+                self.admitted();
+                Ok(())
+            }
+            // Refused by the room: it has answered.
+            Some(None) => Ok(()),
+            None => Err(OpError::new(
+                ResultCode::GameDoesNotExist,
+                "the game has ended",
+            )),
+        }
     }
 }
 

@@ -11,14 +11,14 @@ use std::time::Instant;
 use bytes::Bytes;
 use quinn::{Connection, SendDatagramError};
 use switchboard_protocol::{
-    CloseCode, DatagramDown, GameReply, GameToClient, JoinMode, Joined, OpError, Properties,
-    RaiseEvent, Response, ResultCode, RoomEvent, SetProperties, encode_body, encode_frame,
+    CloseCode, DatagramDown, GameOp, GameReply, GameToClient, OpError, RaiseEvent, Response,
+    RoomEvent, encode_body, encode_frame,
 };
 use switchboard_transport::{OutTx, Overflow, Weighed, close};
 use tokio::sync::{mpsc, oneshot};
-use tracing::{debug, info};
+use tracing::info;
 
-use crate::room::{Out, Room, Via};
+use crate::room::{Input, Origin, Out, Room, Via};
 use crate::{Shared, Stats};
 
 /// The close reason of a slow consumer.
@@ -52,67 +52,14 @@ pub(crate) struct Member {
     pub conn: Connection,
 }
 
-/// Operations answered by the room itself (the response is queued by the room, ahead of
-/// the events the operation causes).
+/// An input for the room, from `from`; a joiner brings its connection, and `done` hears
+/// the actor the input's sender is once the room has handled it (`None`: refused).
 #[derive(Debug)]
-pub(crate) enum RoomOp {
-    SetProperties(SetProperties),
-    SetMasterClient {
-        actor: u32,
-        expected: u32,
-    },
-    ChangeGroups {
-        remove: Option<Vec<u8>>,
-        add: Vec<u8>,
-    },
-}
-
-/// A request to create a room.
-#[derive(Debug)]
-pub(crate) struct CreateRequest {
-    pub request: u32,
-    pub game: String,
-    pub options: switchboard_protocol::RoomOptions,
-    pub user_id: String,
-    pub expected_users: Vec<String>,
-    pub properties: Properties,
-    pub member: Member,
-}
-
-/// A join request for the room.
-#[derive(Debug)]
-pub(crate) struct JoinRequest {
-    pub request: u32,
-    pub user_id: String,
-    pub mode: JoinMode,
-    pub expected_users: Vec<String>,
-    pub properties: Properties,
-    pub member: Member,
-}
-
-#[derive(Debug)]
-pub(crate) enum RoomCmd {
-    Join {
-        join: JoinRequest,
-        reply: oneshot::Sender<Result<u32, OpError>>,
-    },
-    Leave {
-        actor: u32,
-        will_come_back: bool,
-        done: oneshot::Sender<()>,
-    },
-    Raise {
-        sender: u32,
-        event: RaiseEvent,
-        via: Via,
-    },
-    Request {
-        actor: u32,
-        request: u32,
-        op: RoomOp,
-    },
-    /// An event from the server itself to every active actor.
-    Notify(RoomEvent),
+pub(crate) struct RoomCmd {
+    from: Origin,
+    input: Input,
+    joiner: Option<Member>,
+    done: Option<oneshot::Sender<Option<u32>>>,
 }
 
 /// The way into a room actor.
@@ -123,53 +70,68 @@ pub(crate) struct RoomHandle {
     pub id: u64,
 }
 
-fn gone() -> OpError {
-    OpError::new(ResultCode::GameDoesNotExist, "the game has ended")
-}
-
 impl RoomHandle {
-    /// Joins; on success the `Joined` response is already queued to the member, ahead of
-    /// every room event.
-    pub async fn join(&self, join: JoinRequest) -> Result<u32, OpError> {
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(RoomCmd::Join { join, reply })
-            .await
-            .map_err(|_| gone())?;
-        rx.await.map_err(|_| gone())?
-    }
-
-    /// Leaves (or becomes inactive) and waits until the room has processed it.
-    pub async fn leave(&self, actor: u32, will_come_back: bool) {
+    async fn call(
+        &self,
+        from: Origin,
+        input: Input,
+        joiner: Option<Member>,
+    ) -> Option<Option<u32>> {
         let (done, rx) = oneshot::channel();
-        let cmd = RoomCmd::Leave {
-            actor,
-            will_come_back,
-            done,
+        let cmd = RoomCmd {
+            from,
+            input,
+            joiner,
+            done: Some(done),
         };
-        if self.tx.send(cmd).await.is_ok() {
-            let _ = rx.await;
-        }
+        self.tx.send(cmd).await.ok()?;
+        rx.await.ok()
     }
 
-    /// Hands an operation to the room; the room queues the response. False if the room
-    /// has ended.
-    pub async fn request(&self, actor: u32, request: u32, op: RoomOp) -> bool {
-        self.tx
-            .send(RoomCmd::Request { actor, request, op })
-            .await
-            .is_ok()
+    /// Joins (an `Input::Join`); the room answers the request on the member's queue.
+    /// `Some(actor)` if it got in, `Some(None)` if the room refused it, `None` if the room
+    /// has ended (nobody answered).
+    pub async fn join(&self, member: Member, join: Input) -> Option<Option<u32>> {
+        self.call(Origin::Joiner, join, Some(member)).await
+    }
+
+    /// Leaves (or becomes inactive) and waits until the room has handled it; the room
+    /// answers `id`. False if the room has ended.
+    pub async fn leave(&self, actor: u32, id: Option<u32>, will_come_back: bool) -> bool {
+        let input = Input::Leave { id, will_come_back };
+        self.call(Origin::Actor(actor), input, None).await.is_some()
+    }
+
+    /// Hands an operation to the room, which answers it. False if the room has ended.
+    pub async fn request(&self, actor: u32, id: u32, op: GameOp) -> bool {
+        let cmd = RoomCmd {
+            from: Origin::Actor(actor),
+            input: Input::Request { id, op },
+            joiner: None,
+            done: None,
+        };
+        self.tx.send(cmd).await.is_ok()
     }
 
     /// Sends an event from the server to every active actor (e.g. GameServerOffline).
     pub fn notify(&self, event: RoomEvent) {
-        let _ = self.tx.try_send(RoomCmd::Notify(event));
+        let _ = self.tx.try_send(RoomCmd {
+            from: Origin::Server,
+            input: Input::Notify(event),
+            joiner: None,
+            done: None,
+        });
     }
 
     /// Relays an event; dropped (and counted in `stats`) if the room's queue is full, so
     /// a flood never grows the queue.
     pub fn raise(&self, stats: &Stats, sender: u32, event: RaiseEvent, via: Via) {
-        let cmd = RoomCmd::Raise { sender, event, via };
+        let cmd = RoomCmd {
+            from: Origin::Actor(sender),
+            input: Input::Raise { event, via },
+            joiner: None,
+            done: None,
+        };
         if self.tx.try_send(cmd).is_err() {
             stats.room_queue_drops.fetch_add(1, Ordering::Relaxed);
         }
@@ -184,66 +146,77 @@ pub(crate) fn response_frame(request: u32, result: Result<GameReply, OpError>) -
     }))
 }
 
-/// The `Joined` response of a successful join.
-pub(crate) fn joined_frame(request: u32, joined: Joined) -> Bytes {
-    response_frame(request, Ok(GameReply::Joined(joined)))
-}
-
 fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }
 
-/// Starts the actor of a room that already holds its creator (actor `creator`, whose
-/// `Joined` response the caller queued), and applies the creation's outputs.
-pub(crate) fn spawn(
+/// Creates `room` with the creator of `create` (an `Input::Create`): the room answers
+/// the creator, and its `Joined` is queued before any room event. The room and the
+/// creator's actor, or `None` if the room refused the creator (and said so).
+pub(crate) fn create(
     shared: Arc<Shared>,
     room: Room,
-    creator: (u32, Member),
-    outs: Vec<Out>,
-    id: u64,
-) -> RoomHandle {
-    let (tx, rx) = mpsc::channel(shared.config.room_queue);
+    creator: Member,
+    create: Input,
+) -> Option<(RoomActor, u32)> {
     let mut actor = RoomActor {
         shared,
         room,
-        members: HashMap::from([creator]),
-        id,
+        members: HashMap::new(),
+        id: 0,
+        closed: false,
     };
-    actor.apply(outs);
+    let n = actor.input(Origin::Joiner, create, Some(creator))?;
+    Some((actor, n))
+}
+
+/// Starts the actor of a created room.
+pub(crate) fn spawn(mut actor: RoomActor, id: u64) -> RoomHandle {
+    let (tx, rx) = mpsc::channel(actor.shared.config.room_queue);
+    actor.id = id;
     tokio::spawn(actor.run(rx));
     RoomHandle { tx, id }
 }
 
-struct RoomActor {
+/// The sender of the input being carried out: its actor once it is one, else the
+/// connection of a joiner not (yet) admitted.
+struct Sender {
+    actor: Option<u32>,
+    joiner: Option<Member>,
+}
+
+pub(crate) struct RoomActor {
     shared: Arc<Shared>,
     room: Room,
     members: HashMap<u32, Member>,
     id: u64,
+    closed: bool,
 }
 
 impl RoomActor {
     async fn run(mut self, mut rx: mpsc::Receiver<RoomCmd>) {
         info!(game = self.room.name(), "room created");
-        loop {
+        while !self.closed {
             let deadline = self
                 .room
                 .next_deadline()
                 .map(tokio::time::Instant::from_std);
-            let cmd = tokio::select! {
-                cmd = rx.recv() => cmd,
-                _ = sleep_until(deadline) => {
-                    let outs = self.room.tick(now());
-                    self.apply(outs);
-                    if self.room.is_done(now()) {
-                        break;
+            tokio::select! {
+                cmd = rx.recv() => {
+                    let Some(RoomCmd { from, input, joiner, done }) = cmd else { break };
+                    let relay = matches!(input, Input::Raise { .. });
+                    let actor = self.input(from, input, joiner);
+                    if let Some(done) = done {
+                        let _ = done.send(actor);
                     }
-                    continue;
+                    // A room emptied by that input may be done at once (EmptyRoomTtl 0).
+                    if !relay {
+                        self.input(Origin::Server, Input::Tick, None);
+                    }
                 }
-            };
-            let Some(cmd) = cmd else { break };
-            self.handle(cmd);
-            if self.room.is_done(now()) {
-                break;
+                _ = sleep_until(deadline) => {
+                    self.input(Origin::Server, Input::Tick, None);
+                }
             }
         }
         // Refuse whatever is still queued: the room is gone.
@@ -252,94 +225,49 @@ impl RoomActor {
         info!(game = self.room.name(), "room closed");
     }
 
-    fn handle(&mut self, cmd: RoomCmd) {
-        match cmd {
-            RoomCmd::Join { join, reply } => {
-                let JoinRequest {
-                    request,
-                    user_id,
-                    mode,
-                    expected_users,
-                    properties,
-                    member,
-                } = join;
-                match self
-                    .room
-                    .join(&user_id, mode, &expected_users, properties, now())
-                {
-                    Ok((joined, outs)) => {
-                        let actor = joined.actor;
-                        // The response goes first, so the joiner sees Joined before any event.
-                        let _ = member
-                            .tx
-                            .try_send(Outbound::Frame(joined_frame(request, joined)));
-                        self.members.insert(actor, member);
-                        let _ = reply.send(Ok(actor));
-                        self.apply(outs);
-                    }
-                    Err(e) => {
-                        let _ = reply.send(Err(e));
-                    }
-                }
-            }
-            RoomCmd::Leave {
-                actor,
-                will_come_back,
-                done,
-            } => {
-                self.members.remove(&actor);
-                let outs = self.room.leave(actor, will_come_back, now());
-                debug!(game = self.room.name(), actor, will_come_back, "actor left");
-                self.apply(outs);
-                let _ = done.send(());
-            }
-            RoomCmd::Raise { sender, event, via } => {
-                let outs = self.room.raise_via(sender, event, via);
-                self.apply(outs);
-            }
-            RoomCmd::Notify(event) => {
-                let to = self.room.active_actors();
-                self.apply(vec![Out::Event { to, event }]);
-            }
-            RoomCmd::Request { actor, request, op } => {
-                let result = match op {
-                    RoomOp::SetProperties(sp) => self
-                        .room
-                        .set_properties(actor, sp)
-                        .map(|o| (GameReply::PropertiesSet, o)),
-                    RoomOp::SetMasterClient {
-                        actor: new,
-                        expected,
-                    } => self
-                        .room
-                        .set_master_client(actor, new, expected)
-                        .map(|o| (GameReply::MasterClientSet, o)),
-                    RoomOp::ChangeGroups { remove, add } => self
-                        .room
-                        .change_groups(actor, remove, add)
-                        .map(|()| (GameReply::GroupsChanged, Vec::new())),
-                };
-                let (reply, outs) = match result {
-                    Ok((reply, outs)) => (Ok(reply), outs),
-                    Err(e) => {
-                        self.shared.stats.op_refused(e.result_code());
-                        (Err(e), Vec::new())
-                    }
-                };
-                if let Some(m) = self.members.get(&actor) {
-                    let _ =
-                        m.tx.try_send(Outbound::Frame(response_frame(request, reply)));
-                }
-                self.apply(outs);
-            }
-        }
+    /// Hands one input to the room and carries out its outputs. Returns the actor the
+    /// input's sender is afterwards, if any.
+    fn input(&mut self, from: Origin, input: Input, joiner: Option<Member>) -> Option<u32> {
+        let outs = self.room.handle(from, input, now());
+        let mut sender = Sender {
+            actor: match from {
+                Origin::Actor(n) => Some(n),
+                _ => None,
+            },
+            joiner,
+        };
+        self.apply(&mut sender, outs);
+        sender.actor
     }
 
-    /// Carries out the room's outputs.
-    fn apply(&mut self, outs: Vec<Out>) {
+    /// Carries out the room's outputs for an input of `sender`.
+    fn apply(&mut self, sender: &mut Sender, outs: Vec<Out>) {
         let mut slow = Vec::new();
         for out in outs {
             match out {
+                Out::Joined { actor, .. } => {
+                    if let Some(m) = sender.joiner.take() {
+                        self.members.insert(actor, m);
+                    }
+                    sender.actor = Some(actor);
+                }
+                Out::Reply { id, result } => {
+                    if let Err(e) = &result {
+                        self.shared.stats.op_refused(e.result_code());
+                    }
+                    let frame = Outbound::Frame(response_frame(id, result));
+                    let member = sender
+                        .actor
+                        .and_then(|a| self.members.get(&a))
+                        .or(sender.joiner.as_ref());
+                    if let Some(m) = member {
+                        let _ = m.tx.try_send(frame);
+                    }
+                }
+                Out::Left { actor, .. } => {
+                    self.members.remove(&actor);
+                }
+                Out::Closed => self.closed = true,
                 Out::Event { to, event } => {
                     let frame = encode_frame(&GameToClient::Event(event));
                     self.deliver(&to, &Outbound::Frame(frame), &mut slow);
@@ -374,8 +302,11 @@ impl RoomActor {
         for actor in slow {
             self.shared.stats.slow_consumer();
             self.members.remove(&actor);
-            let outs = self.room.leave(actor, true, now());
-            self.apply(outs);
+            let dropped = Input::Leave {
+                id: None,
+                will_come_back: true,
+            };
+            self.input(Origin::Actor(actor), dropped, None);
         }
     }
 

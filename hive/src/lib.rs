@@ -7,4 +7,4 @@
 
 pub mod room;
 
-pub use room::{Actor, Out, Presence, Room, RoomLimits, Via};
+pub use room::{Actor, Input, Origin, Out, Presence, Room, RoomLimits, Via};

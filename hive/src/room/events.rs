@@ -55,7 +55,7 @@ impl Room {
     /// event's `channel` must be the channel of the stream it came on (the control stream
     /// is channel 0), else the sender gets `ErrorInfo(InvalidRequestParameters)` and the
     /// event goes nowhere; a datagram's `channel` is not used.
-    pub fn raise_via(&mut self, sender: u32, event: RaiseEvent, via: Via) -> Vec<Out> {
+    pub(crate) fn raise_via(&mut self, sender: u32, event: RaiseEvent, via: Via) -> Vec<Out> {
         let stream = match via {
             Via::Datagram => return self.raise(sender, event, false),
             Via::Control => 0,
@@ -75,7 +75,7 @@ impl Room {
     }
 
     /// Relays (and caches) an event of active actor `sender`.
-    pub fn raise(&mut self, sender: u32, event: RaiseEvent, reliable: bool) -> Vec<Out> {
+    pub(crate) fn raise(&mut self, sender: u32, event: RaiseEvent, reliable: bool) -> Vec<Out> {
         if !self.actors.get(&sender).is_some_and(|a| a.active()) {
             return Vec::new();
         }

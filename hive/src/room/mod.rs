@@ -8,6 +8,7 @@
 //! - [`properties`]: `SetProperties`, `SetMasterClient`, `ChangeGroups`.
 
 mod events;
+mod handle;
 mod properties;
 #[cfg(test)]
 mod tests;
@@ -18,9 +19,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use switchboard_protocol::frame::encoded_len;
 use switchboard_protocol::{
-    ActorInfo, EventData, GameState, JoinMode, Joined, OpError, Properties, ResultCode, RoomEvent,
-    RoomOptions,
+    ActorInfo, EventData, GameReply, GameState, JoinMode, Joined, OpError, Properties, ResultCode,
+    RoomEvent, RoomOptions,
 };
+
+pub use handle::{Input, Origin};
 
 /// Limits of a room, from the game server's configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,6 +149,31 @@ pub enum Out {
     },
     /// The lobby-relevant state changed: report it to the master.
     Publish,
+    /// The answer to the input's request, for the input's sender.
+    Reply {
+        /// The request's id.
+        id: u32,
+        /// The answer.
+        result: Result<GameReply, OpError>,
+    },
+    /// Lifecycle: the input's sender is now this actor (created, joined or rejoined);
+    /// outputs that follow may address it.
+    Joined {
+        /// Its actor number.
+        actor: u32,
+        /// Its user.
+        user_id: String,
+    },
+    /// Lifecycle: the actor left its connection behind: it became inactive, or it is gone
+    /// for good (left, dropped without a PlayerTtl, or its PlayerTtl passed).
+    Left {
+        /// The actor.
+        actor: u32,
+        /// Whether it may still come back.
+        inactive: bool,
+    },
+    /// Lifecycle: the room is done; nothing else will come out of it.
+    Closed,
 }
 
 /// An event kept in the room's cache.
@@ -397,7 +425,7 @@ impl Room {
 
     /// Adds the creator of a new room, reserving slots for `expected_users`; the creator
     /// gets in even if the room is created closed.
-    pub fn create(
+    pub(crate) fn create(
         &mut self,
         user_id: &str,
         expected_users: &[String],
@@ -433,7 +461,7 @@ impl Room {
     }
 
     /// Adds (or takes back) an actor for `user_id` according to the join mode.
-    pub fn join(
+    pub(crate) fn join(
         &mut self,
         user_id: &str,
         mode: JoinMode,
@@ -543,7 +571,7 @@ impl Room {
 
     /// An active actor leaves: for good, or (if `will_come_back` or it dropped, and the
     /// room has a PlayerTtl) it becomes inactive.
-    pub fn leave(&mut self, n: u32, will_come_back: bool, now: Instant) -> Vec<Out> {
+    pub(crate) fn leave(&mut self, n: u32, will_come_back: bool, now: Instant) -> Vec<Out> {
         let ttl = self.options.player_ttl_ms;
         let was_master = self.master_client() == n;
         let Some(actor) = self.actors.get_mut(&n).filter(|a| a.active()) else {
@@ -602,7 +630,7 @@ impl Room {
     }
 
     /// Removes inactive actors whose PlayerTtl has passed.
-    pub fn tick(&mut self, now: Instant) -> Vec<Out> {
+    pub(crate) fn tick(&mut self, now: Instant) -> Vec<Out> {
         let expired: Vec<u32> = self
             .actors
             .iter()
@@ -614,6 +642,10 @@ impl Room {
         let mut out = Vec::new();
         for n in expired {
             self.remove(n);
+            out.push(Out::Left {
+                actor: n,
+                inactive: false,
+            });
             if !self.options.suppress_room_events {
                 out.push(Out::Event {
                     to: self.active_actors(),

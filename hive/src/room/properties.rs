@@ -28,7 +28,11 @@ fn apply(target: &mut Properties, changes: &Properties, delete_null: bool) {
 
 impl Room {
     /// Sets room (`target` 0) or actor properties for active actor `sender`.
-    pub fn set_properties(&mut self, sender: u32, sp: SetProperties) -> Result<Vec<Out>, OpError> {
+    pub(crate) fn set_properties(
+        &mut self,
+        sender: u32,
+        sp: SetProperties,
+    ) -> Result<Vec<Out>, OpError> {
         if !self.actors.get(&sender).is_some_and(|a| a.active()) {
             return Err(err(
                 ResultCode::OperationNotAllowedInCurrentState,
@@ -194,7 +198,7 @@ impl Room {
     }
 
     /// Makes `new` the master client if the current one is still `expected`.
-    pub fn set_master_client(
+    pub(crate) fn set_master_client(
         &mut self,
         sender: u32,
         new: u32,
@@ -236,7 +240,7 @@ impl Room {
     }
 
     /// Leaves groups (`Some([])` = all) and joins others.
-    pub fn change_groups(
+    pub(crate) fn change_groups(
         &mut self,
         actor: u32,
         remove: Option<Vec<u8>>,

@@ -1086,3 +1086,106 @@ fn an_events_channel_is_the_channel_of_its_stream() {
         }]
     ));
 }
+
+#[test]
+fn handle_answers_every_request_and_tells_the_lifecycle_in_order() {
+    use super::{Input, Origin};
+    use switchboard_protocol::{GameOp, GameReply};
+    let now = Instant::now();
+    let mut r = room(RoomOptions {
+        player_ttl_ms: 1000,
+        ..RoomOptions::default()
+    });
+    let create = Input::Create {
+        id: 7,
+        user_id: "a".into(),
+        expected_users: vec![],
+        properties: Properties::new(),
+    };
+    let outs = r.handle(Origin::Joiner, create, now);
+    // Bind first, then the answer, then what the join causes.
+    assert!(matches!(&outs[0], Out::Joined { actor: 1, user_id } if user_id == "a"));
+    assert!(matches!(
+        &outs[1],
+        Out::Reply {
+            id: 7,
+            result: Ok(GameReply::Joined(_))
+        }
+    ));
+    assert!(matches!(
+        &outs[2],
+        Out::Event {
+            event: RoomEvent::Join { .. },
+            ..
+        }
+    ));
+    // A refused join: the answer only.
+    let join = |user: &str, mode| Input::Join {
+        id: 8,
+        user_id: user.into(),
+        mode,
+        expected_users: vec![],
+        properties: Properties::new(),
+    };
+    let outs = r.handle(Origin::Joiner, join("z", JoinMode::RejoinOnly), now);
+    assert!(matches!(
+        &outs[..],
+        [Out::Reply { id: 8, result: Err(e) }]
+            if e.result_code() == Some(ResultCode::JoinFailedWithRejoinerNotFound)
+    ));
+    r.handle(Origin::Joiner, join("b", JoinMode::JoinOnly), now);
+    // An operation: the answer, then its events.
+    let op = GameOp::SetMasterClient {
+        actor: 2,
+        expected: 1,
+    };
+    let outs = r.handle(Origin::Actor(1), Input::Request { id: 9, op }, now);
+    assert!(matches!(
+        &outs[0],
+        Out::Reply {
+            id: 9,
+            result: Ok(GameReply::MasterClientSet)
+        }
+    ));
+    assert!(matches!(
+        &outs[1],
+        Out::Event {
+            event: RoomEvent::MasterClientChanged { .. },
+            ..
+        }
+    ));
+    // A room operation that is not one: refused.
+    let leave = GameOp::LeaveGame {
+        will_come_back: true,
+    };
+    let outs = r.handle(Origin::Actor(2), Input::Request { id: 10, op: leave }, now);
+    assert!(matches!(
+        &outs[..2],
+        [
+            Out::Reply {
+                id: 10,
+                result: Ok(GameReply::Left)
+            },
+            Out::Left {
+                actor: 2,
+                inactive: true
+            }
+        ]
+    ));
+    // Its PlayerTtl passes: gone for good. Then the last actor leaves and the room closes.
+    let later = now + std::time::Duration::from_millis(1001);
+    let outs = r.handle(Origin::Server, Input::Tick, later);
+    assert!(outs.contains(&Out::Left {
+        actor: 2,
+        inactive: false
+    }));
+    let leave = Input::Leave {
+        id: None,
+        will_come_back: false,
+    };
+    r.handle(Origin::Actor(1), leave, later);
+    assert_eq!(
+        r.handle(Origin::Server, Input::Tick, later).last(),
+        Some(&Out::Closed)
+    );
+}

@@ -1,0 +1,226 @@
+//! The room's one entry point, [`Room::handle`]: an input from someone, at a time, in;
+//! everything to do about it out, the reply to a request included.
+
+use std::time::Instant;
+
+use switchboard_protocol::{
+    GameOp, GameReply, JoinMode, OpError, Properties, RaiseEvent, ResultCode, RoomEvent,
+};
+
+use super::{Out, Room, Via, err};
+
+/// Who an input comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A connection that is not an actor of the room (yet): a creator or a joiner.
+    Joiner,
+    /// An actor of the room.
+    Actor(u32),
+    /// The server itself (its timers, its state changes).
+    Server,
+}
+
+/// What a room is asked to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// The first actor (a fresh room only). Answered with `Reply(Joined)` or a refusal.
+    Create {
+        /// The request to answer.
+        id: u32,
+        /// The authenticated user (from its ticket).
+        user_id: String,
+        /// Users to reserve slots for.
+        expected_users: Vec<String>,
+        /// The creator's actor properties.
+        properties: Properties,
+    },
+    /// A join or rejoin. Answered with `Reply(Joined)` or a refusal.
+    Join {
+        /// The request to answer.
+        id: u32,
+        /// The authenticated user (from its ticket).
+        user_id: String,
+        /// How to treat an existing actor of the user.
+        mode: JoinMode,
+        /// Users to reserve slots for.
+        expected_users: Vec<String>,
+        /// The joiner's actor properties.
+        properties: Properties,
+    },
+    /// The actor leaves: for good, or (`will_come_back`, and for a dropped connection)
+    /// for now if the room has a PlayerTtl. `id`: the `LeaveGame` request to answer.
+    Leave {
+        /// The request to answer, if the actor asked.
+        id: Option<u32>,
+        /// Whether the actor may come back.
+        will_come_back: bool,
+    },
+    /// A room operation (`SetProperties`, `SetMasterClient`, `ChangeGroups`, ...).
+    Request {
+        /// The request to answer.
+        id: u32,
+        /// The operation.
+        op: GameOp,
+    },
+    /// An event to relay, and where it arrived.
+    Raise {
+        /// The event as sent.
+        event: RaiseEvent,
+        /// The stream or datagram it came on.
+        via: Via,
+    },
+    /// An event from the server to every active actor.
+    Notify(RoomEvent),
+    /// Time passed: expire what is due, and close the room if it is done.
+    Tick,
+}
+
+fn already_in_room() -> OpError {
+    err(
+        ResultCode::OperationNotAllowedInCurrentState,
+        "already in a game; leave it first",
+    )
+}
+
+impl Room {
+    /// Handles one input from `from` at `now`. The outputs are in the order they must be
+    /// carried out: an `Out::Joined` binds the sender's connection to its actor before
+    /// anything is sent to that actor, and an `Out::Reply` (to the sender) comes before
+    /// the events its request causes.
+    pub fn handle(&mut self, from: Origin, input: Input, now: Instant) -> Vec<Out> {
+        match (from, input) {
+            (
+                Origin::Joiner,
+                Input::Create {
+                    id,
+                    user_id,
+                    expected_users,
+                    properties,
+                },
+            ) => {
+                let r = self.create(&user_id, &expected_users, properties, now);
+                self.admission(id, user_id, r)
+            }
+            (
+                Origin::Joiner,
+                Input::Join {
+                    id,
+                    user_id,
+                    mode,
+                    expected_users,
+                    properties,
+                },
+            ) => {
+                let r = self.join(&user_id, mode, &expected_users, properties, now);
+                self.admission(id, user_id, r)
+            }
+            (Origin::Actor(n), Input::Leave { id, will_come_back }) => {
+                let mut out: Vec<Out> = id
+                    .map(|id| Out::Reply {
+                        id,
+                        result: Ok(GameReply::Left),
+                    })
+                    .into_iter()
+                    .collect();
+                let outs = self.leave(n, will_come_back, now);
+                if !outs.is_empty() {
+                    let inactive = self.actor(n).is_some();
+                    out.push(Out::Left { actor: n, inactive });
+                }
+                out.extend(outs);
+                out
+            }
+            (Origin::Actor(n), Input::Request { id, op }) => {
+                let result = match op {
+                    GameOp::SetProperties(sp) => self
+                        .set_properties(n, sp)
+                        .map(|o| (GameReply::PropertiesSet, o)),
+                    GameOp::SetMasterClient { actor, expected } => self
+                        .set_master_client(n, actor, expected)
+                        .map(|o| (GameReply::MasterClientSet, o)),
+                    GameOp::ChangeGroups { remove, add } => self
+                        .change_groups(n, remove, add)
+                        .map(|()| (GameReply::GroupsChanged, Vec::new())),
+                    GameOp::CreateGame { .. } | GameOp::JoinGame { .. } => Err(already_in_room()),
+                    GameOp::LeaveGame { will_come_back } => {
+                        return self.handle(
+                            from,
+                            Input::Leave {
+                                id: Some(id),
+                                will_come_back,
+                            },
+                            now,
+                        );
+                    }
+                };
+                match result {
+                    Ok((reply, outs)) => {
+                        let mut out = vec![Out::Reply {
+                            id,
+                            result: Ok(reply),
+                        }];
+                        out.extend(outs);
+                        out
+                    }
+                    Err(e) => vec![Out::Reply { id, result: Err(e) }],
+                }
+            }
+            (Origin::Actor(n), Input::Raise { event, via }) => self.raise_via(n, event, via),
+            (_, Input::Notify(event)) => vec![Out::Event {
+                to: self.active_actors(),
+                event,
+            }],
+            (_, Input::Tick) => {
+                let mut out = self.tick(now);
+                if self.is_done(now) {
+                    out.push(Out::Closed);
+                }
+                out
+            }
+            // A create or join from an actor, or an actor's input from a stranger.
+            (_, Input::Create { id, .. } | Input::Join { id, .. } | Input::Request { id, .. }) => {
+                vec![Out::Reply {
+                    id,
+                    result: Err(already_in_room()),
+                }]
+            }
+            (_, Input::Leave { id, .. }) => id
+                .map(|id| Out::Reply {
+                    id,
+                    result: Err(err(
+                        ResultCode::OperationNotAllowedInCurrentState,
+                        "not in a game",
+                    )),
+                })
+                .into_iter()
+                .collect(),
+            (_, Input::Raise { .. }) => Vec::new(),
+        }
+    }
+
+    /// The outputs of a create or join: bind, answer, then announce.
+    fn admission(
+        &mut self,
+        id: u32,
+        user_id: String,
+        r: Result<(switchboard_protocol::Joined, Vec<Out>), OpError>,
+    ) -> Vec<Out> {
+        match r {
+            Ok((joined, outs)) => {
+                let mut out = vec![
+                    Out::Joined {
+                        actor: joined.actor,
+                        user_id,
+                    },
+                    Out::Reply {
+                        id,
+                        result: Ok(GameReply::Joined(joined)),
+                    },
+                ];
+                out.extend(outs);
+                out
+            }
+            Err(e) => vec![Out::Reply { id, result: Err(e) }],
+        }
+    }
+}
