@@ -169,6 +169,74 @@ async fn one_join_in_flight_per_connection_and_a_reserved_name_lives_as_long_as_
     t.cluster.shutdown().await;
 }
 
+#[tokio::test]
+async fn a_join_the_game_server_refused_holds_neither_the_connection_nor_the_name() {
+    // Tickets live 30 s: everything below must happen long before that.
+    let t = start_all(1, |_| {}, |m| m.settings.max_joins_in_flight = 1, |_| {}).await;
+    let alice = t.client("alice").await;
+    let mut a = alice.create_game(Some("duel"), with_ttl(2)).await.unwrap();
+    let bob = t.client("bob").await;
+    let b = bob.join_game("duel").await.unwrap();
+    b.disconnect();
+    expect_event(&mut a, |e| {
+        matches!(
+            e,
+            RoomEvent::Leave {
+                actor: 2,
+                inactive: true,
+                ..
+            }
+        )
+    })
+    .await;
+    // JoinOnly for a user with an inactive actor: the master redirects, the game server
+    // refuses (rejoin instead)...
+    let r = common::eventually(|| bob.redirect(common::join_op("duel")), |r| r.is_ok())
+        .await
+        .unwrap();
+    assert_eq!(
+        code(bob.follow(r, &JoinOptions::default()).await),
+        ResultCode::JoinFailedFoundInactiveJoiner
+    );
+    // ...and bob asks again on the same master connection, as the document says.
+    let started = std::time::Instant::now();
+    let back = common::eventually(
+        || bob.join_game_with("duel", rejoin()),
+        |r| !matches!(r, Err(e) if e.result_code() == Some(ResultCode::JoinInProgress)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(back.actor(), 2);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "not held for the ticket's life"
+    );
+
+    // A create the game server refused (other options than granted) frees the name.
+    let carol = t.client("carol").await;
+    let r = carol.redirect(create("taken")).await.unwrap();
+    let other = JoinOptions {
+        create_options: with_ttl(5),
+        ..JoinOptions::default()
+    };
+    assert_eq!(
+        code(carol.follow(r, &other).await),
+        ResultCode::TicketTermsMismatch
+    );
+    let dave = t.client("dave").await;
+    let started = std::time::Instant::now();
+    let _room = common::eventually(
+        || dave.create_game(Some("taken"), RoomOptions::default()),
+        |r| r.is_ok(),
+    )
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the name was freed"
+    );
+    t.cluster.shutdown().await;
+}
+
 mod raw {
     //! A client speaking the protocol by hand, to send what the Rust client never does.
 

@@ -456,6 +456,38 @@ impl Peer {
         properties: Properties,
     ) -> Result<(), OpError> {
         let claims = self.check(ticket, &game, TicketAction::Create)?;
+        let user = claims.user_id.clone();
+        let r = self.create_claimed(
+            id,
+            claims,
+            game.clone(),
+            options,
+            expected_users,
+            properties,
+        );
+        self.refused_unless_joined(&game, &user, &r);
+        r.map(|_| ())
+    }
+
+    /// Tells the master that a client with a genuine ticket did not get in, so that it
+    /// is no longer counted as on its way (and a reserved name is free again).
+    fn refused_unless_joined(&self, game: &str, user: &str, r: &Result<bool, OpError>) {
+        if !matches!(r, Ok(true)) {
+            self.shared.reports.join_refused(game, user);
+        }
+    }
+
+    /// Creates the room for a genuine ticket; whether the client got in (`Ok(false)`:
+    /// the room refused it and has answered).
+    fn create_claimed(
+        &mut self,
+        id: u32,
+        claims: TicketClaims,
+        game: String,
+        options: RoomOptions,
+        expected_users: &[String],
+        properties: Properties,
+    ) -> Result<bool, OpError> {
         check_expected_users(expected_users)?;
         check_terms(&claims, Some(&options), expected_users)?;
         let create = Input::Create {
@@ -471,8 +503,9 @@ impl Peer {
         {
             set_current(&self.room, Some(created));
             self.admitted();
+            return Ok(true);
         }
-        Ok(())
+        Ok(false)
     }
 
     /// The client joined a room with a genuine ticket: it is trusted from now on.
@@ -493,11 +526,30 @@ impl Peer {
         properties: Properties,
     ) -> Result<(), OpError> {
         let claims = self.check(ticket, &game, TicketAction::Join)?;
+        let user = claims.user_id.clone();
+        let r = self
+            .join_claimed(id, claims, &game, mode, expected_users, properties)
+            .await;
+        self.refused_unless_joined(&game, &user, &r);
+        r.map(|_| ())
+    }
+
+    /// Joins the room for a genuine ticket; whether the client got in (`Ok(false)`: the
+    /// room refused it and has answered).
+    async fn join_claimed(
+        &mut self,
+        id: u32,
+        claims: TicketClaims,
+        game: &str,
+        mode: JoinMode,
+        expected_users: Vec<String>,
+        properties: Properties,
+    ) -> Result<bool, OpError> {
         check_expected_users(&expected_users)?;
         check_terms(&claims, None, &expected_users)?;
-        let Some(handle) = self.shared.room(&game) else {
+        let Some(handle) = self.shared.room(game) else {
             // The master sent a client here with a genuine ticket: its entry is stale.
-            self.shared.reports.unknown(&game);
+            self.shared.reports.unknown(game);
             self.shared
                 .stats
                 .unknown_games
@@ -518,10 +570,10 @@ impl Peer {
             Some(Some(actor)) => {
                 set_current(&self.room, Some((handle, actor)));
                 self.admitted();
-                Ok(())
+                Ok(true)
             }
             // Refused by the room: it has answered.
-            Some(None) => Ok(()),
+            Some(None) => Ok(false),
             None => Err(OpError::new(
                 ResultCode::GameDoesNotExist,
                 "the game has ended",

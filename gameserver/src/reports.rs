@@ -32,6 +32,8 @@ struct Pending {
     dirty: HashSet<String>,
     /// Games clients came to with a valid ticket that are not here.
     unknown: HashSet<String>,
+    /// Joins with a valid ticket that were refused: (game, user).
+    refused: HashSet<(String, String)>,
 }
 
 /// The reporting state.
@@ -82,6 +84,16 @@ impl Reports {
         self.changed.notify_one();
     }
 
+    /// The join or create of `user` with a valid ticket for `game` was refused.
+    pub(crate) fn join_refused(&self, game: &str, user: &str) {
+        let mut p = self.pending();
+        if p.refused.len() < MAX_UNKNOWN {
+            p.refused.insert((game.to_string(), user.to_string()));
+        }
+        drop(p);
+        self.changed.notify_one();
+    }
+
     /// The published states (for metrics).
     pub(crate) fn published(&self) -> &DashMap<String, GameState> {
         &self.published
@@ -93,6 +105,7 @@ impl Reports {
         let mut p = self.pending();
         let dirty = std::mem::take(&mut p.dirty);
         let unknown = std::mem::take(&mut p.unknown);
+        let refused = std::mem::take(&mut p.refused);
         let mut frames = Vec::new();
         if closing == Closing::Snapshot {
             let all: Vec<GameState> = self.published.iter().map(|e| e.value().clone()).collect();
@@ -110,6 +123,9 @@ impl Reports {
             if !self.published.contains_key(&game) {
                 frames.push(encode_frame(&GsToMaster::GameUnknown { game }));
             }
+        }
+        for (game, user_id) in refused {
+            frames.push(encode_frame(&GsToMaster::JoinRefused { game, user_id }));
         }
         if closing == Closing::Digest {
             let all: Vec<GameState> = self.published.iter().map(|e| e.value().clone()).collect();

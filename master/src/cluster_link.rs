@@ -263,6 +263,11 @@ fn apply(shared: &Shared, server: &str, link: u64, msg: GsToMaster) -> Option<Ma
                     "dropped a stale game: a client was sent there and the server does not host it");
             }
         }
+        GsToMaster::JoinRefused { game, user_id } => {
+            if state.join_refused(server, &game, &user_id) {
+                debug!(server, %game, user = %user_id, "a redirected join was refused by the game server");
+            }
+        }
         GsToMaster::Snapshot(games) => {
             let r = state.reconcile(server, &games);
             if r.any() {

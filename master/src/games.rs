@@ -303,6 +303,26 @@ impl MasterState {
                 .is_some_and(|g| g.joining.iter().any(|(u, t)| u == user && *t == until))
     }
 
+    /// `server` refused `user`'s join or create of `game` (a genuine ticket): the user is
+    /// no longer on its way there, and a name reserved only for it is free again.
+    /// Returns whether anything changed.
+    pub fn join_refused(&mut self, server: &str, game: &str, user: &str) -> bool {
+        let Some(g) = self.games.get_mut(game).filter(|g| g.server == server) else {
+            return false;
+        };
+        let before = g.joining.len();
+        g.joining.retain(|(u, _)| u != user);
+        if g.joining.len() == before {
+            return false;
+        }
+        if !g.confirmed && g.joining.is_empty() {
+            self.drop_game(game);
+        } else {
+            self.reindex(game);
+        }
+        true
+    }
+
     /// The reservations `user` holds now: joins issued that have neither arrived nor
     /// expired.
     pub(crate) fn open_reservations(&mut self, user: &str, now: Instant) -> usize {

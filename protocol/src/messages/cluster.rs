@@ -46,6 +46,15 @@ pub enum GsToMaster {
     /// (games that ended meanwhile disappear, games created meanwhile appear, names it
     /// reserved for clients still on their way are kept).
     Snapshot(Vec<GameState>),
+    /// 8: the server refused the join or create of a client with a valid ticket for this
+    /// game (the room's rules, or terms that differ from the ticket's): the user is no
+    /// longer on its way, and a name reserved for a refused creator is free again.
+    JoinRefused {
+        /// The game's name.
+        game: String,
+        /// The ticket's user.
+        user_id: String,
+    },
 }
 
 /// A summary of a set of games that two sides can compare without sending the games.
