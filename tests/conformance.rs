@@ -12,7 +12,7 @@ use switchboard_protocol::{
     ActorInfo, ClientToGame, ClientToMaster, EventCaching, EventData, GameOp, GameReply,
     GameToClient, Hello, JoinMode, JoinRandom, Joined, Lobby, MasterEvent, MasterOp, MasterReply,
     MasterToClient, Properties, RaiseEvent, ReceiverGroup, Redirect, Response, ResultCode,
-    RoomChange, RoomEvent, RoomOptions, SetProperties, TicketAction, Value,
+    RoomChange, RoomEvent, RoomMode, RoomOptions, SetProperties, TicketAction, Value,
 };
 
 fn refused(code: ResultCode) -> i16 {
@@ -74,7 +74,7 @@ async fn master_handshake_and_authenticate() {
     let mut m = RawMaster::master(&t).await;
     m.send(&ClientToMaster::Hello(Hello::new("raw"))).await;
     match m.next().await {
-        MasterToClient::Welcome(w) => assert_eq!(w.version, 2),
+        MasterToClient::Welcome(w) => assert_eq!(w.version, 3),
         other => panic!("{other:?}"),
     }
     // Anything before Authenticate: -3, and the connection stays.
@@ -115,7 +115,7 @@ async fn master_handshake_refusals_close_the_connection() {
     let t = start(1).await;
     let mut m = RawMaster::master(&t).await;
     m.send(&ClientToMaster::Hello(Hello {
-        version: 1,
+        version: 2,
         agent: "old".into(),
     }))
     .await;
@@ -291,6 +291,8 @@ async fn game_create_join_leave() {
             actors: vec![actor(1)],
             properties: Properties::new(),
             max_players: 0,
+            mode: RoomMode::Relay,
+            host: 1,
         }))
     );
     assert_eq!(

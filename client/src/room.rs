@@ -262,6 +262,16 @@ impl Room {
         .await
     }
 
+    /// (The host of a `Host` room) Stores a snapshot of the game state with the room, for
+    /// the next host should this one go.
+    pub async fn upload_snapshot(&self, data: impl Into<Bytes>) -> Result<(), ClientError> {
+        self.expect(
+            GameOp::UploadSnapshot { data: data.into() },
+            GameReply::SnapshotStored,
+        )
+        .await
+    }
+
     /// The next room event; `None` once the connection is closed (see
     /// [`Room::close_reason`]).
     pub async fn next_event(&mut self) -> Option<RoomEvent> {

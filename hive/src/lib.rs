@@ -3,8 +3,15 @@
 //! and carries out what comes back.
 //!
 //! - [`room`]: one room with Photon's Hive semantics (actors, master client, PlayerTtl,
-//!   relay recipients, groups, cache, properties).
+//!   relay recipients, groups, cache, properties), and its one entry point,
+//!   [`Room::handle`];
+//! - `modes`: how a room routes events and who holds authority (`relay`, `host`), one
+//!   file per mode behind one trait;
+//! - `harness` (tests): in-memory members and a virtual clock.
 
+#[cfg(test)]
+mod harness;
+mod modes;
 pub mod room;
 
 pub use room::{Actor, Input, Origin, Out, Presence, Room, RoomLimits, Via};

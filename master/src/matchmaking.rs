@@ -13,7 +13,7 @@ use switchboard_protocol::messages::common::{
 };
 use switchboard_protocol::{
     GameState, JoinMode, JoinRandom, LobbyKind, MatchmakingMode, OpError, Properties, ResultCode,
-    RoomOptions, ServerState, TicketAction, terms_digest,
+    RoomMode, RoomOptions, ServerState, TicketAction, terms_digest,
 };
 
 use crate::games::{Game, LobbyIndex, value_key};
@@ -76,6 +76,12 @@ impl MasterState {
         self.expire_reservations(now);
         self.check_reservations(user, now)?;
         self.check_properties(&options.properties)?;
+        if matches!(options.mode, RoomMode::Server | RoomMode::Shared) {
+            return Err(OpError::new(
+                ResultCode::InvalidRequestParameters,
+                format!("room mode {:?} is not available yet", options.mode),
+            ));
+        }
         if options.lobby.name.len() > MAX_GAME_NAME {
             return Err(OpError::new(
                 ResultCode::InvalidRequestParameters,

@@ -25,12 +25,13 @@ pub use messages::cluster::{
     games_digest,
 };
 pub use messages::common::{
-    JoinMode, Lobby, LobbyKind, OpError, PropertyPolicy, Response, RoomOptions, ServerState,
+    JoinMode, Lobby, LobbyKind, OpError, PropertyPolicy, Response, RoomMode, RoomOptions,
+    ServerState,
 };
 pub use messages::game::{
     ActorInfo, ChannelHeader, ClientToGame, DatagramDown, DatagramUp, EventCaching, EventData,
-    GameOp, GameReply, GameToClient, Joined, RaiseEvent, ReceiverGroup, RoomChange, RoomEvent,
-    SetProperties,
+    GameOp, GameReply, GameToClient, Handover, HostChange, HostSnapshot, Joined, RaiseEvent,
+    ReceiverGroup, RoomChange, RoomEvent, SetProperties,
 };
 pub use messages::master::{
     ClientToMaster, CreateSpec, FriendStatus, GameListEntry, JoinRandom, LobbyStats, MasterEvent,

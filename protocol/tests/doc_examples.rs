@@ -70,7 +70,7 @@ fn hello_frame() {
     let doc = doc_bytes(
         "05 00 00 00   frame length 5
 00            ClientToMaster::Hello
-02            version 2
+03            version 3
 02 72 73      agent \"rs\"",
     );
     assert_eq!(
@@ -81,7 +81,7 @@ fn hello_frame() {
 
 #[test]
 fn room_options_without_wishes() {
-    let doc = doc_bytes("`00 01 01 00 00 00 00 00 00 00 01 00 01 00 00`");
+    let doc = doc_bytes("`00 01 01 00 00 00 00 00 00 00 01 00 01 00 00 00`");
     assert_eq!(doc, &encode_body(&RoomOptions::default())[..]);
 }
 
@@ -234,4 +234,32 @@ fn ticket_terms_example() {
     );
     assert!(DOC.contains("its `terms` is\n`0xc685f224d296a296`"));
     assert_eq!(terms_digest(None, &[], "u"), 0xc685_f224_d296_a296);
+}
+
+#[test]
+fn host_changed() {
+    let event = |handover| {
+        GameToClient::Event(RoomEvent::HostChanged {
+            host: 2,
+            previous: 1,
+            reason: HostChange::Left,
+            handover,
+        })
+    };
+    let new_host = event(Some(Handover {
+        snapshot: Some(HostSnapshot {
+            data: Bytes::from_static(b"S1"),
+            age_ms: 1500,
+        }),
+        replay: 1,
+        replay_truncated: false,
+    }));
+    assert_eq!(
+        doc_bytes("body\n`02 07 02 01 00 01 01 02 53 31 dc 0b 01 00`"),
+        &encode_body(&new_host)[..]
+    );
+    assert_eq!(
+        doc_bytes("the others get body `02 07 02 01 00 00`"),
+        &encode_body(&event(None))[..]
+    );
 }

@@ -23,7 +23,7 @@ fn golden_hello() {
     assert_eq!(&f[..], &[
         5, 0, 0, 0,       // frame length 5, u32 little-endian
         0,                // ClientToMaster::Hello
-        2,                // version 2 (varint)
+        3,                // version 3 (varint)
         2, b'r', b's',    // agent "rs"
     ]);
 }
@@ -84,6 +84,7 @@ fn golden_create_game() {
         1,                // options.broadcast_props_change_to_all true
         0,                // options.delete_null_props false
         0,                // options.property_policy Guarded
+        0,                // options.mode Relay
         1, 1, b'x',       // expected_users ["x"]
     ]);
 }
@@ -341,6 +342,7 @@ fn golden_join_modes_and_random() {
         0, 1, 1, 0, 0, 0, 0, 0,     // create_options: the defaults ...
         0, 0, 1, 0, 1, 0,           // ... (ttls, cleanup, suppress, broadcast, delete)
         0,                          // ... property_policy Guarded
+        0,                          // ... mode Relay
     ]);
     let mut props = Properties::new();
     props.insert("a".into(), Value::Int(1));
@@ -445,7 +447,7 @@ fn unknown_tags_are_rejected() {
     let create = |open: u8| {
         vec![
             1, 1, 0, 0, 0, // Request 1, CreateGame, ticket "", game ""
-            0, open, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1, 0, 0, // options
+            0, open, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1, 0, 0, 0, // options
             0, 0, // expected_users, actor_properties
         ]
     };
@@ -455,6 +457,12 @@ fn unknown_tags_are_rejected() {
     let mut bad_policy = create(1);
     bad_policy[19] = 2;
     assert!(decode_body::<ClientToGame>(&bad_policy).is_err());
+    // A room mode past Shared (3) is unknown.
+    let mut bad_mode = create(1);
+    bad_mode[20] = 4;
+    assert!(decode_body::<ClientToGame>(&bad_mode).is_err());
+    bad_mode[20] = 1;
+    assert!(decode_body::<ClientToGame>(&bad_mode).is_ok());
 }
 
 #[test]
@@ -512,6 +520,11 @@ fn room_options() -> impl Strategy<Value = RoomOptions> {
                         PropertyPolicy::Open
                     } else {
                         PropertyPolicy::Guarded
+                    },
+                    mode: if is_open {
+                        RoomMode::Host
+                    } else {
+                        RoomMode::Relay
                     },
                 }
             },

@@ -8,6 +8,7 @@ use switchboard_protocol::{
 };
 
 use super::{Cached, Out, Room, Via};
+use crate::modes::Mode;
 
 impl Room {
     /// Who receives `event` from active actor `sender`.
@@ -37,6 +38,10 @@ impl Room {
             ReceiverGroup::MasterClient => match self.master_client() {
                 0 => Vec::new(),
                 m => vec![m],
+            },
+            ReceiverGroup::Host => match self.host() {
+                0 => Vec::new(),
+                h => vec![h],
             },
         }
     }
@@ -86,6 +91,10 @@ impl Room {
                 "reliable channels are 0 to 15",
             )];
         }
+        let host = self.host();
+        if let Err(e) = self.mode.check_event(host, sender, &event) {
+            return vec![self.error_to(vec![sender], ResultCode::NotAllowed, &e.message)];
+        }
         match event.cache {
             EventCaching::RemoveFromRoomCache => {
                 let (code, senders) = (event.code, event.targets);
@@ -106,7 +115,7 @@ impl Room {
         }
         let cacheable = event.targets.is_empty()
             && event.group == 0
-            && event.receivers != ReceiverGroup::MasterClient;
+            && matches!(event.receivers, ReceiverGroup::Others | ReceiverGroup::All);
         let caching = event.cache != EventCaching::DoNotCache;
         if caching && !cacheable {
             return vec![self.error_to(
@@ -124,6 +133,7 @@ impl Room {
         };
         let mut out = Vec::new();
         if !to.is_empty() {
+            self.mode.relayed(host, &to, &data, reliable);
             out.push(Out::Relay {
                 to,
                 data: data.clone(),

@@ -4,10 +4,11 @@
 use std::time::Instant;
 
 use switchboard_protocol::{
-    GameOp, GameReply, JoinMode, OpError, Properties, RaiseEvent, ResultCode, RoomEvent,
+    GameOp, GameReply, HostChange, JoinMode, OpError, Properties, RaiseEvent, ResultCode, RoomEvent,
 };
 
-use super::{Out, Room, Via, err};
+use super::{Out, Presence, Room, Via, err};
+use crate::modes::Mode;
 
 /// Who an input comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,8 +87,34 @@ impl Room {
     /// Handles one input from `from` at `now`. The outputs are in the order they must be
     /// carried out: an `Out::Joined` binds the sender's connection to its actor before
     /// anything is sent to that actor, and an `Out::Reply` (to the sender) comes before
-    /// the events its request causes.
+    /// the events its request causes. When the input moved the room's authority, the
+    /// room mode's outputs about it come last.
     pub fn handle(&mut self, from: Origin, input: Input, now: Instant) -> Vec<Out> {
+        if matches!(input, Input::Raise { .. }) {
+            // The hot path: an event never moves the authority.
+            return self.handle_input(from, input, now);
+        }
+        let creating = matches!(input, Input::Create { .. });
+        let before = self.host();
+        let mut out = self.handle_input(from, input, now);
+        let host = self.host();
+        if host != before && host != 0 && !creating {
+            let reason = match self.actor(before) {
+                _ if before == 0 => HostChange::Returned,
+                None => HostChange::Left,
+                Some(a) if a.presence != Presence::Active => HostChange::Inactive,
+                Some(_) => HostChange::HandedOver,
+            };
+            let active = self.active_actors();
+            out.extend(
+                self.mode
+                    .authority_moved(host, &active, before, reason, now),
+            );
+        }
+        out
+    }
+
+    fn handle_input(&mut self, from: Origin, input: Input, now: Instant) -> Vec<Out> {
         match (from, input) {
             (
                 Origin::Joiner,
@@ -141,9 +168,15 @@ impl Room {
                     GameOp::ChangeGroups { remove, add } => self
                         .change_groups(n, remove, add)
                         .map(|()| (GameReply::GroupsChanged, Vec::new())),
+                    GameOp::UploadSnapshot { data } => {
+                        let host = self.host();
+                        self.mode
+                            .upload_snapshot(host, n, data, now)
+                            .map(|r| (r, Vec::new()))
+                    }
                     GameOp::CreateGame { .. } | GameOp::JoinGame { .. } => Err(already_in_room()),
                     GameOp::LeaveGame { will_come_back } => {
-                        return self.handle(
+                        return self.handle_input(
                             from,
                             Input::Leave {
                                 id: Some(id),

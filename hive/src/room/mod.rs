@@ -20,8 +20,10 @@ use bytes::Bytes;
 use switchboard_protocol::frame::encoded_len;
 use switchboard_protocol::{
     ActorInfo, EventData, GameReply, GameState, JoinMode, Joined, OpError, Properties, ResultCode,
-    RoomEvent, RoomOptions,
+    RoomEvent, RoomMode, RoomOptions,
 };
+
+use crate::modes::Modes;
 
 pub use handle::{Input, Origin};
 
@@ -52,6 +54,12 @@ pub struct RoomLimits {
     pub max_joined_bytes: usize,
     /// The longest EmptyRoomTtl a room may ask for.
     pub empty_room_ttl_cap: Duration,
+    /// (Host rooms) The largest snapshot a host may upload.
+    pub max_snapshot_bytes: usize,
+    /// (Host rooms) Most events kept for the next host since the last snapshot.
+    pub max_replay_events: usize,
+    /// (Host rooms) Most payload bytes kept for the next host since the last snapshot.
+    pub max_replay_bytes: usize,
 }
 
 impl Default for RoomLimits {
@@ -68,6 +76,9 @@ impl Default for RoomLimits {
             max_lobby_prop_bytes: 2048,
             max_joined_bytes: switchboard_protocol::frame::DEFAULT_MAX_FRAME - 16 * 1024,
             empty_room_ttl_cap: Duration::from_secs(60),
+            max_snapshot_bytes: 256 * 1024,
+            max_replay_events: 1024,
+            max_replay_bytes: 1024 * 1024,
         }
     }
 }
@@ -201,6 +212,8 @@ pub struct Room {
     empty_since: Option<Instant>,
     /// The sum of the actors' weights (what they add to a `Joined`).
     actors_weight: usize,
+    /// How events are routed and who holds authority.
+    mode: Modes,
 }
 
 fn err(code: ResultCode, message: impl Into<String>) -> OpError {
@@ -249,6 +262,7 @@ impl Room {
             .as_millis()
             .min(u128::from(u32::MAX)) as u32;
         options.empty_room_ttl_ms = options.empty_room_ttl_ms.min(cap);
+        let mode = Modes::new(options.mode, &limits);
         Room {
             name,
             options,
@@ -261,6 +275,7 @@ impl Room {
             cache_bytes: 0,
             empty_since: None,
             actors_weight: 0,
+            mode,
         }
     }
 
@@ -375,6 +390,12 @@ impl Room {
             .unwrap_or(0)
     }
 
+    /// The room's authority: the master client (in `Relay` and `Host` rooms); 0 when
+    /// nobody is active.
+    pub fn host(&self) -> u32 {
+        self.master_client()
+    }
+
     fn info(&self, n: u32, a: &Actor) -> ActorInfo {
         ActorInfo {
             actor: n,
@@ -433,6 +454,12 @@ impl Room {
         now: Instant,
     ) -> Result<(Joined, Vec<Out>), OpError> {
         debug_assert!(self.actors.is_empty(), "create is the first join");
+        if matches!(self.options.mode, RoomMode::Server | RoomMode::Shared) {
+            return Err(err(
+                ResultCode::InvalidRequestParameters,
+                format!("room mode {:?} is not available yet", self.options.mode),
+            ));
+        }
         check_request_properties(&self.limits, &[&properties])?;
         self.check_actor_properties(&properties)?;
         let room_bytes = encoded_len(&self.options.properties);
@@ -544,6 +571,8 @@ impl Room {
             actors: self.actors.iter().map(|(k, a)| self.info(*k, a)).collect(),
             properties: self.options.properties.clone(),
             max_players: self.options.max_players,
+            mode: self.options.mode,
+            host: self.host(),
         };
         let mut out = Vec::new();
         if !self.options.suppress_room_events {

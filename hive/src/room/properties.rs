@@ -4,7 +4,7 @@
 use switchboard_protocol::frame::encoded_len;
 use switchboard_protocol::messages::common::check_expected_users;
 use switchboard_protocol::{
-    OpError, Properties, PropertyPolicy, ResultCode, RoomEvent, SetProperties, Value,
+    OpError, Properties, PropertyPolicy, ResultCode, RoomEvent, RoomMode, SetProperties, Value,
 };
 
 use super::{Out, Room, actor_weight, check_request_properties, err};
@@ -210,8 +210,9 @@ impl Room {
                 "not an active actor",
             ));
         }
-        if self.options.property_policy == PropertyPolicy::Guarded && sender != self.master_client()
-        {
+        let guarded = self.options.property_policy == PropertyPolicy::Guarded
+            || self.options.mode == RoomMode::Host;
+        if guarded && sender != self.master_client() {
             return Err(err(
                 ResultCode::NotAllowed,
                 "only the master client hands the role over",

@@ -160,6 +160,24 @@ pub struct RoomOptions {
     pub delete_null_props: bool,
     /// Who may change what.
     pub property_policy: PropertyPolicy,
+    /// Who holds authority in the room and how events are routed.
+    pub mode: RoomMode,
+}
+
+/// Who holds authority in a room, chosen at creation for the room's life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum RoomMode {
+    /// 0: every actor talks to every other (Photon's Hive rooms). The default.
+    #[default]
+    Relay,
+    /// 1: one active actor, the host (the master client), is the authority: the others
+    /// send to it only; it uploads snapshots of its state, and when it goes the room
+    /// migrates the role to another actor with the last snapshot.
+    Host,
+    /// 2: a dedicated server is the authority (reserved: not available yet).
+    Server,
+    /// 3: players own network objects (reserved: not available yet).
+    Shared,
 }
 
 /// Who may change a room's properties and settings and its actors' properties.
@@ -192,6 +210,7 @@ impl Default for RoomOptions {
             broadcast_props_change_to_all: true,
             delete_null_props: false,
             property_policy: PropertyPolicy::Guarded,
+            mode: RoomMode::Relay,
         }
     }
 }

@@ -1,9 +1,9 @@
-//! Client ↔ game server, on a game server's client listener (ALPN `switchboard-game/2`).
+//! Client ↔ game server, on a game server's client listener (ALPN `switchboard-game/3`).
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::common::{JoinMode, Response, RoomOptions};
+use super::common::{JoinMode, Response, RoomMode, RoomOptions};
 use crate::{Hello, Properties, Welcome};
 
 /// Frames a client sends on its control stream to a game server.
@@ -73,6 +73,12 @@ pub enum GameOp {
         /// Groups to join (1 to 255; group 0 is everyone and cannot be joined).
         add: Vec<u8>,
     },
+    /// 6: (the host of a `Host` room) keep this snapshot of the game state; it replaces
+    /// the previous one and is handed to the next host.
+    UploadSnapshot {
+        /// The host's game state, opaque to the server.
+        data: Bytes,
+    },
 }
 
 /// Changes of a room's own settings (only with `target` 0).
@@ -131,6 +137,9 @@ pub enum ReceiverGroup {
     All,
     /// 2: the master client only.
     MasterClient,
+    /// 3: the room's authority only: the host in a `Host` room; the master client in a
+    /// `Relay` room.
+    Host,
 }
 
 /// An event for other actors. The server stamps the sender.
@@ -169,6 +178,8 @@ pub enum GameReply {
     MasterClientSet,
     /// 4: the groups were changed.
     GroupsChanged,
+    /// 5: the snapshot was stored.
+    SnapshotStored,
 }
 
 /// The room as the joining actor first sees it.
@@ -186,6 +197,11 @@ pub struct Joined {
     pub properties: Properties,
     /// Largest number of actors (0 = unlimited).
     pub max_players: u32,
+    /// The room's mode.
+    pub mode: RoomMode,
+    /// The room's authority: the host of a `Host` room, the master client of a `Relay`
+    /// room (0 when nobody is active).
+    pub host: u32,
 }
 
 /// One actor of a room.
@@ -252,6 +268,52 @@ pub enum RoomEvent {
         /// Seconds until the server closes every connection.
         seconds_left: u32,
     },
+    /// 7: the room's host changed (`Host` rooms). Only the new host's copy carries the
+    /// `handover`; the replayed events follow it.
+    HostChanged {
+        /// The new host.
+        host: u32,
+        /// The previous host (0 if nobody was).
+        previous: u32,
+        /// Why.
+        reason: HostChange,
+        /// For the new host: what it takes over.
+        handover: Option<Handover>,
+    },
+}
+
+/// Why a room's host changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HostChange {
+    /// 0: the host left the room for good.
+    Left,
+    /// 1: the host dropped, or left to come back (it is inactive).
+    Inactive,
+    /// 2: the host handed the role over (`SetMasterClient`).
+    HandedOver,
+    /// 3: nobody was active; the first actor back is the host.
+    Returned,
+}
+
+/// What a new host takes over.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Handover {
+    /// The last snapshot a host uploaded, if any.
+    pub snapshot: Option<HostSnapshot>,
+    /// How many reliable events follow this event on the control stream: every one a
+    /// host was sent since that snapshot, oldest first.
+    pub replay: u32,
+    /// Whether older events were dropped from the replay (it is bounded).
+    pub replay_truncated: bool,
+}
+
+/// A host's uploaded game state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostSnapshot {
+    /// The bytes the host uploaded.
+    pub data: Bytes,
+    /// Milliseconds since it was uploaded.
+    pub age_ms: u64,
 }
 
 /// The first frame on a unidirectional stream: which reliable channel it carries.

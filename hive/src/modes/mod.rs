@@ -1,0 +1,119 @@
+//! How a room routes events and who holds its authority, chosen per room at creation:
+//! one file per mode behind [`Mode`].
+//!
+//! - [`relay`]: every actor talks to every other (Photon's Hive rules);
+//! - [`host`]: one actor hosts; the others send to it only; snapshots and migration.
+//!
+//! The room calls a mode at four points: before relaying an event (may the sender
+//! address those actors?), after relaying it (what did the authority get?), when its
+//! authority moved (who must be told what?), and for the operations only some modes
+//! know (`UploadSnapshot`).
+
+mod host;
+mod relay;
+#[cfg(test)]
+mod tests;
+
+use std::time::Instant;
+
+use switchboard_protocol::{EventData, GameReply, HostChange, OpError, RaiseEvent};
+
+use crate::room::{Out, RoomLimits};
+
+pub(crate) use host::Host;
+pub(crate) use relay::Relay;
+
+/// A room mode. `host` is always the room's authority at the time of the call (0:
+/// nobody is active).
+pub(crate) trait Mode {
+    /// Whether active actor `sender` may send `event` (refused: the sender gets
+    /// `ErrorInfo` with the error and nothing is relayed).
+    fn check_event(&self, host: u32, sender: u32, event: &RaiseEvent) -> Result<(), OpError>;
+
+    /// The room relayed `data` to `to`.
+    fn relayed(&mut self, host: u32, to: &[u32], data: &EventData, reliable: bool);
+
+    /// The authority moved from `previous` to `host` (not 0) for `reason`; `active` are
+    /// the active actors. What to send, after the events that announced the change.
+    fn authority_moved(
+        &mut self,
+        host: u32,
+        active: &[u32],
+        previous: u32,
+        reason: HostChange,
+        now: Instant,
+    ) -> Vec<Out>;
+
+    /// `UploadSnapshot` from `sender`.
+    fn upload_snapshot(
+        &mut self,
+        host: u32,
+        sender: u32,
+        data: bytes::Bytes,
+        now: Instant,
+    ) -> Result<GameReply, OpError>;
+}
+
+/// A room's mode and its state.
+#[derive(Debug, Clone)]
+pub(crate) enum Modes {
+    Relay(Relay),
+    Host(Host),
+}
+
+impl Modes {
+    /// The mode state of a new room (modes not available yet are refused at creation;
+    /// they get the relay's state meanwhile).
+    pub(crate) fn new(mode: switchboard_protocol::RoomMode, limits: &RoomLimits) -> Modes {
+        match mode {
+            switchboard_protocol::RoomMode::Host => Modes::Host(Host::new(limits)),
+            _ => Modes::Relay(Relay),
+        }
+    }
+
+    fn inner(&mut self) -> &mut dyn Mode {
+        match self {
+            Modes::Relay(m) => m,
+            Modes::Host(m) => m,
+        }
+    }
+
+    fn inner_ref(&self) -> &dyn Mode {
+        match self {
+            Modes::Relay(m) => m,
+            Modes::Host(m) => m,
+        }
+    }
+}
+
+impl Mode for Modes {
+    fn check_event(&self, host: u32, sender: u32, event: &RaiseEvent) -> Result<(), OpError> {
+        self.inner_ref().check_event(host, sender, event)
+    }
+
+    fn relayed(&mut self, host: u32, to: &[u32], data: &EventData, reliable: bool) {
+        self.inner().relayed(host, to, data, reliable)
+    }
+
+    fn authority_moved(
+        &mut self,
+        host: u32,
+        active: &[u32],
+        previous: u32,
+        reason: HostChange,
+        now: Instant,
+    ) -> Vec<Out> {
+        self.inner()
+            .authority_moved(host, active, previous, reason, now)
+    }
+
+    fn upload_snapshot(
+        &mut self,
+        host: u32,
+        sender: u32,
+        data: bytes::Bytes,
+        now: Instant,
+    ) -> Result<GameReply, OpError> {
+        self.inner().upload_snapshot(host, sender, data, now)
+    }
+}
