@@ -1,9 +1,11 @@
 //! The Switchboard game server: hosts rooms, relays events between their actors, and
 //! reports its rooms, load and state to the master.
 //!
-//! - [`room`] — the sans-IO room state machine (Hive semantics);
+//! - [`room`] — the sans-IO room core, the `switchboard-hive` crate;
 //! - `room_actor` — one task per room owning a [`room::Room`], reached through a handle;
 //! - `peer` — one client connection (handshake, operations, channels, datagrams, writer);
+//! - `member` — what a room needs of a connection (queue, datagram, close), and
+//!   `quic_member`, its QUIC implementation;
 //! - `master_link` — registration and reporting, with reconnect;
 //! - [`load`] — sampling the feedback controllers, and the [`load::LoadHook`] test hook;
 //! - [`server_state`] — Normal / OutOfRotation / Offline, and the watched state file;
@@ -18,7 +20,9 @@ pub mod config;
 mod http;
 pub mod load;
 pub mod master_link;
+mod member;
 mod peer;
+mod quic_member;
 mod reports;
 pub use switchboard_hive as room;
 mod room_actor;
@@ -210,7 +214,7 @@ impl Shared {
         self: &Arc<Self>,
         game: String,
         options: switchboard_protocol::RoomOptions,
-        creator: room_actor::Member,
+        creator: member::MemberRef,
         create: room::Input,
     ) -> Result<Option<(RoomHandle, u32)>, OpError> {
         match self.rooms.entry(game.clone()) {

@@ -30,9 +30,11 @@ use switchboard_workload::TokenBucket;
 use tracing::debug;
 
 use crate::Shared;
+use crate::member::{MemberRef, Outbound};
+use crate::quic_member::QuicMember;
 use crate::room::Input;
 use crate::room::Via;
-use crate::room_actor::{Member, Outbound, RoomHandle, SLOW_CONSUMER, response_frame};
+use crate::room_actor::{RoomHandle, SLOW_CONSUMER, response_frame};
 
 /// Frames coalesced into one write.
 const WRITE_BATCH: usize = 64;
@@ -439,11 +441,11 @@ impl Peer {
         Ok(claims)
     }
 
-    fn member(&self) -> Member {
-        Member {
+    fn member(&self) -> MemberRef {
+        Arc::new(QuicMember {
             tx: self.tx.clone(),
             conn: self.conn.clone(),
-        }
+        })
     }
 
     fn create(

@@ -9,15 +9,15 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use bytes::Bytes;
-use quinn::{Connection, SendDatagramError};
 use switchboard_protocol::{
     CloseCode, DatagramDown, GameOp, GameReply, GameToClient, OpError, RaiseEvent, Response,
     RoomEvent, encode_body, encode_frame,
 };
-use switchboard_transport::{OutTx, Overflow, Weighed, close};
+use switchboard_transport::Overflow;
 use tokio::sync::{mpsc, oneshot};
 use tracing::info;
 
+use crate::member::{Datagram, MemberRef, Outbound};
 use crate::room::{Input, Origin, Out, Room, Via};
 use crate::{Shared, Stats};
 
@@ -25,40 +25,13 @@ use crate::{Shared, Stats};
 pub(crate) const SLOW_CONSUMER: &str =
     "disconnected: the client did not read its events fast enough";
 
-/// Something to send to one client connection.
-#[derive(Debug, Clone)]
-pub(crate) enum Outbound {
-    /// A complete frame for the control stream (channel 0).
-    Frame(Bytes),
-    /// A complete frame for reliable channel 1 to 15.
-    Channel(u8, Bytes),
-    /// An encoded `DatagramDown`.
-    Datagram(Bytes),
-}
-
-impl Weighed for Outbound {
-    fn weight(&self) -> usize {
-        match self {
-            Outbound::Frame(b) | Outbound::Channel(_, b) | Outbound::Datagram(b) => b.len(),
-        }
-    }
-}
-
-/// A connection's way in: its outgoing queue and the connection (to close it when the
-/// queue overflows).
-#[derive(Debug, Clone)]
-pub(crate) struct Member {
-    pub tx: OutTx<Outbound>,
-    pub conn: Connection,
-}
-
 /// An input for the room, from `from`; a joiner brings its connection, and `done` hears
 /// the actor the input's sender is once the room has handled it (`None`: refused).
 #[derive(Debug)]
 pub(crate) struct RoomCmd {
     from: Origin,
     input: Input,
-    joiner: Option<Member>,
+    joiner: Option<MemberRef>,
     done: Option<oneshot::Sender<Option<u32>>>,
 }
 
@@ -75,7 +48,7 @@ impl RoomHandle {
         &self,
         from: Origin,
         input: Input,
-        joiner: Option<Member>,
+        joiner: Option<MemberRef>,
     ) -> Option<Option<u32>> {
         let (done, rx) = oneshot::channel();
         let cmd = RoomCmd {
@@ -91,7 +64,7 @@ impl RoomHandle {
     /// Joins (an `Input::Join`); the room answers the request on the member's queue.
     /// `Some(actor)` if it got in, `Some(None)` if the room refused it, `None` if the room
     /// has ended (nobody answered).
-    pub async fn join(&self, member: Member, join: Input) -> Option<Option<u32>> {
+    pub async fn join(&self, member: MemberRef, join: Input) -> Option<Option<u32>> {
         self.call(Origin::Joiner, join, Some(member)).await
     }
 
@@ -156,7 +129,7 @@ fn now() -> Instant {
 pub(crate) fn create(
     shared: Arc<Shared>,
     room: Room,
-    creator: Member,
+    creator: MemberRef,
     create: Input,
 ) -> Option<(RoomActor, u32)> {
     let mut actor = RoomActor {
@@ -182,13 +155,13 @@ pub(crate) fn spawn(mut actor: RoomActor, id: u64) -> RoomHandle {
 /// connection of a joiner not (yet) admitted.
 struct Sender {
     actor: Option<u32>,
-    joiner: Option<Member>,
+    joiner: Option<MemberRef>,
 }
 
 pub(crate) struct RoomActor {
     shared: Arc<Shared>,
     room: Room,
-    members: HashMap<u32, Member>,
+    members: HashMap<u32, MemberRef>,
     id: u64,
     closed: bool,
 }
@@ -227,7 +200,7 @@ impl RoomActor {
 
     /// Hands one input to the room and carries out its outputs. Returns the actor the
     /// input's sender is afterwards, if any.
-    fn input(&mut self, from: Origin, input: Input, joiner: Option<Member>) -> Option<u32> {
+    fn input(&mut self, from: Origin, input: Input, joiner: Option<MemberRef>) -> Option<u32> {
         let outs = self.room.handle(from, input, now());
         let mut sender = Sender {
             actor: match from {
@@ -261,7 +234,7 @@ impl RoomActor {
                         .and_then(|a| self.members.get(&a))
                         .or(sender.joiner.as_ref());
                     if let Some(m) = member {
-                        let _ = m.tx.try_send(frame);
+                        let _ = m.queue(frame);
                     }
                 }
                 Out::Left { actor, .. } => {
@@ -315,15 +288,23 @@ impl RoomActor {
             let Some(m) = self.members.get(actor) else {
                 continue;
             };
-            if let Outbound::Datagram(d) = out
-                && self.send_datagram_now(m, d)
-            {
-                continue;
+            if let Outbound::Datagram(d) = out {
+                match m.datagram_now(d) {
+                    Datagram::Sent(n) => {
+                        self.shared
+                            .stats
+                            .bytes_out
+                            .fetch_add(n as u64, Ordering::Relaxed);
+                        continue;
+                    }
+                    Datagram::Gone => continue,
+                    Datagram::Queue => {}
+                }
             }
-            match m.tx.try_send(out.clone()) {
+            match m.queue(out.clone()) {
                 Ok(()) => {}
                 Err(Overflow::Full) => {
-                    close(&m.conn, CloseCode::SlowConsumer, SLOW_CONSUMER);
+                    m.close(CloseCode::SlowConsumer, SLOW_CONSUMER);
                     if !slow.contains(actor) {
                         slow.push(*actor);
                     }
@@ -331,31 +312,6 @@ impl RoomActor {
                 // The connection is going away; its own Leave follows.
                 Err(Overflow::Closed) => {}
             }
-        }
-    }
-
-    /// Sends a datagram straight on the recipient's connection, without the hop through
-    /// its queue and the wake-up of its writer (the relay's hot path: profiling showed
-    /// those two as most of what Switchboard spends per delivery beyond a bare relay).
-    /// Only when nothing is queued ahead of it, so that a datagram does not overtake
-    /// frames still waiting in the queue (a Join response, say; datagrams and streams
-    /// were never ordered with each other on the wire), and when it fits the path;
-    /// otherwise returns false and the writer sends it (or its reliable equivalent).
-    fn send_datagram_now(&self, m: &Member, d: &Bytes) -> bool {
-        if !m.tx.is_empty() || m.conn.max_datagram_size().is_none_or(|max| d.len() > max) {
-            return false;
-        }
-        match m.conn.send_datagram(d.clone()) {
-            Ok(()) => {
-                self.shared
-                    .stats
-                    .bytes_out
-                    .fetch_add(d.len() as u64, Ordering::Relaxed);
-                true
-            }
-            // The connection is going away; its own Leave follows.
-            Err(SendDatagramError::ConnectionLost(_)) => true,
-            Err(_) => false,
         }
     }
 }
@@ -392,5 +348,121 @@ mod tests {
         assert_eq!(stats.room_queue_drops.load(Ordering::Relaxed), 3);
         assert!(rx.try_recv().is_ok() && rx.try_recv().is_ok());
         assert!(rx.try_recv().is_err(), "the queue held only its capacity");
+    }
+}
+
+/// The room actor's timers on tokio's paused clock, with in-process members.
+#[cfg(test)]
+mod timers {
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use switchboard_protocol::{GameToClient, JoinMode, Properties, RoomOptions, decode_body};
+    use switchboard_transport::{ServerIdentity, Trust};
+
+    use super::*;
+    use crate::member::Member;
+    use crate::room::RoomLimits;
+    use crate::{GameServer, GameServerConfig};
+
+    /// A member that keeps what it is sent.
+    #[derive(Debug, Default)]
+    struct Recorder(Mutex<Vec<Outbound>>);
+
+    impl Member for Recorder {
+        fn queue(&self, out: Outbound) -> Result<(), Overflow> {
+            self.0.lock().unwrap().push(out);
+            Ok(())
+        }
+        fn datagram_now(&self, _: &Bytes) -> Datagram {
+            Datagram::Queue
+        }
+        fn close(&self, _: CloseCode, _: &str) {}
+    }
+
+    impl Recorder {
+        /// The room events received so far (and forgets them).
+        fn events(&self) -> Vec<RoomEvent> {
+            std::mem::take(&mut *self.0.lock().unwrap())
+                .into_iter()
+                .filter_map(|o| match o {
+                    Outbound::Frame(f) => match decode_body::<GameToClient>(&f[4..]) {
+                        Ok(GameToClient::Event(e)) => Some(e),
+                        _ => None,
+                    },
+                    _ => None,
+                })
+                .collect()
+        }
+    }
+
+    async fn shared(dir: &std::path::Path) -> Arc<Shared> {
+        let (identity, ca) = ServerIdentity::dev(dir).unwrap();
+        let trust = Trust::from_ca_file(&ca).unwrap();
+        let mut config =
+            GameServerConfig::new("gs", "127.0.0.1:1", trust, identity, "s".repeat(16));
+        config.listen = ([127, 0, 0, 1], 0).into();
+        GameServer::bind(config).unwrap().shared.clone()
+    }
+
+    fn join(user: &str) -> Input {
+        Input::Join {
+            id: 1,
+            user_id: user.into(),
+            mode: JoinMode::JoinOnly,
+            expected_users: vec![],
+            properties: Properties::new(),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn player_ttl_and_empty_room_ttl_run_on_the_actors_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = shared(dir.path()).await;
+        let options = RoomOptions {
+            player_ttl_ms: 1000,
+            empty_room_ttl_ms: 2000,
+            ..RoomOptions::default()
+        };
+        let room = Room::new("g".into(), options.clone(), RoomLimits::default());
+        let alice = Arc::new(Recorder::default());
+        let first = Input::Create {
+            id: 1,
+            user_id: "alice".into(),
+            expected_users: vec![],
+            properties: Properties::new(),
+        };
+        let (actor, n) = create(shared.clone(), room, alice.clone(), first).unwrap();
+        assert_eq!(n, 1);
+        let handle = spawn(actor, 7);
+        shared.rooms.insert("g".into(), handle.clone());
+        let bob = Arc::new(Recorder::default());
+        assert_eq!(handle.join(bob.clone(), join("bob")).await, Some(Some(2)));
+        // Bob drops: inactive for his PlayerTtl, then gone.
+        assert!(handle.leave(2, None, true).await);
+        alice.events();
+        tokio::time::sleep(Duration::from_millis(999)).await;
+        assert!(alice.events().is_empty(), "still inactive");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        assert_eq!(
+            alice.events(),
+            vec![RoomEvent::Leave {
+                actor: 2,
+                inactive: false,
+                master_client: 1
+            }]
+        );
+        // Alice leaves for good: the room stays for its EmptyRoomTtl, then ends.
+        assert!(handle.leave(1, None, false).await);
+        tokio::time::sleep(Duration::from_millis(1999)).await;
+        assert!(shared.room("g").is_some(), "kept for its EmptyRoomTtl");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        tokio::task::yield_now().await;
+        assert!(shared.room("g").is_none(), "ended");
+        assert_eq!(
+            handle.join(bob, join("bob")).await,
+            None,
+            "nobody answers for an ended room"
+        );
     }
 }
