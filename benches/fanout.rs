@@ -27,16 +27,18 @@ fn room(actors: u32) -> Room {
         mode: JoinMode::JoinOnly,
         expected_users: vec![],
         properties: Properties::new(),
+        claims: Properties::new(),
     };
     let create = Input::Create {
         id: 1,
         user_id: "u1".into(),
+        authority: false,
         expected_users: vec![],
         properties: Properties::new(),
     };
-    r.handle(Origin::Joiner, create, now);
+    r.handle(Origin::Joiner(1), create, now);
     for i in 2..=actors {
-        r.handle(Origin::Joiner, join(format!("u{i}")), now);
+        r.handle(Origin::Joiner(u64::from(i)), join(format!("u{i}")), now);
     }
     r
 }

@@ -73,6 +73,8 @@ pub struct DevCluster {
     pub admin: SocketAddr,
     /// The admin API's bearer token (random per start).
     pub admin_token: String,
+    /// The secret dedicated servers authenticate with (random per start).
+    pub server_secret: String,
     /// The game servers' HTTP addresses (`/metrics`, `/healthz`, `/readyz`).
     pub game_server_http: Vec<SocketAddr>,
     /// The game servers' load hooks, in order.
@@ -107,6 +109,8 @@ impl DevCluster {
         mc.admin_addr = Some(SocketAddr::new(opts.host, opts.admin_port));
         let admin_token = format!("{:032x}", rand::random::<u128>());
         mc.admin_token = Some(admin_token.clone());
+        let server_secret = format!("{:032x}", rand::random::<u128>());
+        mc.server_secret = Some(server_secret.clone());
         // Everything comes from 127.0.0.1 here, thousands of clients in a bench.
         mc.client_admission = AdmissionLimits::unlimited();
         if let Some(w) = &opts.workload {
@@ -176,6 +180,7 @@ impl DevCluster {
             ca,
             admin,
             admin_token,
+            server_secret,
             game_server_http,
             load_hooks,
             stop,

@@ -77,6 +77,15 @@ pub struct LimitArgs {
     /// Encoded bytes of a room's lobby-listed property values [2048].
     #[arg(long, env = "SWITCHBOARD_MAX_LOBBY_PROP_BYTES")]
     pub max_lobby_prop_bytes: Option<usize>,
+    /// (game server) Bytes of a Host room's snapshot [262144].
+    #[arg(long, env = "SWITCHBOARD_MAX_SNAPSHOT_BYTES")]
+    pub max_snapshot_bytes: Option<usize>,
+    /// (game server) Milliseconds a join waits for a Server room's approval [10000].
+    #[arg(long, env = "SWITCHBOARD_APPROVAL_TIMEOUT_MS")]
+    pub approval_timeout_ms: Option<u64>,
+    /// (game server) Milliseconds a Server room lasts after its authority left [5000].
+    #[arg(long, env = "SWITCHBOARD_AUTHORITY_GRACE_MS")]
+    pub authority_grace_ms: Option<u64>,
 }
 
 fn parse_retry(s: &str) -> Result<RetryPolicy, String> {
@@ -172,6 +181,15 @@ impl LimitArgs {
         }
         if let Some(n) = self.max_lobby_prop_bytes {
             r.max_lobby_prop_bytes = n;
+        }
+        if let Some(n) = self.max_snapshot_bytes {
+            r.max_snapshot_bytes = n;
+        }
+        if let Some(ms) = self.approval_timeout_ms {
+            r.approval_timeout = Duration::from_millis(ms.max(1));
+        }
+        if let Some(ms) = self.authority_grace_ms {
+            r.authority_grace = Duration::from_millis(ms);
         }
     }
 

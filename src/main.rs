@@ -136,6 +136,10 @@ struct MasterArgs {
     /// Bearer token of the operator API (without it the API refuses every call).
     #[arg(long, env = "SWITCHBOARD_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
+    /// Secret dedicated servers authenticate with (AuthenticateServer), at least 16
+    /// bytes; without it, no dedicated server is accepted.
+    #[arg(long, env = "SWITCHBOARD_SERVER_SECRET", hide_env_values = true)]
+    server_secret: Option<String>,
     #[command(flatten)]
     auth: AuthArgs,
     #[command(flatten)]
@@ -415,6 +419,12 @@ async fn main() -> anyhow::Result<()> {
             cfg.auth = args.auth.config()?;
             cfg.admin_addr = (!args.no_admin).then_some(args.admin_addr);
             cfg.admin_token = args.admin_token;
+            if let Some(s) = &args.server_secret
+                && s.len() < 16
+            {
+                anyhow::bail!("--server-secret must have at least 16 bytes");
+            }
+            cfg.server_secret = args.server_secret;
             if let Some(path) = &args.workload {
                 cfg.apply_workload(&Workload::load(path)?);
             }
@@ -505,6 +515,7 @@ async fn main() -> anyhow::Result<()> {
                 "ca": cluster.ca.display().to_string(),
                 "admin": format!("http://{}", cluster.admin),
                 "admin_token": cluster.admin_token,
+                "server_secret": cluster.server_secret,
                 "game_server_http": cluster.game_server_http.iter().map(|a| format!("http://{a}")).collect::<Vec<_>>(),
             });
             println!("{ready}");

@@ -158,13 +158,29 @@ impl Client {
         user_id: &str,
         token: &str,
     ) -> Result<String, ClientError> {
-        let reply = self
-            .master
-            .request(MasterOp::Authenticate {
-                user_id: user_id.into(),
-                token: token.into(),
-            })
-            .await?;
+        self.authenticate_with(MasterOp::Authenticate {
+            user_id: user_id.into(),
+            token: token.into(),
+        })
+        .await
+    }
+
+    /// Authenticates as a dedicated server named `name` with the master's server secret:
+    /// it may then create `Server` rooms, whose authority it is.
+    pub async fn authenticate_server(
+        &mut self,
+        name: &str,
+        secret: &str,
+    ) -> Result<String, ClientError> {
+        self.authenticate_with(MasterOp::AuthenticateServer {
+            name: name.into(),
+            secret: secret.into(),
+        })
+        .await
+    }
+
+    async fn authenticate_with(&mut self, op: MasterOp) -> Result<String, ClientError> {
+        let reply = self.master.request(op).await?;
         match reply {
             MasterReply::Authenticated { user_id } => {
                 self.user_id = Some(user_id.clone());

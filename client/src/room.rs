@@ -272,6 +272,25 @@ impl Room {
         .await
     }
 
+    /// (The authority of a `Server` room) Lets a held join in, or refuses it with a
+    /// reason the joiner sees.
+    pub async fn approve_join(
+        &self,
+        request: u32,
+        approve: bool,
+        reason: &str,
+    ) -> Result<(), ClientError> {
+        self.expect(
+            GameOp::ApproveJoin {
+                request,
+                approve,
+                reason: reason.into(),
+            },
+            GameReply::JoinAnswered,
+        )
+        .await
+    }
+
     /// The next room event; `None` once the connection is closed (see
     /// [`Room::close_reason`]).
     pub async fn next_event(&mut self) -> Option<RoomEvent> {

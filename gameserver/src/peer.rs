@@ -494,6 +494,7 @@ impl Peer {
         check_terms(&claims, Some(&options), expected_users)?;
         let create = Input::Create {
             id,
+            authority: claims.authority,
             user_id: claims.user_id,
             expected_users: expected_users.to_vec(),
             properties,
@@ -567,6 +568,7 @@ impl Peer {
             mode,
             expected_users,
             properties,
+            claims: claims.claims,
         };
         match handle.join(self.member(), join).await {
             Some(Some(actor)) => {

@@ -18,15 +18,19 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::info;
 
 use crate::member::{Datagram, MemberRef, Outbound};
-use crate::room::{Input, Origin, Out, Room, Via};
+use crate::room::{Input, Origin, Out, Room, To, Via};
 use crate::{Shared, Stats};
+
+/// The close reason of the members of a room that ended under them.
+const ROOM_CLOSED: &str = "the room ended: its dedicated server left";
 
 /// The close reason of a slow consumer.
 pub(crate) const SLOW_CONSUMER: &str =
     "disconnected: the client did not read its events fast enough";
 
-/// An input for the room, from `from`; a joiner brings its connection, and `done` hears
-/// the actor the input's sender is once the room has handled it (`None`: refused).
+/// An input for the room, from `from`; a joiner brings its connection (the actor gives
+/// it a token), and `done` hears the actor the sender is once the room has decided
+/// (`None`: refused). A join held for a `Server` room's approval is decided later.
 #[derive(Debug)]
 pub(crate) struct RoomCmd {
     from: Origin,
@@ -65,7 +69,7 @@ impl RoomHandle {
     /// `Some(actor)` if it got in, `Some(None)` if the room refused it, `None` if the room
     /// has ended (nobody answered).
     pub async fn join(&self, member: MemberRef, join: Input) -> Option<Option<u32>> {
-        self.call(Origin::Joiner, join, Some(member)).await
+        self.call(Origin::Server, join, Some(member)).await
     }
 
     /// Leaves (or becomes inactive) and waits until the room has handled it; the room
@@ -136,10 +140,14 @@ pub(crate) fn create(
         shared,
         room,
         members: HashMap::new(),
+        joiners: HashMap::new(),
+        next_joiner: 0,
         id: 0,
         closed: false,
     };
-    let n = actor.input(Origin::Joiner, create, Some(creator))?;
+    let (done, mut rx) = oneshot::channel();
+    actor.input(Origin::Server, create, Some(creator), Some(done));
+    let n = rx.try_recv().ok().flatten()?;
     Some((actor, n))
 }
 
@@ -151,17 +159,16 @@ pub(crate) fn spawn(mut actor: RoomActor, id: u64) -> RoomHandle {
     RoomHandle { tx, id }
 }
 
-/// The sender of the input being carried out: its actor once it is one, else the
-/// connection of a joiner not (yet) admitted.
-struct Sender {
-    actor: Option<u32>,
-    joiner: Option<MemberRef>,
-}
+/// A connection that is not an actor yet, and who waits to hear what it became.
+type Joiner = (MemberRef, Option<oneshot::Sender<Option<u32>>>);
 
 pub(crate) struct RoomActor {
     shared: Arc<Shared>,
     room: Room,
     members: HashMap<u32, MemberRef>,
+    /// Joiners the room has not decided on yet (held for approval), by token.
+    joiners: HashMap<u64, Joiner>,
+    next_joiner: u64,
     id: u64,
     closed: bool,
 }
@@ -178,18 +185,13 @@ impl RoomActor {
                 cmd = rx.recv() => {
                     let Some(RoomCmd { from, input, joiner, done }) = cmd else { break };
                     let relay = matches!(input, Input::Raise { .. });
-                    let actor = self.input(from, input, joiner);
-                    if let Some(done) = done {
-                        let _ = done.send(actor);
-                    }
+                    self.input(from, input, joiner, done);
                     // A room emptied by that input may be done at once (EmptyRoomTtl 0).
                     if !relay {
-                        self.input(Origin::Server, Input::Tick, None);
+                        self.tick();
                     }
                 }
-                _ = sleep_until(deadline) => {
-                    self.input(Origin::Server, Input::Tick, None);
-                }
+                _ = sleep_until(deadline) => self.tick(),
             }
         }
         // Refuse whatever is still queued: the room is gone.
@@ -198,49 +200,91 @@ impl RoomActor {
         info!(game = self.room.name(), "room closed");
     }
 
-    /// Hands one input to the room and carries out its outputs. Returns the actor the
-    /// input's sender is afterwards, if any.
-    fn input(&mut self, from: Origin, input: Input, joiner: Option<MemberRef>) -> Option<u32> {
-        let outs = self.room.handle(from, input, now());
-        let mut sender = Sender {
-            actor: match from {
-                Origin::Actor(n) => Some(n),
-                _ => None,
-            },
-            joiner,
-        };
-        self.apply(&mut sender, outs);
-        sender.actor
+    fn tick(&mut self) {
+        self.input(Origin::Server, Input::Tick, None, None);
     }
 
-    /// Carries out the room's outputs for an input of `sender`.
-    fn apply(&mut self, sender: &mut Sender, outs: Vec<Out>) {
+    /// Hands one input to the room and carries out its outputs. A joiner's input is
+    /// from the joiner's new token; `done` hears the actor the sender is once the room
+    /// has decided (for a held join, later).
+    fn input(
+        &mut self,
+        from: Origin,
+        input: Input,
+        joiner: Option<MemberRef>,
+        done: Option<oneshot::Sender<Option<u32>>>,
+    ) {
+        let (from, done) = match joiner {
+            Some(member) => {
+                self.next_joiner += 1;
+                self.joiners.insert(self.next_joiner, (member, done));
+                (Origin::Joiner(self.next_joiner), None)
+            }
+            None => (from, done),
+        };
+        let outs = self.room.handle(from, input, now());
+        self.apply(outs);
+        // After the outputs: what the room sent about this input is queued first.
+        if let Some(done) = done {
+            let _ = done.send(match from {
+                Origin::Actor(n) => Some(n),
+                _ => None,
+            });
+        }
+    }
+
+    /// Carries out the room's outputs.
+    fn apply(&mut self, outs: Vec<Out>) {
         let mut slow = Vec::new();
+        // Joiners that became actors in these outputs (their answer follows), and who
+        // waits to hear it (told once the answer is queued).
+        let mut bound: Vec<(u64, u32)> = Vec::new();
+        let mut told = Vec::new();
         for out in outs {
             match out {
-                Out::Joined { actor, .. } => {
-                    if let Some(m) = sender.joiner.take() {
+                Out::Joined { joiner, actor, .. } => {
+                    bound.push((joiner, actor));
+                    if let Some((m, done)) = self.joiners.remove(&joiner) {
                         self.members.insert(actor, m);
+                        told.extend(done.map(|d| (d, actor)));
                     }
-                    sender.actor = Some(actor);
                 }
-                Out::Reply { id, result } => {
+                Out::Reply { to, id, result } => {
                     if let Err(e) = &result {
                         self.shared.stats.op_refused(e.result_code());
                     }
                     let frame = Outbound::Frame(response_frame(id, result));
-                    let member = sender
-                        .actor
-                        .and_then(|a| self.members.get(&a))
-                        .or(sender.joiner.as_ref());
-                    if let Some(m) = member {
-                        let _ = m.queue(frame);
+                    match to {
+                        To::Actor(n) => {
+                            if let Some(m) = self.members.get(&n) {
+                                let _ = m.queue(frame);
+                            }
+                        }
+                        To::Joiner(j) => {
+                            if let Some((_, n)) = bound.iter().find(|(b, _)| *b == j) {
+                                if let Some(m) = self.members.get(n) {
+                                    let _ = m.queue(frame);
+                                }
+                            // A joiner that is not an actor by now was refused.
+                            } else if let Some((m, done)) = self.joiners.remove(&j) {
+                                let _ = m.queue(frame);
+                                if let Some(done) = done {
+                                    let _ = done.send(None);
+                                }
+                            }
+                        }
                     }
                 }
                 Out::Left { actor, .. } => {
                     self.members.remove(&actor);
                 }
-                Out::Closed => self.closed = true,
+                Out::Closed => {
+                    self.closed = true;
+                    // Only a Server room whose authority left ends with members in it.
+                    for m in self.members.values() {
+                        m.close(CloseCode::RoomClosed, ROOM_CLOSED);
+                    }
+                }
                 Out::Event { to, event } => {
                     let frame = encode_frame(&GameToClient::Event(event));
                     self.deliver(&to, &Outbound::Frame(frame), &mut slow);
@@ -270,6 +314,9 @@ impl RoomActor {
                 Out::Publish => self.shared.reports.publish(self.room.game_state()),
             }
         }
+        for (done, actor) in told {
+            let _ = done.send(Some(actor));
+        }
         // A recipient whose queue was full was disconnected; it drops out like any
         // dropped connection (inactive if the room has a PlayerTtl).
         for actor in slow {
@@ -279,7 +326,7 @@ impl RoomActor {
                 id: None,
                 will_come_back: true,
             };
-            self.input(Origin::Actor(actor), dropped, None);
+            self.input(Origin::Actor(actor), dropped, None, None);
         }
     }
 
@@ -357,7 +404,9 @@ mod timers {
     use std::sync::Mutex;
     use std::time::Duration;
 
-    use switchboard_protocol::{GameToClient, JoinMode, Properties, RoomOptions, decode_body};
+    use switchboard_protocol::{
+        GameToClient, JoinMode, Properties, ResultCode, RoomOptions, decode_body,
+    };
     use switchboard_transport::{ServerIdentity, Trust};
 
     use super::*;
@@ -412,6 +461,7 @@ mod timers {
             mode: JoinMode::JoinOnly,
             expected_users: vec![],
             properties: Properties::new(),
+            claims: Properties::new(),
         }
     }
 
@@ -429,6 +479,7 @@ mod timers {
         let first = Input::Create {
             id: 1,
             user_id: "alice".into(),
+            authority: false,
             expected_users: vec![],
             properties: Properties::new(),
         };
@@ -463,6 +514,60 @@ mod timers {
             handle.join(bob, join("bob")).await,
             None,
             "nobody answers for an ended room"
+        );
+    }
+
+    /// The refusals a member was sent: (code, message).
+    fn refusals(m: &Recorder) -> Vec<(i16, String)> {
+        std::mem::take(&mut *m.0.lock().unwrap())
+            .into_iter()
+            .filter_map(|o| match o {
+                Outbound::Frame(f) => match decode_body::<GameToClient>(&f[4..]) {
+                    Ok(GameToClient::Response(Response { result: Err(e), .. })) => {
+                        Some((e.code, e.message))
+                    }
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_join_its_authority_never_answers_is_refused_at_the_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = shared(dir.path()).await;
+        let options = RoomOptions {
+            mode: switchboard_protocol::RoomMode::Server,
+            join_approval: true,
+            ..RoomOptions::default()
+        };
+        let room = Room::new("s".into(), options, RoomLimits::default());
+        let server = Arc::new(Recorder::default());
+        let first = Input::Create {
+            id: 1,
+            user_id: "ds".into(),
+            authority: true,
+            expected_users: vec![],
+            properties: Properties::new(),
+        };
+        let (actor, _) = create(shared.clone(), room, server.clone(), first).unwrap();
+        let handle = spawn(actor, 8);
+        let bob = Arc::new(Recorder::default());
+        let started = tokio::time::Instant::now();
+        // The join waits, held by the room, until the approval timeout (10 s) passes.
+        let answer = handle.join(bob.clone(), join("bob")).await;
+        assert_eq!(answer, Some(None), "refused");
+        assert_eq!(started.elapsed(), RoomLimits::default().approval_timeout);
+        let refusals = refusals(&bob);
+        assert_eq!(refusals.len(), 1);
+        assert_eq!(refusals[0].0, ResultCode::JoinNotApproved.to_wire());
+        // The authority was asked.
+        assert!(
+            server
+                .events()
+                .iter()
+                .any(|e| matches!(e, RoomEvent::JoinRequest { user_id, .. } if user_id == "bob"))
         );
     }
 }

@@ -11,7 +11,7 @@ use switchboard_protocol::{
     ReceiverGroup, RoomEvent, RoomOptions,
 };
 
-use crate::{Input, Origin, Out, Room, RoomLimits, Via};
+use crate::{Input, Origin, Out, Room, RoomLimits, To, Via};
 
 /// What a member received, in order.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,7 +36,12 @@ pub(crate) struct Harness {
     inbox: BTreeMap<u32, Vec<Got>>,
     /// Lifecycle outputs, in order.
     pub lifecycle: Vec<Out>,
+    /// Joiners that became actors.
+    joiners: BTreeMap<u64, u32>,
+    /// Replies to joiners that never became actors: (to, id, result).
+    pub refused: Vec<(To, u32, Result<GameReply, OpError>)>,
     next_id: u32,
+    next_joiner: u64,
 }
 
 impl Harness {
@@ -50,7 +55,10 @@ impl Harness {
             now: Instant::now(),
             inbox: BTreeMap::new(),
             lifecycle: Vec::new(),
+            joiners: BTreeMap::new(),
+            refused: Vec::new(),
             next_id: 1,
+            next_joiner: 0,
         }
     }
 
@@ -68,18 +76,29 @@ impl Harness {
         let mut reply = None;
         for out in outs {
             match out {
-                Out::Joined { actor, .. } => {
-                    sender = Some(actor);
+                Out::Joined { joiner, actor, .. } => {
+                    if from == Origin::Joiner(joiner) {
+                        sender = Some(actor);
+                    }
+                    self.joiners.insert(joiner, actor);
                     self.lifecycle.push(out);
                 }
                 Out::Left { .. } | Out::Closed => self.lifecycle.push(out),
-                Out::Reply { id, result } => {
-                    reply = Some(result.clone());
-                    if let Some(n) = sender {
-                        self.inbox
+                Out::Reply { to, id, result } => {
+                    if To::of_origin(from) == Some(to) || sender.map(To::Actor) == Some(to) {
+                        reply = Some(result.clone());
+                    }
+                    let n = match to {
+                        To::Actor(n) => Some(n),
+                        To::Joiner(j) => self.joiners.get(&j).copied(),
+                    };
+                    match n {
+                        Some(n) => self
+                            .inbox
                             .entry(n)
                             .or_default()
-                            .push(Got::Reply(id, result));
+                            .push(Got::Reply(id, result)),
+                        None => self.refused.push((to, id, result)),
                     }
                 }
                 Out::Event { to, event } => {
@@ -115,15 +134,28 @@ impl Harness {
         self.next_id
     }
 
+    /// A fresh joiner token.
+    pub(crate) fn joiner(&mut self) -> Origin {
+        self.next_joiner += 1;
+        Origin::Joiner(self.next_joiner)
+    }
+
     /// Creates the room for `user`; its actor number.
     pub(crate) fn create(&mut self, user: &str) -> u32 {
+        self.create_as(user, false)
+    }
+
+    /// Creates the room for `user`, a dedicated server if `authority`; its actor number.
+    pub(crate) fn create_as(&mut self, user: &str, authority: bool) -> u32 {
         let input = Input::Create {
             id: self.id(),
             user_id: user.into(),
+            authority,
             expected_users: vec![],
             properties: Properties::new(),
         };
-        match self.input(Origin::Joiner, input) {
+        let joiner = self.joiner();
+        match self.input(joiner, input) {
             Some(Ok(GameReply::Joined(j))) => j.actor,
             other => panic!("create refused: {other:?}"),
         }
@@ -131,17 +163,24 @@ impl Harness {
 
     /// Joins (or rejoins) `user`; its actor number.
     pub(crate) fn join(&mut self, user: &str, mode: JoinMode) -> Result<u32, OpError> {
-        let input = Input::Join {
+        let joiner = self.joiner();
+        let input = self.join_input(user, mode, Properties::new());
+        match self.input(joiner, input) {
+            Some(Ok(GameReply::Joined(j))) => Ok(j.actor),
+            Some(Err(e)) => Err(e),
+            other => panic!("no join reply: {other:?}"),
+        }
+    }
+
+    /// A join of `user` with `claims`.
+    pub(crate) fn join_input(&mut self, user: &str, mode: JoinMode, claims: Properties) -> Input {
+        Input::Join {
             id: self.id(),
             user_id: user.into(),
             mode,
             expected_users: vec![],
             properties: Properties::new(),
-        };
-        match self.input(Origin::Joiner, input) {
-            Some(Ok(GameReply::Joined(j))) => Ok(j.actor),
-            Some(Err(e)) => Err(e),
-            other => panic!("no join reply: {other:?}"),
+            claims,
         }
     }
 
@@ -179,6 +218,16 @@ impl Harness {
     /// Everything `actor` received since the last call.
     pub(crate) fn take(&mut self, actor: u32) -> Vec<Got> {
         self.inbox.remove(&actor).unwrap_or_default()
+    }
+}
+
+impl To {
+    fn of_origin(from: Origin) -> Option<To> {
+        match from {
+            Origin::Actor(n) => Some(To::Actor(n)),
+            Origin::Joiner(j) => Some(To::Joiner(j)),
+            Origin::Server => None,
+        }
     }
 }
 

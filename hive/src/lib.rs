@@ -14,4 +14,4 @@ mod harness;
 mod modes;
 pub mod room;
 
-pub use room::{Actor, Input, Origin, Out, Presence, Room, RoomLimits, Via};
+pub use room::{Actor, Input, Origin, Out, Presence, Room, RoomLimits, To, Via};

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
+use switchboard_protocol::frame::encoded_len;
 use switchboard_protocol::messages::common::MAX_USER_ID;
-use switchboard_protocol::{OpError, ResultCode};
+use switchboard_protocol::{OpError, Properties, ResultCode, Value};
 use tracing::warn;
 
 /// Which provider, and its settings.
@@ -77,6 +78,52 @@ pub struct AuthConfigError(pub String);
 #[derive(Deserialize)]
 struct Claims {
     sub: String,
+    /// Every other claim of the token.
+    #[serde(flatten)]
+    rest: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A user the provider accepted, with what it verified about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verified {
+    /// The user id to use.
+    pub user_id: String,
+    /// The verified claims a `Server` room's authority gets with the user's joins: the
+    /// JWT's own claims (not `sub`, `exp`, `nbf`, `iat`, `iss`, `aud`, `jti`), or the
+    /// backend's `Data`. At most [`MAX_CLAIM_BYTES`] encoded; claims past it are left out.
+    pub claims: Properties,
+}
+
+/// The most encoded bytes of a user's claims (they travel in every join ticket).
+pub const MAX_CLAIM_BYTES: usize = 512;
+
+/// Claims from JSON: strings, numbers and booleans as such, anything else as its JSON
+/// text; bounded by [`MAX_CLAIM_BYTES`], in key order.
+fn claims_of(map: serde_json::Map<String, serde_json::Value>, skip: &[&str]) -> Properties {
+    use serde_json::Value as J;
+    let mut out = Properties::new();
+    for (k, v) in map {
+        if skip.contains(&k.as_str()) {
+            continue;
+        }
+        let value = match v {
+            J::Null => continue,
+            J::Bool(b) => Value::Bool(b),
+            J::Number(n) => match n.as_i64() {
+                Some(i) => Value::Int(i),
+                None => Value::Float(n.as_f64().unwrap_or(0.0)),
+            },
+            J::String(s) => Value::Str(s),
+            other => Value::Str(other.to_string()),
+        };
+        out.insert(k.clone(), value);
+        if encoded_len(&out) > MAX_CLAIM_BYTES {
+            out.remove(&k);
+            warn!(claim = %k, "a user's claims are over {MAX_CLAIM_BYTES} bytes: the rest are left out");
+            break;
+        }
+    }
+    out
 }
 
 /// The backend's answer (Photon's custom authentication format).
@@ -88,13 +135,16 @@ struct BackendReply {
     user_id: Option<String>,
     #[serde(rename = "Message", default)]
     message: Option<String>,
+    /// What the backend vouches for about the user, handed to dedicated servers.
+    #[serde(rename = "Data", default)]
+    data: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 fn refused(code: ResultCode, message: impl Into<String>) -> OpError {
     OpError::new(code, message)
 }
 
-fn check_user_id(user_id: &str) -> Result<(), OpError> {
+pub(crate) fn check_user_id(user_id: &str) -> Result<(), OpError> {
     if user_id.is_empty() || user_id.len() > MAX_USER_ID {
         return Err(refused(
             ResultCode::InvalidAuthentication,
@@ -163,12 +213,16 @@ impl Authenticator {
         })
     }
 
-    /// Checks credentials; returns the user id to use.
-    pub async fn authenticate(&self, user_id: &str, token: &str) -> Result<String, OpError> {
+    /// Checks credentials; returns the user id to use and its verified claims.
+    pub async fn authenticate(&self, user_id: &str, token: &str) -> Result<Verified, OpError> {
+        let plain = |user_id: String| Verified {
+            user_id,
+            claims: Properties::new(),
+        };
         match self {
             Authenticator::Dev => {
                 check_user_id(user_id)?;
-                Ok(user_id.to_string())
+                Ok(plain(user_id.to_string()))
             }
             Authenticator::Jwt { key, validation } => {
                 let data = jsonwebtoken::decode::<Claims>(token, key, validation).map_err(|e| {
@@ -185,7 +239,11 @@ impl Authenticator {
                     }
                 })?;
                 check_user_id(&data.claims.sub)?;
-                Ok(data.claims.sub)
+                let registered = ["exp", "nbf", "iat", "iss", "aud", "jti", "sub"];
+                Ok(Verified {
+                    user_id: data.claims.sub,
+                    claims: claims_of(data.claims.rest, &registered),
+                })
             }
             Authenticator::Http { config, client } => {
                 let body = serde_json::json!({ "UserId": user_id, "Token": token });
@@ -201,7 +259,10 @@ impl Authenticator {
                             .filter(|u| !u.is_empty())
                             .unwrap_or_else(|| user_id.to_string());
                         check_user_id(&id)?;
-                        Ok(id)
+                        Ok(Verified {
+                            user_id: id,
+                            claims: claims_of(r.data.unwrap_or_default(), &[]),
+                        })
                     }
                     Ok(r) => Err(refused(
                         ResultCode::CustomAuthenticationFailed,
@@ -212,7 +273,7 @@ impl Authenticator {
                     Err(e) if config.fail_open => {
                         warn!(error = %e, "authentication backend unreachable; failing open");
                         check_user_id(user_id)?;
-                        Ok(user_id.to_string())
+                        Ok(plain(user_id.to_string()))
                     }
                     Err(e) => {
                         warn!(error = %e, "authentication backend unreachable; refusing");

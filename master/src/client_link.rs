@@ -68,6 +68,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection, peer: u64, mut 
     });
     shared.peers.insert(peer, handle.clone());
     let mut user: Option<String> = None;
+    let mut session = Session::default();
     let mut joins = TokenBucket::new(shared.config.rate_limits.joins);
     // Redirects this connection got and has not followed yet: (game, until).
     let mut in_flight: Vec<(String, Instant)> = Vec::new();
@@ -113,7 +114,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection, peer: u64, mut 
                 None,
             )
         } else if bucket.try_take(started) {
-            handle_op(&shared, peer, &mut user, op, now).await
+            handle_op(&shared, peer, &mut user, &mut session, op, now).await
         } else {
             shared.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
             if let Some(left_out) = RATE_LOG.check(started) {
@@ -210,7 +211,7 @@ fn joins_in_flight(
 /// The index of an operation in `OP_NAMES`.
 fn op_index(op: &MasterOp) -> usize {
     match op {
-        MasterOp::Authenticate { .. } => 0,
+        MasterOp::Authenticate { .. } | MasterOp::AuthenticateServer { .. } => 0,
         MasterOp::CreateGame { .. } => 1,
         MasterOp::JoinGame { .. } => 2,
         MasterOp::JoinRandomGame(_) => 3,
@@ -225,39 +226,88 @@ fn not_allowed(message: &str) -> OpError {
     OpError::new(ResultCode::OperationNotAllowedInCurrentState, message)
 }
 
+/// What the connection's authentication established besides the user id.
+#[derive(Debug, Default)]
+struct Session {
+    /// Authenticated as a dedicated server (`AuthenticateServer`).
+    authority: bool,
+    /// What the provider verified about the user.
+    claims: switchboard_protocol::Properties,
+}
+
+/// Checks a dedicated server's secret against the master's (in constant time).
+fn server_secret_ok(shared: &Shared, secret: &str) -> Result<(), OpError> {
+    let Some(expected) = &shared.config.server_secret else {
+        return Err(OpError::new(
+            ResultCode::InvalidAuthentication,
+            "this master accepts no dedicated servers (no server secret is configured)",
+        ));
+    };
+    let same = expected.len() == secret.len()
+        && expected
+            .bytes()
+            .zip(secret.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if same {
+        Ok(())
+    } else {
+        Err(OpError::new(
+            ResultCode::InvalidAuthentication,
+            "wrong server secret",
+        ))
+    }
+}
+
 /// Handles one operation; for `JoinLobby` also returns the encoded `GameList` event.
 async fn handle_op(
     shared: &Shared,
     peer: u64,
     user: &mut Option<String>,
+    session: &mut Session,
     op: MasterOp,
     now: Instant,
 ) -> (Result<MasterReply, OpError>, Option<Bytes>) {
     let Some(user_id) = user.clone() else {
-        return match op {
+        let verified = match op {
             MasterOp::Authenticate { user_id, token } => {
-                match shared.auth.authenticate(&user_id, &token).await {
-                    Ok(id) => {
-                        shared.state().user_online(&id);
-                        *user = Some(id.clone());
-                        (Ok(MasterReply::Authenticated { user_id: id }), None)
-                    }
-                    Err(e) => (Err(e), None),
-                }
+                shared.auth.authenticate(&user_id, &token).await
             }
-            _ => (Err(not_allowed("authenticate first")), None),
+            MasterOp::AuthenticateServer { name, secret } => server_secret_ok(shared, &secret)
+                .and_then(|()| crate::auth::check_user_id(&name))
+                .map(|()| {
+                    session.authority = true;
+                    crate::auth::Verified {
+                        user_id: name,
+                        claims: Default::default(),
+                    }
+                }),
+            _ => return (Err(not_allowed("authenticate first")), None),
+        };
+        return match verified {
+            Ok(v) => {
+                shared.state().user_online(&v.user_id);
+                *user = Some(v.user_id.clone());
+                session.claims = v.claims;
+                (Ok(MasterReply::Authenticated { user_id: v.user_id }), None)
+            }
+            Err(e) => (Err(e), None),
         };
     };
+    let authority = session.authority;
+    let redirect = |a| redirect(shared, &user_id, session, a);
     let result = match op {
-        MasterOp::Authenticate { .. } => Err(not_allowed("already authenticated")),
+        MasterOp::Authenticate { .. } | MasterOp::AuthenticateServer { .. } => {
+            Err(not_allowed("already authenticated"))
+        }
         MasterOp::CreateGame {
             game,
             options,
             expected_users,
         } => shared
             .state()
-            .create_game(&user_id, game, options, &expected_users, now)
-            .map(|a| redirect(shared, &user_id, a)),
+            .create_game(&user_id, authority, game, options, &expected_users, now)
+            .map(redirect),
         MasterOp::JoinGame {
             game,
             mode,
@@ -265,12 +315,20 @@ async fn handle_op(
             create_options,
         } => shared
             .state()
-            .join_game(&user_id, &game, mode, &expected_users, create_options, now)
-            .map(|a| redirect(shared, &user_id, a)),
+            .join_game(
+                &user_id,
+                authority,
+                &game,
+                mode,
+                &expected_users,
+                create_options,
+                now,
+            )
+            .map(redirect),
         MasterOp::JoinRandomGame(q) => shared
             .state()
-            .join_random(&user_id, &q, now)
-            .map(|a| redirect(shared, &user_id, a)),
+            .join_random(&user_id, authority, &q, now)
+            .map(redirect),
         MasterOp::JoinLobby { lobby } => {
             if lobby.name.len() > 128 || lobby.name.chars().any(char::is_control) {
                 Err(OpError::new(
@@ -308,7 +366,7 @@ async fn handle_op(
     (result, None)
 }
 
-fn redirect(shared: &Shared, user_id: &str, a: Admission) -> MasterReply {
+fn redirect(shared: &Shared, user_id: &str, session: &Session, a: Admission) -> MasterReply {
     debug_assert!(check_game_name(&a.game).is_ok());
     let expires_at_ms = unix_ms(SystemTime::now() + shared.config.ticket_ttl);
     let ticket = shared.config.ticket_keys.sign(TicketClaims {
@@ -319,6 +377,8 @@ fn redirect(shared: &Shared, user_id: &str, a: Admission) -> MasterReply {
         expires_at_ms,
         key_id: 0,
         terms: a.terms,
+        authority: session.authority,
+        claims: session.claims.clone(),
     });
     MasterReply::Redirect(Redirect {
         game: a.game,

@@ -34,6 +34,9 @@ pub struct MasterConfig {
     pub auth_timeout: Duration,
     /// The authentication provider.
     pub auth: AuthConfig,
+    /// The secret dedicated servers authenticate with (`AuthenticateServer`); `None`:
+    /// no dedicated servers.
+    pub server_secret: Option<String>,
     /// Matchmaking, lobby and load-balancing settings.
     pub settings: Settings,
     /// How often lobby subscribers get `GameListUpdate`.
@@ -98,6 +101,7 @@ impl MasterConfig {
             handshake_timeout: Duration::from_secs(10),
             auth_timeout: Duration::from_secs(10),
             auth: AuthConfig::Dev,
+            server_secret: None,
             settings: Settings::default(),
             game_list_interval: Duration::from_secs(1),
             app_stats_interval: Duration::from_secs(5),

@@ -63,6 +63,7 @@ impl MasterState {
     pub fn create_game(
         &mut self,
         user: &str,
+        authority: bool,
         name: Option<String>,
         options: RoomOptions,
         expected_users: &[String],
@@ -76,11 +77,20 @@ impl MasterState {
         self.expire_reservations(now);
         self.check_reservations(user, now)?;
         self.check_properties(&options.properties)?;
-        if matches!(options.mode, RoomMode::Server | RoomMode::Shared) {
-            return Err(OpError::new(
-                ResultCode::InvalidRequestParameters,
-                format!("room mode {:?} is not available yet", options.mode),
-            ));
+        match options.mode {
+            RoomMode::Server if !authority => {
+                return Err(OpError::new(
+                    ResultCode::NotAllowed,
+                    "only a dedicated server (AuthenticateServer) creates Server rooms",
+                ));
+            }
+            RoomMode::Shared => {
+                return Err(OpError::new(
+                    ResultCode::InvalidRequestParameters,
+                    "room mode Shared is not available yet",
+                ));
+            }
+            _ => {}
         }
         if options.lobby.name.len() > MAX_GAME_NAME {
             return Err(OpError::new(
@@ -171,10 +181,13 @@ impl MasterState {
         })
     }
 
-    /// Joins a game by name according to `mode`.
+    /// Joins a game by name according to `mode`. (`user` and `authority` are who asks;
+    /// the rest is the request as sent.)
+    #[allow(clippy::too_many_arguments)]
     pub fn join_game(
         &mut self,
         user: &str,
+        authority: bool,
         name: &str,
         mode: JoinMode,
         expected_users: &[String],
@@ -187,6 +200,7 @@ impl MasterState {
             return match mode {
                 JoinMode::CreateIfNotExists => self.create_game(
                     user,
+                    authority,
                     Some(name.to_string()),
                     create_options,
                     expected_users,
@@ -289,6 +303,7 @@ impl MasterState {
     pub fn join_random(
         &mut self,
         user: &str,
+        authority: bool,
         q: &JoinRandom,
         now: Instant,
     ) -> Result<Admission, OpError> {
@@ -300,7 +315,14 @@ impl MasterState {
             Some(spec) => {
                 let mut options = spec.options.clone();
                 options.lobby = q.lobby.clone();
-                self.create_game(user, spec.game.clone(), options, &q.expected_users, now)
+                self.create_game(
+                    user,
+                    authority,
+                    spec.game.clone(),
+                    options,
+                    &q.expected_users,
+                    now,
+                )
             }
             None => Err(OpError::new(ResultCode::NoMatchFound, "no game matches")),
         }

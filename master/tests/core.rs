@@ -68,24 +68,24 @@ fn create_reserves_the_name_and_join_goes_to_the_same_server() {
     let now = Instant::now();
     let mut s = state();
     assert_eq!(
-        code(s.create_game("a", Some("g".into()), opts(0), &[], now)),
+        code(s.create_game("a", false, Some("g".into()), opts(0), &[], now)),
         ResultCode::ServerFull
     );
     register(&mut s, "gs1", 1, vec![]);
     let a = s
-        .create_game("a", Some("g".into()), opts(0), &[], now)
+        .create_game("a", false, Some("g".into()), opts(0), &[], now)
         .unwrap();
     assert_eq!(a.action, TicketAction::Create);
     assert_eq!(a.placement.address, "gs1.example:5056");
     assert_eq!(
-        code(s.create_game("b", Some("g".into()), opts(0), &[], now)),
+        code(s.create_game("b", false, Some("g".into()), opts(0), &[], now)),
         ResultCode::GameIdAlreadyExists
     );
     let b = s
-        .join_game("b", "g", JoinMode::JoinOnly, &[], opts(0), now)
+        .join_game("b", false, "g", JoinMode::JoinOnly, &[], opts(0), now)
         .unwrap();
     assert_eq!((b.action, b.placement), (TicketAction::Join, a.placement));
-    let generated = s.create_game("c", None, opts(0), &[], now).unwrap();
+    let generated = s.create_game("c", false, None, opts(0), &[], now).unwrap();
     assert_eq!(generated.game.len(), 32);
 }
 
@@ -94,25 +94,25 @@ fn joining_players_count_until_they_arrive_or_expire() {
     let now = Instant::now();
     let mut s = state();
     register(&mut s, "gs1", 1, vec![]);
-    s.create_game("a", Some("g".into()), opts(2), &[], now)
+    s.create_game("a", false, Some("g".into()), opts(2), &[], now)
         .unwrap();
-    s.join_game("b", "g", JoinMode::JoinOnly, &[], opts(0), now)
+    s.join_game("b", false, "g", JoinMode::JoinOnly, &[], opts(0), now)
         .unwrap();
     // Neither has arrived, but both count.
     assert_eq!(
-        code(s.join_game("c", "g", JoinMode::JoinOnly, &[], opts(0), now)),
+        code(s.join_game("c", false, "g", JoinMode::JoinOnly, &[], opts(0), now)),
         ResultCode::GameFull
     );
     // Only a arrives: b still counts until the joining TTL.
     assert!(s.update_game("gs1", game("g", Lobby::default(), &["a"], 2, &[])));
     assert_eq!(
-        code(s.join_game("c", "g", JoinMode::JoinOnly, &[], opts(0), now)),
+        code(s.join_game("c", false, "g", JoinMode::JoinOnly, &[], opts(0), now)),
         ResultCode::GameFull
     );
     let later = now + s.settings().joining_ttl;
     s.heard_from("gs1", 1, later);
     s.tick(later);
-    s.join_game("c", "g", JoinMode::JoinOnly, &[], opts(0), later)
+    s.join_game("c", false, "g", JoinMode::JoinOnly, &[], opts(0), later)
         .unwrap();
 }
 
@@ -123,23 +123,24 @@ fn slot_reservations_must_fit() {
     register(&mut s, "gs1", 1, vec![]);
     let friends: Vec<String> = vec!["b".into(), "c".into()];
     assert_eq!(
-        code(s.create_game("a", Some("g".into()), opts(2), &friends, now)),
+        code(s.create_game("a", false, Some("g".into()), opts(2), &friends, now)),
         ResultCode::SlotError
     );
-    s.create_game("a", Some("g".into()), opts(3), &friends, now)
+    s.create_game("a", false, Some("g".into()), opts(3), &friends, now)
         .unwrap();
     // The room is full for strangers but not for the expected.
     assert_eq!(
-        code(s.join_game("x", "g", JoinMode::JoinOnly, &[], opts(0), now)),
+        code(s.join_game("x", false, "g", JoinMode::JoinOnly, &[], opts(0), now)),
         ResultCode::GameFull
     );
-    s.join_game("b", "g", JoinMode::JoinOnly, &[], opts(0), now)
+    s.join_game("b", false, "g", JoinMode::JoinOnly, &[], opts(0), now)
         .unwrap();
-    s.create_game("a", Some("h".into()), opts(3), &[], now)
+    s.create_game("a", false, Some("h".into()), opts(3), &[], now)
         .unwrap();
     assert_eq!(
         code(s.join_game(
             "b",
+            false,
             "h",
             JoinMode::JoinOnly,
             &["y".into(), "z".into()],
@@ -161,11 +162,19 @@ fn join_modes() {
         vec![game("live", Lobby::default(), &["a"], 0, &[])],
     );
     assert_eq!(
-        code(s.join_game("b", "none", JoinMode::JoinOnly, &[], opts(0), now)),
+        code(s.join_game("b", false, "none", JoinMode::JoinOnly, &[], opts(0), now)),
         ResultCode::GameDoesNotExist
     );
     let c = s
-        .join_game("b", "none", JoinMode::CreateIfNotExists, &[], opts(4), now)
+        .join_game(
+            "b",
+            false,
+            "none",
+            JoinMode::CreateIfNotExists,
+            &[],
+            opts(4),
+            now,
+        )
         .unwrap();
     assert_eq!(c.action, TicketAction::Create);
     assert_eq!(
@@ -174,21 +183,37 @@ fn join_modes() {
         "created with the create options"
     );
     let j = s
-        .join_game("c", "none", JoinMode::CreateIfNotExists, &[], opts(0), now)
+        .join_game(
+            "c",
+            false,
+            "none",
+            JoinMode::CreateIfNotExists,
+            &[],
+            opts(0),
+            now,
+        )
         .unwrap();
     assert_eq!(j.action, TicketAction::Join);
     assert_eq!(
-        code(s.join_game("b", "live", JoinMode::RejoinOnly, &[], opts(0), now)),
+        code(s.join_game("b", false, "live", JoinMode::RejoinOnly, &[], opts(0), now)),
         ResultCode::JoinFailedWithRejoinerNotFound
     );
     assert_eq!(
-        s.join_game("a", "live", JoinMode::RejoinOnly, &[], opts(0), now)
+        s.join_game("a", false, "live", JoinMode::RejoinOnly, &[], opts(0), now)
             .unwrap()
             .action,
         TicketAction::Join
     );
     assert_eq!(
-        code(s.join_game("a", "nowhere", JoinMode::RejoinOrJoin, &[], opts(0), now)),
+        code(s.join_game(
+            "a",
+            false,
+            "nowhere",
+            JoinMode::RejoinOrJoin,
+            &[],
+            opts(0),
+            now
+        )),
         ResultCode::GameDoesNotExist
     );
 }
@@ -206,7 +231,7 @@ fn closed_and_offline_games_refuse_joins() {
         vec![closed, game("open", Lobby::default(), &["a"], 0, &[])],
     );
     assert_eq!(
-        code(s.join_game("b", "closed", JoinMode::JoinOnly, &[], opts(0), now)),
+        code(s.join_game("b", false, "closed", JoinMode::JoinOnly, &[], opts(0), now)),
         ResultCode::GameClosed
     );
     s.update_load(
@@ -217,7 +242,7 @@ fn closed_and_offline_games_refuse_joins() {
         },
     );
     assert_eq!(
-        code(s.join_game("b", "open", JoinMode::JoinOnly, &[], opts(0), now)),
+        code(s.join_game("b", false, "open", JoinMode::JoinOnly, &[], opts(0), now)),
         ResultCode::GameServerUnavailable
     );
     assert!(
@@ -258,7 +283,7 @@ fn a_silent_server_gets_no_new_games_and_no_joins_until_it_reports_again() {
     let t = t4 + Duration::from_secs(1);
     for i in 0..20 {
         let a = s
-            .create_game("x", Some(format!("new{i}")), opts(0), &[], t)
+            .create_game("x", false, Some(format!("new{i}")), opts(0), &[], t)
             .unwrap();
         assert_eq!(
             a.placement.server, "busy",
@@ -266,11 +291,11 @@ fn a_silent_server_gets_no_new_games_and_no_joins_until_it_reports_again() {
         );
     }
     assert_eq!(
-        code(s.join_game("b", "old", JoinMode::JoinOnly, &[], opts(0), t)),
+        code(s.join_game("b", false, "old", JoinMode::JoinOnly, &[], opts(0), t)),
         ResultCode::GameServerUnavailable
     );
     assert_eq!(
-        code(s.join_game("a", "old", JoinMode::RejoinOnly, &[], opts(0), t)),
+        code(s.join_game("a", false, "old", JoinMode::RejoinOnly, &[], opts(0), t)),
         ResultCode::GameServerUnavailable,
         "not even a rejoin"
     );
@@ -278,7 +303,10 @@ fn a_silent_server_gets_no_new_games_and_no_joins_until_it_reports_again() {
         expected_max_players: 4,
         ..random(Lobby::default())
     };
-    assert_eq!(code(s.join_random("b", &q, t)), ResultCode::NoMatchFound);
+    assert_eq!(
+        code(s.join_random("b", false, &q, t)),
+        ResultCode::NoMatchFound
+    );
     // The incident is reported once; its games stay listed until the link TTL.
     assert_eq!(s.silent_servers(t), vec!["quiet".to_string()]);
     assert!(s.silent_servers(t).is_empty());
@@ -291,7 +319,7 @@ fn a_silent_server_gets_no_new_games_and_no_joins_until_it_reports_again() {
     assert!(s.heard_from("quiet", 1, t));
     assert!(!s.heard_from("quiet", 1, t));
     assert_eq!(
-        s.join_random("b", &q, t).unwrap().game,
+        s.join_random("b", false, &q, t).unwrap().game,
         "old",
         "joinable again"
     );
@@ -348,9 +376,17 @@ fn snapshots_reconcile_and_digests_compare_the_views() {
     assert_eq!(s.digest_of("gs"), games_digest([&a, &b]));
     // A joiner on its way and a reservation the game server has not confirmed yet do not
     // make the views differ.
-    s.join_game("z", "a", JoinMode::JoinOnly, &["w".into()], opts(0), t0)
-        .unwrap();
-    s.create_game("x", Some("reserved".into()), opts(0), &[], t0)
+    s.join_game(
+        "z",
+        false,
+        "a",
+        JoinMode::JoinOnly,
+        &["w".into()],
+        opts(0),
+        t0,
+    )
+    .unwrap();
+    s.create_game("x", false, Some("reserved".into()), opts(0), &[], t0)
         .unwrap();
     assert_eq!(s.digest_of("gs"), games_digest([&a, &b]));
     // A lost update: the game server has b changed and c, and no a.
@@ -388,7 +424,7 @@ fn a_game_the_server_does_not_host_is_dropped_on_its_word() {
         2,
         vec![game("h", Lobby::default(), &["y"], 0, &[])],
     );
-    s.create_game("x", Some("on-its-way".into()), opts(0), &[], t0)
+    s.create_game("x", false, Some("on-its-way".into()), opts(0), &[], t0)
         .unwrap();
     assert!(!s.game_unknown("gs2", "g"), "another server cannot drop it");
     assert!(!s.game_unknown("gs1", "on-its-way") && !s.game_unknown("gs2", "on-its-way"));
@@ -396,7 +432,7 @@ fn a_game_the_server_does_not_host_is_dropped_on_its_word() {
     assert!(s.game_unknown("gs1", "g"));
     assert!(s.game("g").is_none());
     assert_eq!(
-        code(s.join_game("b", "g", JoinMode::JoinOnly, &[], opts(0), t0)),
+        code(s.join_game("b", false, "g", JoinMode::JoinOnly, &[], opts(0), t0)),
         ResultCode::GameDoesNotExist
     );
 }
@@ -424,7 +460,7 @@ fn placement_skips_weight_zero_and_servers_not_in_rotation() {
     );
     for i in 0..200 {
         let a = s
-            .create_game("u", Some(format!("g{i}")), opts(0), &[], now)
+            .create_game("u", false, Some(format!("g{i}")), opts(0), &[], now)
             .unwrap();
         assert_eq!(a.placement.server, "ok");
     }
@@ -436,7 +472,7 @@ fn placement_skips_weight_zero_and_servers_not_in_rotation() {
         },
     );
     assert_eq!(
-        code(s.create_game("u", None, opts(0), &[], now)),
+        code(s.create_game("u", false, None, opts(0), &[], now)),
         ResultCode::ServerFull
     );
 }
@@ -454,11 +490,11 @@ fn load_prediction_counts_the_players_sent() {
     register(&mut s, "solo", 1, vec![]);
     // 10 players sent: above the 9th threshold, level 9.
     for i in 0..10 {
-        s.create_game("u", Some(format!("g{i}")), opts(0), &[], now)
+        s.create_game("u", false, Some(format!("g{i}")), opts(0), &[], now)
             .unwrap();
     }
     assert_eq!(
-        code(s.create_game("u", None, opts(0), &[], now)),
+        code(s.create_game("u", false, None, opts(0), &[], now)),
         ResultCode::ServerFull
     );
     // A report resets the prediction to what the server says.
@@ -469,7 +505,7 @@ fn load_prediction_counts_the_players_sent() {
             ..LoadReport::default()
         },
     );
-    s.create_game("u", None, opts(0), &[], now).unwrap();
+    s.create_game("u", false, None, opts(0), &[], now).unwrap();
 }
 
 #[test]
@@ -496,27 +532,36 @@ fn join_random_fill_room_takes_the_oldest_joinable_match() {
     let mut q = random(l.clone());
     q.expected_properties
         .insert("region".into(), Value::Str("eu".into()));
-    assert_eq!(s.join_random("u", &q, now).unwrap().game, "eu-old");
+    assert_eq!(s.join_random("u", false, &q, now).unwrap().game, "eu-old");
     q.expected_max_players = 8;
-    assert_eq!(s.join_random("u2", &q, now).unwrap().game, "eu-new");
+    assert_eq!(s.join_random("u2", false, &q, now).unwrap().game, "eu-new");
     q.expected_max_players = 3;
-    assert_eq!(code(s.join_random("u3", &q, now)), ResultCode::NoMatchFound);
+    assert_eq!(
+        code(s.join_random("u3", false, &q, now)),
+        ResultCode::NoMatchFound
+    );
     let mut q = random(l.clone());
     q.expected_properties
         .insert("region".into(), Value::Str("mars".into()));
-    assert_eq!(code(s.join_random("u", &q, now)), ResultCode::NoMatchFound);
+    assert_eq!(
+        code(s.join_random("u", false, &q, now)),
+        ResultCode::NoMatchFound
+    );
     q.create_if_none = Some(CreateSpec {
         game: Some("mars-1".into()),
         options: opts(4),
     });
-    let created = s.join_random("u", &q, now).unwrap();
+    let created = s.join_random("u", false, &q, now).unwrap();
     assert_eq!(
         (created.game.as_str(), created.action),
         ("mars-1", TicketAction::Create)
     );
     // A game the user already holds a place in is not matched again.
     let q = random(Lobby::new("empty", LobbyKind::Default));
-    assert_eq!(code(s.join_random("u", &q, now)), ResultCode::NoMatchFound);
+    assert_eq!(
+        code(s.join_random("u", false, &q, now)),
+        ResultCode::NoMatchFound
+    );
 }
 
 #[test]
@@ -531,12 +576,20 @@ fn serial_matching_cycles_and_random_matching_spreads() {
     let mut q = random(l.clone());
     q.mode = MatchmakingMode::SerialMatching;
     let picks: Vec<String> = (0..7)
-        .map(|i| s.join_random(&format!("p{i}"), &q, now).unwrap().game)
+        .map(|i| {
+            s.join_random(&format!("p{i}"), false, &q, now)
+                .unwrap()
+                .game
+        })
         .collect();
     assert_eq!(picks, ["g0", "g1", "g2", "g3", "g4", "g0", "g1"]);
     q.mode = MatchmakingMode::RandomMatching;
     let distinct: std::collections::HashSet<String> = (0..40)
-        .map(|i| s.join_random(&format!("r{i}"), &q, now).unwrap().game)
+        .map(|i| {
+            s.join_random(&format!("r{i}"), false, &q, now)
+                .unwrap()
+                .game
+        })
         .collect();
     assert!(
         distinct.len() >= 3,
@@ -572,16 +625,16 @@ fn sql_lobbies_filter_and_default_lobbies_refuse_filters() {
     );
     let mut q = random(sql.clone());
     q.sql_filter = r#"C0 = "eu" AND C1 > 10"#.into();
-    assert_eq!(s.join_random("u", &q, now).unwrap().game, "high");
+    assert_eq!(s.join_random("u", false, &q, now).unwrap().game, "high");
     q.sql_filter = "C1 >".into();
     assert_eq!(
-        code(s.join_random("u", &q, now)),
+        code(s.join_random("u", false, &q, now)),
         ResultCode::InvalidRequestParameters
     );
     let mut q = random(Lobby::default());
     q.sql_filter = "C0 = 1".into();
     assert_eq!(
-        code(s.join_random("u", &q, now)),
+        code(s.join_random("u", false, &q, now)),
         ResultCode::InvalidRequestParameters
     );
 }
@@ -674,14 +727,14 @@ fn reregistration_reconciles_and_the_link_ttl_keeps_context() {
         1,
         vec![game("old", l.clone(), &["a"], 0, &[])],
     );
-    s.create_game("b", Some("pending".into()), opts(0), &[], now)
+    s.create_game("b", false, Some("pending".into()), opts(0), &[], now)
         .unwrap();
     assert!(s.link_lost("gs1", 1, now));
     // Within the TTL the games stay; the server takes no new games.
     s.tick(now + Duration::from_secs(10));
     assert!(s.game("old").is_some());
     assert_eq!(
-        code(s.create_game("c", None, opts(0), &[], now)),
+        code(s.create_game("c", false, None, opts(0), &[], now)),
         ResultCode::ServerFull
     );
     // Re-attach with what exists now: "old" ended meanwhile, "new" was created.
@@ -755,12 +808,12 @@ fn property_limits_are_enforced() {
     big.properties
         .insert("blob".into(), Value::Bytes(vec![0; 60_000].into()));
     assert_eq!(
-        code(s.create_game("u", None, big, &[], now)),
+        code(s.create_game("u", false, None, big, &[], now)),
         ResultCode::OperationLimitReached
     );
     let too_many: Vec<String> = (0..65).map(|i| format!("u{i}")).collect();
     assert_eq!(
-        code(s.create_game("u", None, opts(0), &too_many, now)),
+        code(s.create_game("u", false, None, opts(0), &too_many, now)),
         ResultCode::InvalidRequestParameters
     );
 }
@@ -819,7 +872,7 @@ fn indexes_agree_with_a_full_scan() {
                 .map(|(_, g)| g.game.clone());
             // A fresh user each time, and undo the admission so the model stays exact.
             let user = format!("probe{step}");
-            let got = s.join_random(&user, &q, now).ok().map(|a| a.game);
+            let got = s.join_random(&user, false, &q, now).ok().map(|a| a.game);
             assert_eq!(got, expected, "step {step}");
             if let Some(g) = got {
                 let st = model[&g].1.clone();
@@ -894,36 +947,44 @@ fn a_user_holds_a_few_reservations_and_they_expire_with_the_ticket() {
         vec![game("open", Lobby::default(), &["a"], 0, &[])],
     );
     for i in 0..3 {
-        s.create_game("greedy", Some(format!("r{i}")), opts(0), &[], t0)
+        s.create_game("greedy", false, Some(format!("r{i}")), opts(0), &[], t0)
             .unwrap();
     }
     assert_eq!(
-        code(s.create_game("greedy", None, opts(0), &[], t0)),
+        code(s.create_game("greedy", false, None, opts(0), &[], t0)),
         ResultCode::TooManyReservations
     );
     assert_eq!(
-        code(s.join_game("greedy", "open", JoinMode::JoinOnly, &[], opts(0), t0)),
+        code(s.join_game(
+            "greedy",
+            false,
+            "open",
+            JoinMode::JoinOnly,
+            &[],
+            opts(0),
+            t0
+        )),
         ResultCode::TooManyReservations
     );
     assert_eq!(
-        code(s.join_random("greedy", &random(Lobby::default()), t0)),
+        code(s.join_random("greedy", false, &random(Lobby::default()), t0)),
         ResultCode::TooManyReservations
     );
     // Others are not affected, and the flood did not fill the load balancer's view.
     for i in 0..10 {
-        s.create_game(&format!("honest{i}"), None, opts(0), &[], t0)
+        s.create_game(&format!("honest{i}"), false, None, opts(0), &[], t0)
             .unwrap();
     }
     // An arrival frees its reservation at once...
     s.update_game("gs1", game("r0", Lobby::default(), &["greedy"], 0, &[]));
-    s.create_game("greedy", Some("r3".into()), opts(0), &[], t0)
+    s.create_game("greedy", false, Some("r3".into()), opts(0), &[], t0)
         .unwrap();
     // ...and the others go with the ticket: their names are free again too.
     let later = t0 + ttl + Duration::from_secs(3);
     s.heard_from("gs1", 1, later);
     s.tick(later);
     assert!(s.game("r1").is_none(), "an unconfirmed reservation expired");
-    s.create_game("greedy", Some("r1".into()), opts(0), &[], later)
+    s.create_game("greedy", false, Some("r1".into()), opts(0), &[], later)
         .unwrap();
 }
 
@@ -940,7 +1001,7 @@ fn limits_apply_to_what_was_sent_and_hash_keys_are_the_servers() {
     };
     assert_eq!(padded.sql_filter.len(), 1025);
     assert_eq!(
-        code(s.join_random("a", &padded, now)),
+        code(s.join_random("a", false, &padded, now)),
         ResultCode::InvalidRequestParameters,
         "1,025 bytes with spaces is over the 1,024-byte limit"
     );
@@ -949,7 +1010,7 @@ fn limits_apply_to_what_was_sent_and_hash_keys_are_the_servers() {
         ..padded
     };
     assert_eq!(
-        code(s.join_random("a", &fits, now)),
+        code(s.join_random("a", false, &fits, now)),
         ResultCode::NoMatchFound
     );
     let mut hashed = opts(0);
@@ -957,7 +1018,7 @@ fn limits_apply_to_what_was_sent_and_hash_keys_are_the_servers() {
         .properties
         .insert("#user_id".into(), Value::Str("x".into()));
     assert_eq!(
-        code(s.create_game("a", None, hashed, &[], now)),
+        code(s.create_game("a", false, None, hashed, &[], now)),
         ResultCode::InvalidRequestParameters
     );
     let mut expect_hashed = random(Lobby::default());
@@ -965,7 +1026,7 @@ fn limits_apply_to_what_was_sent_and_hash_keys_are_the_servers() {
         .expected_properties
         .insert("#x".into(), Value::Int(1));
     assert_eq!(
-        code(s.join_random("a", &expect_hashed, now)),
+        code(s.join_random("a", false, &expect_hashed, now)),
         ResultCode::InvalidRequestParameters
     );
 }

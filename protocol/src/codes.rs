@@ -85,11 +85,13 @@ pub enum ResultCode {
     /// The game server was asked for other room options or expected users than the
     /// master granted with the ticket.
     TicketTermsMismatch = 32693,
+    /// The room's authority refused the join, or did not answer it in time.
+    JoinNotApproved = 32692,
 }
 
 impl ResultCode {
     /// Every defined code, in table order.
-    pub const ALL: [ResultCode; 30] = [
+    pub const ALL: [ResultCode; 31] = [
         ResultCode::Ok,
         ResultCode::InternalServerError,
         ResultCode::OperationInvalid,
@@ -120,6 +122,7 @@ impl ResultCode {
         ResultCode::NotAllowed,
         ResultCode::JoinInProgress,
         ResultCode::TicketTermsMismatch,
+        ResultCode::JoinNotApproved,
     ];
 
     /// The number sent on the wire.
@@ -162,6 +165,8 @@ pub enum CloseCode {
     /// (Cluster link.) Another registration took this game server's id: the operator
     /// asked it to replace this one.
     Displaced = 7,
+    /// The room the connection was in has ended (its dedicated server left).
+    RoomClosed = 8,
 }
 
 impl CloseCode {
@@ -182,6 +187,7 @@ impl CloseCode {
             ServerShutdown,
             InternalError,
             Displaced,
+            RoomClosed,
         ]
         .into_iter()
         .find(|c| u64::from(c.to_wire()) == n)

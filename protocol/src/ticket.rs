@@ -18,7 +18,7 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use crate::ResultCode;
+use crate::{Properties, ResultCode};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -39,7 +39,7 @@ pub enum TicketAction {
 }
 
 /// The signed content of a ticket. Field order is the wire order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TicketClaims {
     /// The user the master authenticated.
     pub user_id: String,
@@ -56,6 +56,11 @@ pub struct TicketClaims {
     /// What the master decided for this create or join ([`terms_digest`]): the game
     /// server accepts only the same room options and expected users.
     pub terms: u64,
+    /// Whether the user authenticated as a dedicated server (`AuthenticateServer`).
+    pub authority: bool,
+    /// What the master's authentication verified about the user (at most 512 bytes
+    /// encoded), handed to a `Server` room's authority with the join.
+    pub claims: Properties,
 }
 
 /// The digest of what the master decided for a create (`options` given) or a join
@@ -245,6 +250,8 @@ mod tests {
             expires_at_ms: 10_000,
             key_id: 0,
             terms: 0x0102,
+            authority: false,
+            claims: Properties::new(),
         }
     }
 
@@ -274,6 +281,8 @@ mod tests {
             0x90, 0x4e,                             // expires_at_ms: 10000 as varint
             7,                                      // key_id
             0x82, 0x02,                             // terms: 0x0102 as varint
+            0,                                      // authority: false
+            0,                                      // claims: none
         ];
         assert_eq!(body, expected);
         assert_eq!(t.len(), expected.len() + TAG_LEN);

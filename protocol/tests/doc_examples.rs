@@ -81,7 +81,7 @@ fn hello_frame() {
 
 #[test]
 fn room_options_without_wishes() {
-    let doc = doc_bytes("`00 01 01 00 00 00 00 00 00 00 01 00 01 00 00 00`");
+    let doc = doc_bytes("`00 01 01 00 00 00 00 00 00 00 01 00 01 00 00 00 00`");
     assert_eq!(doc, &encode_body(&RoomOptions::default())[..]);
 }
 

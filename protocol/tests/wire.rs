@@ -85,6 +85,7 @@ fn golden_create_game() {
         0,                // options.delete_null_props false
         0,                // options.property_policy Guarded
         0,                // options.mode Relay
+        0,                // options.join_approval false
         1, 1, b'x',       // expected_users ["x"]
     ]);
 }
@@ -343,6 +344,7 @@ fn golden_join_modes_and_random() {
         0, 0, 1, 0, 1, 0,           // ... (ttls, cleanup, suppress, broadcast, delete)
         0,                          // ... property_policy Guarded
         0,                          // ... mode Relay
+        0,                          // ... join_approval false
     ]);
     let mut props = Properties::new();
     props.insert("a".into(), Value::Int(1));
@@ -447,7 +449,7 @@ fn unknown_tags_are_rejected() {
     let create = |open: u8| {
         vec![
             1, 1, 0, 0, 0, // Request 1, CreateGame, ticket "", game ""
-            0, open, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1, 0, 0, 0, // options
+            0, open, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0, // options
             0, 0, // expected_users, actor_properties
         ]
     };
@@ -524,8 +526,9 @@ fn room_options() -> impl Strategy<Value = RoomOptions> {
                     mode: if is_open {
                         RoomMode::Host
                     } else {
-                        RoomMode::Relay
+                        RoomMode::Server
                     },
+                    join_approval: !is_open,
                 }
             },
         )

@@ -18,11 +18,11 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use switchboard_protocol::{
-    EventData, GameReply, Handover, HostChange, HostSnapshot, OpError, RaiseEvent, ReceiverGroup,
-    ResultCode, RoomEvent,
+    EventData, GameReply, Handover, HostChange, HostSnapshot, OpError, RaiseEvent, ResultCode,
+    RoomEvent,
 };
 
-use super::Mode;
+use super::{Mode, to_host_only};
 use crate::room::{Out, RoomLimits};
 
 /// The host mode's state.
@@ -52,23 +52,11 @@ impl Host {
             max_replay_bytes: limits.max_replay_bytes,
         }
     }
-
-    /// Whether `event` from a non-host addresses the host `host` and nobody else.
-    fn to_host_only(host: u32, event: &RaiseEvent) -> bool {
-        if !event.targets.is_empty() {
-            return event.targets.iter().all(|t| *t == host);
-        }
-        event.group == 0
-            && matches!(
-                event.receivers,
-                ReceiverGroup::Host | ReceiverGroup::MasterClient
-            )
-    }
 }
 
 impl Mode for Host {
     fn check_event(&self, host: u32, sender: u32, event: &RaiseEvent) -> Result<(), OpError> {
-        if sender == host || Self::to_host_only(host, event) {
+        if sender == host || to_host_only(host, event) {
             return Ok(());
         }
         Err(OpError::new(

@@ -2,7 +2,8 @@
 //! one file per mode behind [`Mode`].
 //!
 //! - [`relay`]: every actor talks to every other (Photon's Hive rules);
-//! - [`host`]: one actor hosts; the others send to it only; snapshots and migration.
+//! - [`host`]: one actor hosts; the others send to it only; snapshots and migration;
+//! - [`server`]: a dedicated server is the authority; the others send to it only.
 //!
 //! The room calls a mode at four points: before relaying an event (may the sender
 //! address those actors?), after relaying it (what did the authority get?), when its
@@ -11,6 +12,7 @@
 
 mod host;
 mod relay;
+mod server;
 #[cfg(test)]
 mod tests;
 
@@ -22,6 +24,21 @@ use crate::room::{Out, RoomLimits};
 
 pub(crate) use host::Host;
 pub(crate) use relay::Relay;
+pub(crate) use server::Server;
+
+/// Whether `event` from someone other than the authority addresses the authority `host`
+/// and nobody else (receivers `Host` or `MasterClient`, or the host as the only target).
+pub(crate) fn to_host_only(host: u32, event: &RaiseEvent) -> bool {
+    if !event.targets.is_empty() {
+        return event.targets.iter().all(|t| *t == host);
+    }
+    event.group == 0
+        && matches!(
+            event.receivers,
+            switchboard_protocol::ReceiverGroup::Host
+                | switchboard_protocol::ReceiverGroup::MasterClient
+        )
+}
 
 /// A room mode. `host` is always the room's authority at the time of the call (0:
 /// nobody is active).
@@ -59,6 +76,7 @@ pub(crate) trait Mode {
 pub(crate) enum Modes {
     Relay(Relay),
     Host(Host),
+    Server(Server),
 }
 
 impl Modes {
@@ -67,6 +85,7 @@ impl Modes {
     pub(crate) fn new(mode: switchboard_protocol::RoomMode, limits: &RoomLimits) -> Modes {
         match mode {
             switchboard_protocol::RoomMode::Host => Modes::Host(Host::new(limits)),
+            switchboard_protocol::RoomMode::Server => Modes::Server(Server),
             _ => Modes::Relay(Relay),
         }
     }
@@ -75,6 +94,7 @@ impl Modes {
         match self {
             Modes::Relay(m) => m,
             Modes::Host(m) => m,
+            Modes::Server(m) => m,
         }
     }
 
@@ -82,6 +102,7 @@ impl Modes {
         match self {
             Modes::Relay(m) => m,
             Modes::Host(m) => m,
+            Modes::Server(m) => m,
         }
     }
 }

@@ -308,22 +308,21 @@ fn when_everyone_is_gone_the_first_back_hosts_with_the_snapshot() {
 }
 
 #[test]
-fn modes_not_available_are_refused_at_creation() {
-    for mode in [RoomMode::Server, RoomMode::Shared] {
-        let mut h = Harness::new(RoomOptions {
-            mode,
-            ..RoomOptions::default()
-        });
-        let input = crate::Input::Create {
-            id: 1,
-            user_id: "a".into(),
-            expected_users: vec![],
-            properties: Default::default(),
-        };
-        match h.input(crate::Origin::Joiner, input) {
-            Some(Err(e)) => assert_eq!(e.result_code(), Some(ResultCode::InvalidRequestParameters)),
-            other => panic!("{other:?}"),
-        }
+fn shared_rooms_are_not_available_yet() {
+    let mut h = Harness::new(RoomOptions {
+        mode: RoomMode::Shared,
+        ..RoomOptions::default()
+    });
+    let input = crate::Input::Create {
+        id: 1,
+        user_id: "a".into(),
+        authority: false,
+        expected_users: vec![],
+        properties: Default::default(),
+    };
+    match h.input(crate::Origin::Joiner(1), input) {
+        Some(Err(e)) => assert_eq!(e.result_code(), Some(ResultCode::InvalidRequestParameters)),
+        other => panic!("{other:?}"),
     }
 }
 
@@ -344,4 +343,256 @@ fn in_a_relay_room_the_host_receiver_is_the_master_client() {
             .iter()
             .any(|g| matches!(g, Got::Event(RoomEvent::HostChanged { .. })))
     );
+}
+
+// ---- Server rooms ----
+
+fn server_room(join_approval: bool) -> RoomOptions {
+    RoomOptions {
+        mode: RoomMode::Server,
+        join_approval,
+        ..RoomOptions::default()
+    }
+}
+
+/// A Server room created by dedicated server "ds" (actor 1), with clients "b" and "c".
+fn served() -> Harness {
+    let mut h = Harness::new(server_room(false));
+    assert_eq!(h.create_as("ds", true), 1);
+    h.join("b", JoinMode::JoinOnly).unwrap();
+    h.join("c", JoinMode::JoinOnly).unwrap();
+    for n in 1..=3 {
+        h.take(n);
+    }
+    h
+}
+
+#[test]
+fn only_a_dedicated_server_creates_a_server_room_and_it_cannot_be_displaced() {
+    let mut h = Harness::new(server_room(false));
+    let input = crate::Input::Create {
+        id: 1,
+        user_id: "mallory".into(),
+        authority: false,
+        expected_users: vec![],
+        properties: Default::default(),
+    };
+    let joiner = h.joiner();
+    assert_eq!(
+        h.input(joiner, input).unwrap().unwrap_err().result_code(),
+        Some(ResultCode::NotAllowed)
+    );
+    let mut h = served();
+    assert_eq!(h.room.host(), 1);
+    for who in [1, 2] {
+        let op = GameOp::SetMasterClient {
+            actor: 2,
+            expected: 1,
+        };
+        assert_eq!(
+            h.request(who, op).unwrap_err().result_code(),
+            Some(ResultCode::NotAllowed)
+        );
+    }
+    // Join approval needs a Server room.
+    let mut relay = Harness::new(RoomOptions {
+        join_approval: true,
+        ..RoomOptions::default()
+    });
+    let input = crate::Input::Create {
+        id: 1,
+        user_id: "a".into(),
+        authority: false,
+        expected_users: vec![],
+        properties: Default::default(),
+    };
+    let joiner = relay.joiner();
+    assert_eq!(
+        relay
+            .input(joiner, input)
+            .unwrap()
+            .unwrap_err()
+            .result_code(),
+        Some(ResultCode::InvalidRequestParameters)
+    );
+}
+
+#[test]
+fn clients_speak_to_the_authority_only_and_it_to_anyone() {
+    let mut h = served();
+    h.raise(2, event(1, ReceiverGroup::Others, b"psst"));
+    assert_eq!(
+        error_code(&h.take(2)),
+        Some(ResultCode::NotAllowed.to_wire())
+    );
+    assert!(h.take(1).is_empty() && h.take(3).is_empty());
+    h.raise(2, event(2, ReceiverGroup::Host, b"input"));
+    assert_eq!(h.take(1), vec![relay(2, 2, b"input")]);
+    h.raise(1, event(3, ReceiverGroup::Others, b"world"));
+    assert_eq!(h.take(2), vec![relay(1, 3, b"world")]);
+    assert_eq!(h.take(3), vec![relay(1, 3, b"world")]);
+}
+
+#[test]
+fn properties_are_the_authoritys_unless_it_opens_them() {
+    use switchboard_protocol::{SetProperties, Value};
+    let set = |target: u32| {
+        GameOp::SetProperties(SetProperties {
+            target,
+            properties: [("k".to_string(), Value::Int(1))].into(),
+            ..SetProperties::default()
+        })
+    };
+    let mut h = served();
+    for target in [0, 2, 3] {
+        assert_eq!(
+            h.request(2, set(target)).unwrap_err().result_code(),
+            Some(ResultCode::NotAllowed),
+            "a client, target {target}"
+        );
+        assert_eq!(h.request(1, set(target)), Ok(GameReply::PropertiesSet));
+    }
+    let mut open = Harness::new(RoomOptions {
+        property_policy: PropertyPolicy::Open,
+        ..server_room(false)
+    });
+    open.create_as("ds", true);
+    open.join("b", JoinMode::JoinOnly).unwrap();
+    assert_eq!(open.request(2, set(2)), Ok(GameReply::PropertiesSet));
+    assert_eq!(
+        open.request(2, set(0)).unwrap_err().result_code(),
+        Some(ResultCode::NotAllowed)
+    );
+}
+
+fn join_request(got: &[Got]) -> (u32, String, switchboard_protocol::Properties) {
+    got.iter()
+        .find_map(|g| match g {
+            Got::Event(RoomEvent::JoinRequest {
+                request,
+                user_id,
+                claims,
+                ..
+            }) => Some((*request, user_id.clone(), claims.clone())),
+            _ => None,
+        })
+        .expect("a JoinRequest")
+}
+
+fn approve(request: u32, approve: bool, reason: &str) -> GameOp {
+    GameOp::ApproveJoin {
+        request,
+        approve,
+        reason: reason.into(),
+    }
+}
+
+#[test]
+fn the_authority_approves_and_refuses_joins_with_the_claims_it_was_given() {
+    use switchboard_protocol::Value;
+    let mut h = Harness::new(server_room(true));
+    h.create_as("ds", true);
+    let claims: switchboard_protocol::Properties = [("level".to_string(), Value::Int(12))].into();
+    // A join is held: nothing for the joiner yet, a JoinRequest for the authority.
+    let joiner = h.joiner();
+    let input = h.join_input("bob", JoinMode::JoinOnly, claims.clone());
+    assert_eq!(h.input(joiner, input), None);
+    let (request, user, got_claims) = join_request(&h.take(1));
+    assert_eq!((user.as_str(), got_claims), ("bob", claims));
+    // Only the authority answers.
+    let (carol, input) = (
+        h.joiner(),
+        h.join_input("carol", JoinMode::JoinOnly, Default::default()),
+    );
+    h.input(carol, input);
+    let (carol_request, ..) = join_request(&h.take(1));
+    assert_eq!(
+        h.request(1, approve(request, true, "")),
+        Ok(GameReply::JoinAnswered)
+    );
+    assert_eq!(h.room.actor(2).map(|a| a.user_id.as_str()), Some("bob"));
+    let got = h.take(2);
+    assert!(matches!(
+        &got[0],
+        Got::Reply(_, Ok(GameReply::Joined(j))) if j.actor == 2 && j.host == 1
+    ));
+    assert_eq!(
+        h.request(2, approve(carol_request, true, ""))
+            .unwrap_err()
+            .result_code(),
+        Some(ResultCode::NotAllowed)
+    );
+    // A refusal reaches the joiner with the authority's reason.
+    assert_eq!(
+        h.request(1, approve(carol_request, false, "banned")),
+        Ok(GameReply::JoinAnswered)
+    );
+    let (_, _, refusal) = h.refused.last().cloned().unwrap();
+    let e = refusal.unwrap_err();
+    assert_eq!(e.result_code(), Some(ResultCode::JoinNotApproved));
+    assert_eq!(e.message, "banned");
+    // An answer to a join that is not waiting.
+    assert_eq!(
+        h.request(1, approve(carol_request, true, ""))
+            .unwrap_err()
+            .result_code(),
+        Some(ResultCode::InvalidRequestParameters)
+    );
+}
+
+#[test]
+fn a_join_the_authority_never_answers_is_refused_at_the_deadline() {
+    let mut h = Harness::new(server_room(true));
+    h.create_as("ds", true);
+    let joiner = h.joiner();
+    let input = h.join_input("bob", JoinMode::JoinOnly, Default::default());
+    h.input(joiner, input);
+    let timeout = RoomLimits::default().approval_timeout;
+    assert_eq!(h.room.next_deadline(), Some(h.now + timeout));
+    h.advance(timeout - Duration::from_millis(1));
+    assert!(h.refused.is_empty());
+    h.advance(Duration::from_millis(1));
+    let (_, _, r) = h.refused.last().cloned().unwrap();
+    assert_eq!(
+        r.unwrap_err().result_code(),
+        Some(ResultCode::JoinNotApproved)
+    );
+}
+
+#[test]
+fn when_the_authority_leaves_everyone_is_told_and_the_room_ends_after_the_grace() {
+    let mut h = Harness::new(server_room(true));
+    h.create_as("ds", true);
+    let (b, input) = (
+        h.joiner(),
+        h.join_input("b", JoinMode::JoinOnly, Default::default()),
+    );
+    h.input(b, input);
+    let (request, ..) = join_request(&h.take(1));
+    h.request(1, approve(request, true, "")).unwrap();
+    let (c, input) = (
+        h.joiner(),
+        h.join_input("c", JoinMode::JoinOnly, Default::default()),
+    );
+    h.input(c, input);
+    h.take(2);
+    h.leave(1, true);
+    let grace = RoomLimits::default().authority_grace;
+    assert!(h.take(2).contains(&Got::Event(RoomEvent::AuthorityLeft {
+        closes_in_ms: grace.as_millis() as u32
+    })));
+    // The held join is refused; new ones find the room closing.
+    let (_, _, r) = h.refused.last().cloned().unwrap();
+    assert_eq!(
+        r.unwrap_err().result_code(),
+        Some(ResultCode::JoinNotApproved)
+    );
+    assert_eq!(
+        h.join("d", JoinMode::JoinOnly).unwrap_err().result_code(),
+        Some(ResultCode::GameClosed)
+    );
+    h.advance(grace - Duration::from_millis(1));
+    assert!(!h.lifecycle.contains(&crate::Out::Closed));
+    h.advance(Duration::from_millis(1));
+    assert_eq!(h.lifecycle.last(), Some(&crate::Out::Closed));
 }

@@ -7,14 +7,16 @@ use switchboard_protocol::{
     GameOp, GameReply, HostChange, JoinMode, OpError, Properties, RaiseEvent, ResultCode, RoomEvent,
 };
 
+use super::approval::Pending;
 use super::{Out, Presence, Room, Via, err};
 use crate::modes::Mode;
 
 /// Who an input comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
-    /// A connection that is not an actor of the room (yet): a creator or a joiner.
-    Joiner,
+    /// A connection that is not an actor of the room (yet): a creator or a joiner, named
+    /// by a token the shell chooses (unique within the room) until it is an actor.
+    Joiner(u64),
     /// An actor of the room.
     Actor(u32),
     /// The server itself (its timers, its state changes).
@@ -30,6 +32,8 @@ pub enum Input {
         id: u32,
         /// The authenticated user (from its ticket).
         user_id: String,
+        /// Whether the user authenticated as a dedicated server (from its ticket).
+        authority: bool,
         /// Users to reserve slots for.
         expected_users: Vec<String>,
         /// The creator's actor properties.
@@ -47,6 +51,8 @@ pub enum Input {
         expected_users: Vec<String>,
         /// The joiner's actor properties.
         properties: Properties,
+        /// What the master verified about the user (from its ticket).
+        claims: Properties,
     },
     /// The actor leaves: for good, or (`will_come_back`, and for a dropped connection)
     /// for now if the room has a PlayerTtl. `id`: the `LeaveGame` request to answer.
@@ -117,44 +123,81 @@ impl Room {
     fn handle_input(&mut self, from: Origin, input: Input, now: Instant) -> Vec<Out> {
         match (from, input) {
             (
-                Origin::Joiner,
+                Origin::Joiner(joiner),
                 Input::Create {
                     id,
                     user_id,
+                    authority,
                     expected_users,
                     properties,
                 },
             ) => {
-                let r = self.create(&user_id, &expected_users, properties, now);
-                self.admission(id, user_id, r)
+                let r = self.create(&user_id, authority, &expected_users, properties, now);
+                self.admission(joiner, id, user_id, r)
+            }
+            (Origin::Joiner(joiner), Input::Join { id, .. }) if self.closing() => {
+                vec![Out::Reply {
+                    to: To::Joiner(joiner),
+                    id,
+                    result: Err(err(ResultCode::GameClosed, "the game is closing")),
+                }]
             }
             (
-                Origin::Joiner,
+                Origin::Joiner(joiner),
                 Input::Join {
                     id,
                     user_id,
                     mode,
                     expected_users,
                     properties,
+                    claims,
+                },
+            ) if self.approval_needed() => {
+                let join = Pending {
+                    joiner,
+                    id,
+                    user_id,
+                    mode,
+                    expected_users,
+                    properties,
+                    claims,
+                    deadline: now + self.limits.approval_timeout,
+                };
+                self.hold(join)
+            }
+            (
+                Origin::Joiner(joiner),
+                Input::Join {
+                    id,
+                    user_id,
+                    mode,
+                    expected_users,
+                    properties,
+                    ..
                 },
             ) => {
                 let r = self.join(&user_id, mode, &expected_users, properties, now);
-                self.admission(id, user_id, r)
+                self.admission(joiner, id, user_id, r)
             }
             (Origin::Actor(n), Input::Leave { id, will_come_back }) => {
                 let mut out: Vec<Out> = id
                     .map(|id| Out::Reply {
+                        to: To::Actor(n),
                         id,
                         result: Ok(GameReply::Left),
                     })
                     .into_iter()
                     .collect();
+                let authority_left = self.is_authority(n);
                 let outs = self.leave(n, will_come_back, now);
                 if !outs.is_empty() {
                     let inactive = self.actor(n).is_some();
                     out.push(Out::Left { actor: n, inactive });
                 }
                 out.extend(outs);
+                if authority_left {
+                    out.extend(self.start_closing(now));
+                }
                 out
             }
             (Origin::Actor(n), Input::Request { id, op }) => {
@@ -174,6 +217,13 @@ impl Room {
                             .upload_snapshot(host, n, data, now)
                             .map(|r| (r, Vec::new()))
                     }
+                    GameOp::ApproveJoin {
+                        request,
+                        approve,
+                        reason,
+                    } => self
+                        .answer(n, request, approve, reason, now)
+                        .map(|o| (GameReply::JoinAnswered, o)),
                     GameOp::CreateGame { .. } | GameOp::JoinGame { .. } => Err(already_in_room()),
                     GameOp::LeaveGame { will_come_back } => {
                         return self.handle_input(
@@ -186,16 +236,22 @@ impl Room {
                         );
                     }
                 };
+                let to = To::Actor(n);
                 match result {
                     Ok((reply, outs)) => {
                         let mut out = vec![Out::Reply {
+                            to,
                             id,
                             result: Ok(reply),
                         }];
                         out.extend(outs);
                         out
                     }
-                    Err(e) => vec![Out::Reply { id, result: Err(e) }],
+                    Err(e) => vec![Out::Reply {
+                        to,
+                        id,
+                        result: Err(e),
+                    }],
                 }
             }
             (Origin::Actor(n), Input::Raise { event, via }) => self.raise_via(n, event, via),
@@ -205,35 +261,44 @@ impl Room {
             }],
             (_, Input::Tick) => {
                 let mut out = self.tick(now);
+                out.extend(self.expire_pending(now));
                 if self.is_done(now) {
+                    out.extend(self.refuse_all_pending("the game has ended"));
                     out.push(Out::Closed);
                 }
                 out
             }
             // A create or join from an actor, or an actor's input from a stranger.
-            (_, Input::Create { id, .. } | Input::Join { id, .. } | Input::Request { id, .. }) => {
-                vec![Out::Reply {
+            (
+                from,
+                Input::Create { id, .. } | Input::Join { id, .. } | Input::Request { id, .. },
+            ) => match To::of(from) {
+                Some(to) => vec![Out::Reply {
+                    to,
                     id,
                     result: Err(already_in_room()),
-                }]
-            }
-            (_, Input::Leave { id, .. }) => id
-                .map(|id| Out::Reply {
+                }],
+                None => Vec::new(),
+            },
+            (from, Input::Leave { id, .. }) => match (To::of(from), id) {
+                (Some(to), Some(id)) => vec![Out::Reply {
+                    to,
                     id,
                     result: Err(err(
                         ResultCode::OperationNotAllowedInCurrentState,
                         "not in a game",
                     )),
-                })
-                .into_iter()
-                .collect(),
+                }],
+                _ => Vec::new(),
+            },
             (_, Input::Raise { .. }) => Vec::new(),
         }
     }
 
     /// The outputs of a create or join: bind, answer, then announce.
-    fn admission(
+    pub(crate) fn admission(
         &mut self,
+        joiner: u64,
         id: u32,
         user_id: String,
         r: Result<(switchboard_protocol::Joined, Vec<Out>), OpError>,
@@ -242,10 +307,12 @@ impl Room {
             Ok((joined, outs)) => {
                 let mut out = vec![
                     Out::Joined {
+                        joiner,
                         actor: joined.actor,
                         user_id,
                     },
                     Out::Reply {
+                        to: To::Joiner(joiner),
                         id,
                         result: Ok(GameReply::Joined(joined)),
                     },
@@ -253,7 +320,30 @@ impl Room {
                 out.extend(outs);
                 out
             }
-            Err(e) => vec![Out::Reply { id, result: Err(e) }],
+            Err(e) => vec![Out::Reply {
+                to: To::Joiner(joiner),
+                id,
+                result: Err(e),
+            }],
+        }
+    }
+}
+
+/// Where a reply goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum To {
+    /// An actor of the room.
+    Actor(u32),
+    /// A connection that is not an actor (a joiner, by its token).
+    Joiner(u64),
+}
+
+impl To {
+    fn of(from: Origin) -> Option<To> {
+        match from {
+            Origin::Actor(n) => Some(To::Actor(n)),
+            Origin::Joiner(j) => Some(To::Joiner(j)),
+            Origin::Server => None,
         }
     }
 }

@@ -7,6 +7,7 @@
 //! - [`events`]: `RaiseEvent` recipients and the event cache;
 //! - [`properties`]: `SetProperties`, `SetMasterClient`, `ChangeGroups`.
 
+mod approval;
 mod events;
 mod handle;
 mod properties;
@@ -25,7 +26,7 @@ use switchboard_protocol::{
 
 use crate::modes::Modes;
 
-pub use handle::{Input, Origin};
+pub use handle::{Input, Origin, To};
 
 /// Limits of a room, from the game server's configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +61,10 @@ pub struct RoomLimits {
     pub max_replay_events: usize,
     /// (Host rooms) Most payload bytes kept for the next host since the last snapshot.
     pub max_replay_bytes: usize,
+    /// (Server rooms) How long a join waits for the authority's answer.
+    pub approval_timeout: Duration,
+    /// (Server rooms) How long a room lasts after its authority left.
+    pub authority_grace: Duration,
 }
 
 impl Default for RoomLimits {
@@ -79,6 +84,8 @@ impl Default for RoomLimits {
             max_snapshot_bytes: 256 * 1024,
             max_replay_events: 1024,
             max_replay_bytes: 1024 * 1024,
+            approval_timeout: approval::APPROVAL_TIMEOUT,
+            authority_grace: approval::AUTHORITY_GRACE,
         }
     }
 }
@@ -160,16 +167,20 @@ pub enum Out {
     },
     /// The lobby-relevant state changed: report it to the master.
     Publish,
-    /// The answer to the input's request, for the input's sender.
+    /// The answer to a request.
     Reply {
+        /// Who asked.
+        to: To,
         /// The request's id.
         id: u32,
         /// The answer.
         result: Result<GameReply, OpError>,
     },
-    /// Lifecycle: the input's sender is now this actor (created, joined or rejoined);
-    /// outputs that follow may address it.
+    /// Lifecycle: the joiner is now this actor (created, joined or rejoined); outputs
+    /// that follow may address it.
     Joined {
+        /// The joiner's token (`Origin::Joiner`).
+        joiner: u64,
         /// Its actor number.
         actor: u32,
         /// Its user.
@@ -214,6 +225,13 @@ pub struct Room {
     actors_weight: usize,
     /// How events are routed and who holds authority.
     mode: Modes,
+    /// The authority of a `Server` room: its creator.
+    authority: Option<u32>,
+    /// Joins held for the authority's answer, by request number.
+    pending: BTreeMap<u32, approval::Pending>,
+    next_request: u32,
+    /// When a `Server` room whose authority left ends.
+    closing_at: Option<Instant>,
 }
 
 fn err(code: ResultCode, message: impl Into<String>) -> OpError {
@@ -276,6 +294,10 @@ impl Room {
             empty_since: None,
             actors_weight: 0,
             mode,
+            authority: None,
+            pending: BTreeMap::new(),
+            next_request: 0,
+            closing_at: None,
         }
     }
 
@@ -393,7 +415,11 @@ impl Room {
     /// The room's authority: the master client (in `Relay` and `Host` rooms); 0 when
     /// nobody is active.
     pub fn host(&self) -> u32 {
-        self.master_client()
+        match self.authority {
+            Some(a) if self.actors.get(&a).is_some_and(Actor::active) => a,
+            Some(_) => 0,
+            None => self.master_client(),
+        }
     }
 
     fn info(&self, n: u32, a: &Actor) -> ActorInfo {
@@ -449,16 +475,32 @@ impl Room {
     pub(crate) fn create(
         &mut self,
         user_id: &str,
+        authority: bool,
         expected_users: &[String],
         properties: Properties,
         now: Instant,
     ) -> Result<(Joined, Vec<Out>), OpError> {
         debug_assert!(self.actors.is_empty(), "create is the first join");
-        if matches!(self.options.mode, RoomMode::Server | RoomMode::Shared) {
-            return Err(err(
-                ResultCode::InvalidRequestParameters,
-                format!("room mode {:?} is not available yet", self.options.mode),
-            ));
+        match self.options.mode {
+            RoomMode::Server if !authority => {
+                return Err(err(
+                    ResultCode::NotAllowed,
+                    "only a dedicated server (AuthenticateServer) creates Server rooms",
+                ));
+            }
+            RoomMode::Shared => {
+                return Err(err(
+                    ResultCode::InvalidRequestParameters,
+                    "room mode Shared is not available yet",
+                ));
+            }
+            RoomMode::Relay | RoomMode::Host if self.options.join_approval => {
+                return Err(err(
+                    ResultCode::InvalidRequestParameters,
+                    "join approval needs a Server room",
+                ));
+            }
+            _ => {}
         }
         check_request_properties(&self.limits, &[&properties])?;
         self.check_actor_properties(&properties)?;
@@ -484,6 +526,10 @@ impl Room {
         }
         self.reserve(user_id, expected_users)?;
         let n = self.add(user_id, properties);
+        if self.options.mode == RoomMode::Server {
+            self.authority = Some(n);
+            self.master_override = Some(n);
+        }
         Ok(self.admitted(n, now))
     }
 
@@ -717,15 +763,20 @@ impl Room {
                 Presence::Active => None,
             })
             .min();
-        match (expiry, self.close_at()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            expiry,
+            self.close_at(),
+            self.closing_at,
+            self.next_approval_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Whether the room should end now.
     pub fn is_done(&self, now: Instant) -> bool {
-        self.close_at().is_some_and(|t| t <= now)
+        self.close_at().is_some_and(|t| t <= now) || self.closing_at.is_some_and(|t| t <= now)
     }
 
     /// The lobby-relevant state reported to the master.

@@ -46,8 +46,18 @@ impl Room {
                 "room settings need target 0",
             ));
         }
-        let guarded = self.options.property_policy == PropertyPolicy::Guarded;
-        if guarded {
+        let open = self.options.property_policy == PropertyPolicy::Open;
+        // A Server room's authority changes anything; the others nothing, unless the
+        // room is Open, where they change their own properties (not the room's).
+        let server = self.options.mode == RoomMode::Server;
+        if server && self.authority != Some(sender) {
+            if !open || sp.target != sender {
+                return Err(err(
+                    ResultCode::NotAllowed,
+                    "in a Server room only the authority changes properties (in an Open one, actors change their own)",
+                ));
+            }
+        } else if !open && !server {
             if (sp.target == 0 || sp.room != Default::default()) && sender != self.master_client() {
                 return Err(err(
                     ResultCode::NotAllowed,
@@ -208,6 +218,12 @@ impl Room {
             return Err(err(
                 ResultCode::OperationNotAllowedInCurrentState,
                 "not an active actor",
+            ));
+        }
+        if self.options.mode == RoomMode::Server {
+            return Err(err(
+                ResultCode::NotAllowed,
+                "the authority of a Server room cannot be displaced",
             ));
         }
         let guarded = self.options.property_policy == PropertyPolicy::Guarded

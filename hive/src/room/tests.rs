@@ -28,7 +28,7 @@ fn code(e: OpError) -> ResultCode {
 /// A room with actors 1..=n (users "u1".."un").
 fn with_actors(options: RoomOptions, n: u32, now: Instant) -> Room {
     let mut r = room(options);
-    r.create("u1", &[], Properties::new(), now).unwrap();
+    r.create("u1", false, &[], Properties::new(), now).unwrap();
     for i in 2..=n {
         r.join(
             &format!("u{i}"),
@@ -83,6 +83,7 @@ fn actors_are_numbered_announced_and_see_the_room() {
     let (j, outs) = r
         .create(
             "alice",
+            false,
             &[],
             props(&[("nick", Value::Str("A".into()))]),
             now,
@@ -143,7 +144,9 @@ fn full_closed_and_duplicate_joins_are_refused() {
         is_open: false,
         ..RoomOptions::default()
     });
-    closed.create("owner", &[], Properties::new(), now).unwrap();
+    closed
+        .create("owner", false, &[], Properties::new(), now)
+        .unwrap();
     assert_eq!(code(j(&mut closed, "x")), ResultCode::GameClosed);
 }
 
@@ -155,7 +158,8 @@ fn expected_users_hold_slots() {
         ..RoomOptions::default()
     });
     let friends = ["bob".to_string(), "carol".to_string()];
-    r.create("alice", &friends, Properties::new(), now).unwrap();
+    r.create("alice", false, &friends, Properties::new(), now)
+        .unwrap();
     assert_eq!(r.game_state().expected_users, friends.to_vec());
     let join = |r: &mut Room, u: &str, exp: &[String]| {
         r.join(u, JoinMode::JoinOnly, exp, Properties::new(), now)
@@ -171,10 +175,18 @@ fn expected_users_hold_slots() {
         ..RoomOptions::default()
     });
     let e = small
-        .create("a", &["b".into(), "c".into()], Properties::new(), now)
+        .create(
+            "a",
+            false,
+            &["b".into(), "c".into()],
+            Properties::new(),
+            now,
+        )
         .unwrap_err();
     assert_eq!(code(e), ResultCode::SlotError);
-    small.create("a", &[], Properties::new(), now).unwrap();
+    small
+        .create("a", false, &[], Properties::new(), now)
+        .unwrap();
     assert_eq!(
         code(join(&mut small, "b", &["c".into()]).unwrap_err()),
         ResultCode::SlotError
@@ -531,7 +543,7 @@ fn a_cache_over_its_limits_closes_the_room() {
             ..RoomLimits::default()
         },
     );
-    r.create("u1", &[], Properties::new(), now).unwrap();
+    r.create("u1", false, &[], Properties::new(), now).unwrap();
     r.join("u2", JoinMode::JoinOnly, &[], Properties::new(), now)
         .unwrap();
     let mut add = ev(1);
@@ -848,7 +860,7 @@ fn suppressed_room_events() {
         suppress_room_events: true,
         ..RoomOptions::default()
     });
-    let (_, outs) = r.create("a", &[], Properties::new(), now).unwrap();
+    let (_, outs) = r.create("a", false, &[], Properties::new(), now).unwrap();
     assert!(events(&outs).is_empty());
     r.join("b", JoinMode::JoinOnly, &[], Properties::new(), now)
         .unwrap();
@@ -931,7 +943,7 @@ fn no_change_makes_a_joined_larger_than_clients_accept() {
         Err(e) => code(e),
     };
     let mut r = Room::new("g".into(), RoomOptions::default(), limits);
-    r.create("a", &[], Properties::new(), now).unwrap();
+    r.create("a", false, &[], Properties::new(), now).unwrap();
     let blob = |n: usize| Value::Bytes(Bytes::from(vec![7u8; n]));
     // One actor's properties are capped on their own...
     for i in 0..3 {
@@ -985,7 +997,7 @@ fn no_change_makes_a_joined_larger_than_clients_accept() {
         ..RoomOptions::default()
     });
     assert_eq!(
-        refused(r2.create("a", &[], Properties::new(), now)),
+        refused(r2.create("a", false, &[], Properties::new(), now)),
         ResultCode::OperationLimitReached
     );
 }
@@ -998,7 +1010,7 @@ fn a_dropped_player_rejoins_a_full_room() {
         player_ttl_ms: 60_000,
         ..RoomOptions::default()
     });
-    r.create("a", &[], Properties::new(), now).unwrap();
+    r.create("a", false, &[], Properties::new(), now).unwrap();
     r.join("b", JoinMode::JoinOnly, &[], Properties::new(), now)
         .unwrap();
     r.leave(2, true, now);
@@ -1020,7 +1032,7 @@ fn the_master_client_role_stays_where_the_leave_announced_it() {
         player_ttl_ms: 60_000,
         ..RoomOptions::default()
     });
-    r.create("a", &[], Properties::new(), now).unwrap();
+    r.create("a", false, &[], Properties::new(), now).unwrap();
     r.join("b", JoinMode::JoinOnly, &[], Properties::new(), now)
         .unwrap();
     let outs = r.leave(1, true, now);
@@ -1099,17 +1111,19 @@ fn handle_answers_every_request_and_tells_the_lifecycle_in_order() {
     let create = Input::Create {
         id: 7,
         user_id: "a".into(),
+        authority: false,
         expected_users: vec![],
         properties: Properties::new(),
     };
-    let outs = r.handle(Origin::Joiner, create, now);
+    let outs = r.handle(Origin::Joiner(1), create, now);
     // Bind first, then the answer, then what the join causes.
-    assert!(matches!(&outs[0], Out::Joined { actor: 1, user_id } if user_id == "a"));
+    assert!(matches!(&outs[0], Out::Joined { actor: 1, user_id, .. } if user_id == "a"));
     assert!(matches!(
         &outs[1],
         Out::Reply {
             id: 7,
-            result: Ok(GameReply::Joined(_))
+            result: Ok(GameReply::Joined(_)),
+            ..
         }
     ));
     assert!(matches!(
@@ -1126,14 +1140,15 @@ fn handle_answers_every_request_and_tells_the_lifecycle_in_order() {
         mode,
         expected_users: vec![],
         properties: Properties::new(),
+        claims: Properties::new(),
     };
-    let outs = r.handle(Origin::Joiner, join("z", JoinMode::RejoinOnly), now);
+    let outs = r.handle(Origin::Joiner(2), join("z", JoinMode::RejoinOnly), now);
     assert!(matches!(
         &outs[..],
-        [Out::Reply { id: 8, result: Err(e) }]
+        [Out::Reply { id: 8, result: Err(e), .. }]
             if e.result_code() == Some(ResultCode::JoinFailedWithRejoinerNotFound)
     ));
-    r.handle(Origin::Joiner, join("b", JoinMode::JoinOnly), now);
+    r.handle(Origin::Joiner(1), join("b", JoinMode::JoinOnly), now);
     // An operation: the answer, then its events.
     let op = GameOp::SetMasterClient {
         actor: 2,
@@ -1144,7 +1159,8 @@ fn handle_answers_every_request_and_tells_the_lifecycle_in_order() {
         &outs[0],
         Out::Reply {
             id: 9,
-            result: Ok(GameReply::MasterClientSet)
+            result: Ok(GameReply::MasterClientSet),
+            ..
         }
     ));
     assert!(matches!(
@@ -1164,7 +1180,8 @@ fn handle_answers_every_request_and_tells_the_lifecycle_in_order() {
         [
             Out::Reply {
                 id: 10,
-                result: Ok(GameReply::Left)
+                result: Ok(GameReply::Left),
+                ..
             },
             Out::Left {
                 actor: 2,

@@ -162,6 +162,8 @@ pub struct RoomOptions {
     pub property_policy: PropertyPolicy,
     /// Who holds authority in the room and how events are routed.
     pub mode: RoomMode,
+    /// (`Server` rooms) Hold every join until the authority approves or refuses it.
+    pub join_approval: bool,
 }
 
 /// Who holds authority in a room, chosen at creation for the room's life.
@@ -174,7 +176,9 @@ pub enum RoomMode {
     /// send to it only; it uploads snapshots of its state, and when it goes the room
     /// migrates the role to another actor with the last snapshot.
     Host,
-    /// 2: a dedicated server is the authority (reserved: not available yet).
+    /// 2: a dedicated server (authenticated with `AuthenticateServer`) creates the room
+    /// and is its authority for the room's life: clients send to it only, only it sends
+    /// to clients and changes properties, and it may approve every join.
     Server,
     /// 3: players own network objects (reserved: not available yet).
     Shared,
@@ -211,6 +215,7 @@ impl Default for RoomOptions {
             delete_null_props: false,
             property_policy: PropertyPolicy::Guarded,
             mode: RoomMode::Relay,
+            join_approval: false,
         }
     }
 }

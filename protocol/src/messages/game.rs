@@ -79,6 +79,15 @@ pub enum GameOp {
         /// The host's game state, opaque to the server.
         data: Bytes,
     },
+    /// 7: (the authority of a `Server` room) approve or refuse a held join.
+    ApproveJoin {
+        /// The `request` of the `JoinRequest` event.
+        request: u32,
+        /// Let the joiner in, or not.
+        approve: bool,
+        /// For a refusal: why, for the joiner (at most 256 bytes).
+        reason: String,
+    },
 }
 
 /// Changes of a room's own settings (only with `target` 0).
@@ -180,6 +189,8 @@ pub enum GameReply {
     GroupsChanged,
     /// 5: the snapshot was stored.
     SnapshotStored,
+    /// 6: the answer to a held join was taken.
+    JoinAnswered,
 }
 
 /// The room as the joining actor first sees it.
@@ -279,6 +290,27 @@ pub enum RoomEvent {
         reason: HostChange,
         /// For the new host: what it takes over.
         handover: Option<Handover>,
+    },
+    /// 8: (to the authority of a `Server` room with join approval) a join waits for
+    /// its answer (`ApproveJoin`).
+    JoinRequest {
+        /// Names this join in `ApproveJoin`.
+        request: u32,
+        /// The joiner's user id, as the master authenticated it.
+        user_id: String,
+        /// What the master's authentication verified about the user (JWT claims, the
+        /// authentication backend's `Data`); empty with the `dev` provider.
+        claims: Properties,
+        /// Whether the user comes back to its inactive actor.
+        rejoin: bool,
+        /// The actor properties the joiner sent.
+        properties: Properties,
+    },
+    /// 9: (`Server` rooms) the authority left: the room ends in `closes_in_ms`, and
+    /// every connection in it is then closed with `RoomClosed`.
+    AuthorityLeft {
+        /// Milliseconds until the room ends.
+        closes_in_ms: u32,
     },
 }
 

@@ -67,6 +67,14 @@ pub enum MasterOp {
         /// The users (at most 64).
         user_ids: Vec<String>,
     },
+    /// 8: authenticate as a dedicated server, with the master's server secret; a
+    /// dedicated server may create `Server` rooms, whose authority it is.
+    AuthenticateServer {
+        /// The server's name (its user id, 1 to 128 bytes).
+        name: String,
+        /// The master's server secret.
+        secret: String,
+    },
 }
 
 /// The matchmaking mode of `JoinRandomGame`.
