@@ -64,7 +64,7 @@ async fn metrics(State(s): State<Arc<Shared>>) -> String {
     e.gauge(
         "switchboard_gs_rooms",
         "Rooms hosted.",
-        s.rooms.len() as f64,
+        s.rooms().len() as f64,
     );
     e.gauge(
         "switchboard_gs_players",

@@ -34,8 +34,6 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use dashmap::DashMap;
-use dashmap::mapref::entry::Entry;
 use quinn::Endpoint;
 use switchboard_protocol::{
     ALPN_GAME, CloseCode, ControllerLevels, LoadReport, OpError, ResultCode, ServerState,
@@ -51,6 +49,7 @@ use tracing::{Instrument, error, info, info_span};
 pub use config::GameServerConfig;
 pub use load::{LoadHook, SyntheticLoad};
 pub use master_link::{GaveUp, LinkStatus};
+use room::Registry;
 use room_actor::RoomHandle;
 
 /// Counters of the relay.
@@ -137,8 +136,7 @@ pub(crate) struct Shared {
     config: GameServerConfig,
     public_address: String,
     client_endpoint: Endpoint,
-    rooms: DashMap<String, RoomHandle>,
-    room_ids: AtomicU64,
+    rooms: Mutex<Registry<RoomHandle>>,
     /// What the master link reports: the rooms' published states and their changes.
     reports: reports::Reports,
     /// Signalled when a room ends (a drain waits for the last one).
@@ -164,7 +162,7 @@ impl Shared {
         let levels = *self.levels.lock().unwrap_or_else(|p| p.into_inner());
         LoadReport {
             peers: self.stats.peers.load(Ordering::Relaxed),
-            games: self.rooms.len() as u32,
+            games: self.rooms().len() as u32,
             level: levels.overall(),
             state: self.server_state(),
             controllers: ControllerLevels {
@@ -204,7 +202,7 @@ impl Shared {
     }
 
     fn room(&self, game: &str) -> Option<RoomHandle> {
-        self.rooms.get(game).map(|r| r.clone())
+        self.rooms().get(game).ok()
     }
 
     /// Creates a room holding its creator (an `Input::Create`) and starts its actor; the
@@ -217,28 +215,24 @@ impl Shared {
         creator: member::MemberRef,
         create: room::Input,
     ) -> Result<Option<(RoomHandle, u32)>, OpError> {
-        match self.rooms.entry(game.clone()) {
-            Entry::Occupied(_) => Err(OpError::new(
-                ResultCode::GameIdAlreadyExists,
-                format!("a game named {game:?} already exists"),
-            )),
-            Entry::Vacant(slot) => {
-                let room = room::Room::new(game, options, self.config.room_limits.clone());
-                let Some((actor, n)) = room_actor::create(self.clone(), room, creator, create)
-                else {
-                    return Ok(None);
-                };
-                let id = self.room_ids.fetch_add(1, Ordering::Relaxed);
-                let handle = room_actor::spawn(actor, id);
-                slot.insert(handle.clone());
-                Ok(Some((handle, n)))
-            }
-        }
+        let mut rooms = self.rooms();
+        rooms.check_free(&game)?;
+        let room = room::Room::new(game.clone(), options, self.config.room_limits.clone());
+        let Some((actor, n)) = room_actor::create(self.clone(), room, creator, create) else {
+            return Ok(None);
+        };
+        let handle = rooms.insert_with(game, |id| room_actor::spawn(actor, id));
+        Ok(Some((handle, n)))
+    }
+
+    /// The rooms (never held across an `.await`).
+    fn rooms(&self) -> std::sync::MutexGuard<'_, Registry<RoomHandle>> {
+        self.rooms.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Called by a room's actor when it ends.
     fn remove_room(&self, game: &str, id: u64) {
-        if self.rooms.remove_if(game, |_, h| h.id == id).is_some() {
+        if self.rooms().remove(game, id) {
             self.reports.remove(game);
             self.rooms_changed.notify_waiters();
         }
@@ -313,8 +307,7 @@ impl GameServer {
                 config,
                 public_address,
                 client_endpoint,
-                rooms: DashMap::new(),
-                room_ids: AtomicU64::new(1),
+                rooms: Mutex::default(),
                 reports: reports::Reports::default(),
                 rooms_changed: Notify::new(),
                 keys: RwLock::new(None),
@@ -458,11 +451,11 @@ impl GameServer {
 /// telling the players that remain and the master.
 async fn drain_rooms(shared: Arc<Shared>) {
     shared.set_state(ServerState::OutOfRotation, Duration::ZERO);
-    info!(rooms = shared.rooms.len(), grace = ?shared.config.drain_grace, "draining");
+    info!(rooms = shared.rooms().len(), grace = ?shared.config.drain_grace, "draining");
     let emptied = async {
         loop {
             let changed = shared.rooms_changed.notified();
-            if shared.rooms.is_empty() {
+            if shared.rooms().is_empty() {
                 break;
             }
             changed.await;

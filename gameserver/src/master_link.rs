@@ -280,10 +280,10 @@ async fn session(
     *refusals = 0;
     *logged = None;
     match down_since.take() {
-        Some(t) => info!(master = %cfg.master, after = ?t.elapsed(), rooms = shared.rooms.len(),
+        Some(t) => info!(master = %cfg.master, after = ?t.elapsed(), rooms = shared.rooms().len(),
             "registered with the master again"),
         None => {
-            info!(master = %cfg.master, rooms = shared.rooms.len(), "registered with the master")
+            info!(master = %cfg.master, rooms = shared.rooms().len(), "registered with the master")
         }
     }
     let mut tick = tokio::time::interval(cfg.report_interval);

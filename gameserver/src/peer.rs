@@ -11,13 +11,12 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use quinn::{Connection, RecvStream, SendDatagramError, SendStream};
 use switchboard_protocol::frame::{DEFAULT_MAX_FRAME, PRE_AUTH_MAX_FRAME};
-use switchboard_protocol::messages::common::{check_expected_users, check_game_name};
 use switchboard_protocol::messages::game::{MAX_CHANNEL, event_datagram_to_frame, peek_ticket};
 use switchboard_protocol::ticket::MAX_TICKET_LEN;
 use switchboard_protocol::{
     ChannelHeader, ClientToGame, CloseCode, DatagramUp, GameOp, GameReply, GameToClient, JoinMode,
-    OpError, Properties, RaiseEvent, ResultCode, RoomOptions, ServerState, TicketAction,
-    TicketClaims, decode_body, terms_digest,
+    OpError, Properties, RaiseEvent, ResultCode, RoomOptions, TicketAction, TicketClaims,
+    decode_body,
 };
 use switchboard_transport::LogLimit;
 use switchboard_transport::framed::Gated;
@@ -34,6 +33,7 @@ use crate::member::{MemberRef, Outbound};
 use crate::quic_member::QuicMember;
 use crate::room::Input;
 use crate::room::Via;
+use crate::room::admission;
 use crate::room_actor::{RoomHandle, SLOW_CONSUMER, response_frame};
 
 /// Frames coalesced into one write.
@@ -57,22 +57,6 @@ struct Peer {
     ops: TokenBucket,
     /// Rate limit of its events.
     events: EventLimit,
-}
-
-/// Refuses a create or join whose room options or expected users are not the ones the
-/// master granted (signed into the ticket as a digest).
-fn check_terms(
-    claims: &TicketClaims,
-    options: Option<&RoomOptions>,
-    expected_users: &[String],
-) -> Result<(), OpError> {
-    if claims.terms == terms_digest(options, expected_users, &claims.user_id) {
-        return Ok(());
-    }
-    Err(OpError::new(
-        ResultCode::TicketTermsMismatch,
-        "the room options or expected users differ from what the master granted; send what you sent to the master",
-    ))
 }
 
 /// Bytes of a large join frame read before its ticket is checked: the frame's header
@@ -354,22 +338,14 @@ impl Peer {
                 expected_users,
                 actor_properties,
             } => {
-                let r = match self.shared.server_state() {
-                    ServerState::Normal => self.create(
-                        id,
-                        &ticket,
-                        game,
-                        options,
-                        &expected_users,
-                        actor_properties,
-                    ),
-                    state => Err(OpError::new(
-                        ResultCode::GameServerUnavailable,
-                        format!(
-                            "this game server takes no new games (state {state:?}); ask the master again"
-                        ),
-                    )),
-                };
+                let r = self.create(
+                    id,
+                    &ticket,
+                    game,
+                    options,
+                    &expected_users,
+                    actor_properties,
+                );
                 self.shared.stats.join_latency.observe(started.elapsed());
                 return r.err().map(Err);
             }
@@ -380,15 +356,9 @@ impl Peer {
                 expected_users,
                 actor_properties,
             } => {
-                let r = if self.shared.server_state() == ServerState::Offline {
-                    Err(OpError::new(
-                        ResultCode::GameServerUnavailable,
-                        "this game server is going offline; ask the master again",
-                    ))
-                } else {
-                    self.join(id, &ticket, game, mode, expected_users, actor_properties)
-                        .await
-                };
+                let r = self
+                    .join(id, &ticket, game, mode, expected_users, actor_properties)
+                    .await;
                 self.shared.stats.join_latency.observe(started.elapsed());
                 return r.err().map(Err);
             }
@@ -417,30 +387,6 @@ impl Peer {
         }
     }
 
-    fn check(
-        &self,
-        ticket: &Bytes,
-        game: &str,
-        action: TicketAction,
-    ) -> Result<TicketClaims, OpError> {
-        if current(&self.room).is_some() {
-            return Err(OpError::new(
-                ResultCode::OperationNotAllowedInCurrentState,
-                "already in a game; leave it first",
-            ));
-        }
-        check_game_name(game)?;
-        let now_ms = crate::unix_ms(SystemTime::now());
-        let claims = self
-            .shared
-            .verify_ticket(ticket, now_ms)
-            .map_err(|e| OpError::new(e.code(), e.to_string()))?;
-        claims
-            .check_game(game, action)
-            .map_err(|e| OpError::new(e.code(), e.to_string()))?;
-        Ok(claims)
-    }
-
     fn member(&self) -> MemberRef {
         Arc::new(QuicMember {
             tx: self.tx.clone(),
@@ -457,18 +403,42 @@ impl Peer {
         expected_users: &[String],
         properties: Properties,
     ) -> Result<(), OpError> {
-        let claims = self.check(ticket, &game, TicketAction::Create)?;
-        let user = claims.user_id.clone();
-        let r = self.create_claimed(
-            id,
-            claims,
-            game.clone(),
-            options,
+        let req = admission::Request {
+            action: TicketAction::Create,
+            ticket,
+            game: &game,
+            options: Some(&options),
             expected_users,
-            properties,
-        );
+        };
+        let claims = self.admit_ticket(req)?;
+        let r = admission::terms(&claims, req);
+        let user = claims.user_id.clone();
+        let r = r.and_then(|()| {
+            self.create_claimed(
+                id,
+                claims,
+                game.clone(),
+                options.clone(),
+                expected_users,
+                properties,
+            )
+        });
         self.refused_unless_joined(&game, &user, &r);
         r.map(|_| ())
+    }
+
+    /// The ticket of a create or join, checked with the server's and the connection's
+    /// state (`hive::admission`).
+    fn admit_ticket(&self, req: admission::Request<'_>) -> Result<TicketClaims, OpError> {
+        let keys = self.shared.keys.read().unwrap_or_else(|p| p.into_inner());
+        let gate = admission::Gate {
+            keys: keys.as_ref(),
+            server_id: &self.shared.config.server_id,
+            state: self.shared.server_state(),
+            now_ms: crate::unix_ms(SystemTime::now()),
+            in_room: current(&self.room).is_some(),
+        };
+        admission::ticket(gate, req)
     }
 
     /// Tells the master that a client with a genuine ticket did not get in, so that it
@@ -490,8 +460,6 @@ impl Peer {
         expected_users: &[String],
         properties: Properties,
     ) -> Result<bool, OpError> {
-        check_expected_users(expected_users)?;
-        check_terms(&claims, Some(&options), expected_users)?;
         let create = Input::Create {
             id,
             authority: claims.authority,
@@ -528,11 +496,22 @@ impl Peer {
         expected_users: Vec<String>,
         properties: Properties,
     ) -> Result<(), OpError> {
-        let claims = self.check(ticket, &game, TicketAction::Join)?;
+        let req = admission::Request {
+            action: TicketAction::Join,
+            ticket,
+            game: &game,
+            options: None,
+            expected_users: &expected_users,
+        };
+        let claims = self.admit_ticket(req)?;
         let user = claims.user_id.clone();
-        let r = self
-            .join_claimed(id, claims, &game, mode, expected_users, properties)
-            .await;
+        let r = match admission::terms(&claims, req) {
+            Ok(()) => {
+                self.join_claimed(id, claims, &game, mode, expected_users, properties)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
         self.refused_unless_joined(&game, &user, &r);
         r.map(|_| ())
     }
@@ -548,8 +527,6 @@ impl Peer {
         expected_users: Vec<String>,
         properties: Properties,
     ) -> Result<bool, OpError> {
-        check_expected_users(&expected_users)?;
-        check_terms(&claims, None, &expected_users)?;
         let Some(handle) = self.shared.room(game) else {
             // The master sent a client here with a genuine ticket: its entry is stale.
             self.shared.reports.unknown(game);

@@ -43,8 +43,6 @@ pub(crate) struct RoomCmd {
 #[derive(Debug, Clone)]
 pub(crate) struct RoomHandle {
     tx: mpsc::Sender<RoomCmd>,
-    /// Tells this room apart from a later room of the same name.
-    pub id: u64,
 }
 
 impl RoomHandle {
@@ -156,7 +154,7 @@ pub(crate) fn spawn(mut actor: RoomActor, id: u64) -> RoomHandle {
     let (tx, rx) = mpsc::channel(actor.shared.config.room_queue);
     actor.id = id;
     tokio::spawn(actor.run(rx));
-    RoomHandle { tx, id }
+    RoomHandle { tx }
 }
 
 /// A connection that is not an actor yet, and who waits to hear what it became.
@@ -378,7 +376,7 @@ mod tests {
     #[test]
     fn a_full_room_queue_drops_and_counts_instead_of_growing() {
         let (tx, mut rx) = mpsc::channel(2);
-        let handle = RoomHandle { tx, id: 1 };
+        let handle = RoomHandle { tx };
         let stats = Stats::default();
         let event = RaiseEvent {
             code: 1,
@@ -485,8 +483,9 @@ mod timers {
         };
         let (actor, n) = create(shared.clone(), room, alice.clone(), first).unwrap();
         assert_eq!(n, 1);
-        let handle = spawn(actor, 7);
-        shared.rooms.insert("g".into(), handle.clone());
+        let handle = shared
+            .rooms()
+            .insert_with("g".into(), |id| spawn(actor, id));
         let bob = Arc::new(Recorder::default());
         assert_eq!(handle.join(bob.clone(), join("bob")).await, Some(Some(2)));
         // Bob drops: inactive for his PlayerTtl, then gone.

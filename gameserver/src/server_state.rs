@@ -54,7 +54,7 @@ impl Shared {
         self.report_now.notify_one();
         if state == ServerState::Offline {
             let seconds_left = offline_after.as_secs().min(u64::from(u32::MAX)) as u32;
-            for room in self.rooms.iter() {
+            for room in self.rooms().rooms() {
                 room.notify(RoomEvent::GameServerOffline { seconds_left });
             }
             let _ = self

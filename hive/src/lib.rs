@@ -7,11 +7,16 @@
 //!   [`Room::handle`];
 //! - `modes`: how a room routes events and who holds authority (`relay`, `host`), one
 //!   file per mode behind one trait;
+//! - [`admission`]: who may create or join here (server state, ticket, terms);
+//! - [`registry`]: the server's rooms by name;
 //! - `harness` (tests): in-memory members and a virtual clock.
 
+pub mod admission;
 #[cfg(test)]
 mod harness;
 mod modes;
+pub mod registry;
 pub mod room;
 
+pub use registry::Registry;
 pub use room::{Actor, Input, Origin, Out, Presence, Room, RoomLimits, To, Via};
