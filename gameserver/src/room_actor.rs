@@ -569,4 +569,65 @@ mod timers {
                 .any(|e| matches!(e, RoomEvent::JoinRequest { user_id, .. } if user_id == "bob"))
         );
     }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_drain_waits_for_the_rooms_until_its_grace_then_goes_offline() {
+        use switchboard_protocol::ServerState;
+        let dir = tempfile::tempdir().unwrap();
+        let shared = shared(dir.path()).await;
+        let grace = shared.config.drain_grace;
+        let room = Room::new("g".into(), RoomOptions::default(), RoomLimits::default());
+        let alice = Arc::new(Recorder::default());
+        let first = Input::Create {
+            id: 1,
+            user_id: "alice".into(),
+            authority: false,
+            expected_users: vec![],
+            properties: Properties::new(),
+        };
+        let (actor, _) = create(shared.clone(), room, alice.clone(), first).unwrap();
+        let handle = shared
+            .rooms()
+            .insert_with("g".into(), |id| spawn(actor, id));
+        alice.events();
+        let drain = tokio::spawn(crate::drain_rooms(shared.clone()));
+        tokio::time::sleep(grace - Duration::from_millis(1)).await;
+        assert_eq!(shared.server_state(), ServerState::OutOfRotation);
+        assert!(!drain.is_finished(), "the room is still played");
+        assert!(alice.events().is_empty());
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        tokio::task::yield_now().await;
+        assert_eq!(shared.server_state(), ServerState::Offline);
+        assert_eq!(
+            alice.events(),
+            vec![RoomEvent::GameServerOffline { seconds_left: 0 }]
+        );
+        drain.await.unwrap();
+        assert!(handle.leave(1, None, false).await);
+        tokio::task::yield_now().await;
+        assert!(shared.rooms().is_empty());
+
+        // A second drain whose last room empties early ends at once.
+        shared.set_state(ServerState::Normal, Duration::ZERO);
+        let room = Room::new("h".into(), RoomOptions::default(), RoomLimits::default());
+        let bob = Arc::new(Recorder::default());
+        let first = Input::Create {
+            id: 1,
+            user_id: "bob".into(),
+            authority: false,
+            expected_users: vec![],
+            properties: Properties::new(),
+        };
+        let (actor, n) = create(shared.clone(), room, bob, first).unwrap();
+        let handle = shared
+            .rooms()
+            .insert_with("h".into(), |id| spawn(actor, id));
+        let started = tokio::time::Instant::now();
+        let drain = tokio::spawn(crate::drain_rooms(shared.clone()));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(handle.leave(n, None, false).await);
+        drain.await.unwrap();
+        assert!(started.elapsed() < grace / 2, "done when the room ended");
+        assert_eq!(shared.server_state(), ServerState::Offline);
+    }
 }
