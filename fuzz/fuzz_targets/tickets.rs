@@ -27,6 +27,12 @@ fuzz_target!(|data: &[u8]| {
         expires_at_ms: u64::MAX,
         key_id: 0,
         terms: data.len() as u64,
+        authority: data.first().is_some_and(|b| b % 2 == 1),
+        claims: [(
+            "t".to_string(),
+            switchboard_protocol::Value::Str(text.chars().take(32).collect()),
+        )]
+        .into(),
     };
     let ticket = keys.sign(claims);
     let _ = keys.verify(&ticket, 0, "gs-1");
