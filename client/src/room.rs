@@ -9,7 +9,7 @@ use switchboard_protocol::messages::game::MAX_CHANNEL;
 use switchboard_protocol::{
     ALPN_GAME, ChannelHeader, ClientToGame, CloseCode, DatagramDown, DatagramUp, EventCaching,
     GameOp, GameReply, GameToClient, Hello, Joined, RaiseEvent, ReceiverGroup, Redirect, RoomEvent,
-    SetProperties, decode_body, encode_body, frame::DEFAULT_MAX_FRAME,
+    SetProperties, SpawnObject, StateUpdate, decode_body, encode_body, frame::DEFAULT_MAX_FRAME,
 };
 use switchboard_transport::endpoint::client_config;
 use switchboard_transport::{FramedRecv, close, connect, send_frame};
@@ -291,6 +291,76 @@ impl Room {
         .await
     }
 
+    /// (`Shared` rooms) Spawns a network object; its number in the room.
+    pub async fn spawn(&self, object: SpawnObject) -> Result<u32, ClientError> {
+        match self.session.request(GameOp::Spawn(object)).await? {
+            GameReply::Spawned { object } => Ok(object),
+            other => Err(ClientError::Protocol(format!("unexpected reply {other:?}"))),
+        }
+    }
+
+    /// (`Shared` rooms) Despawns an object and its nested objects.
+    pub async fn despawn(&self, object: u32) -> Result<(), ClientError> {
+        self.expect(GameOp::Despawn { object }, GameReply::Despawned)
+            .await
+    }
+
+    /// (`Shared` rooms) Asks for an object's state authority; who holds it afterwards
+    /// (this actor if granted).
+    pub async fn request_state_authority(&self, object: u32) -> Result<u32, ClientError> {
+        self.authority_op(GameOp::RequestStateAuthority { object })
+            .await
+    }
+
+    /// (`Shared` rooms) Gives up an object's state authority.
+    pub async fn release_state_authority(&self, object: u32) -> Result<(), ClientError> {
+        self.authority_op(GameOp::ReleaseStateAuthority { object })
+            .await
+            .map(|_| ())
+    }
+
+    async fn authority_op(&self, op: GameOp) -> Result<u32, ClientError> {
+        match self.session.request(op).await? {
+            GameReply::StateAuthority { holder, .. } => Ok(holder),
+            other => Err(ClientError::Protocol(format!("unexpected reply {other:?}"))),
+        }
+    }
+
+    /// (`Shared` rooms; the object's state authority) Sets its input authority.
+    pub async fn assign_input_authority(&self, object: u32, actor: u32) -> Result<(), ClientError> {
+        self.expect(
+            GameOp::AssignInputAuthority { object, actor },
+            GameReply::InputAuthoritySet,
+        )
+        .await
+    }
+
+    /// (`Shared` rooms; the object's state authority) Sends the object's new state,
+    /// reliably on the control stream or as a datagram (falling back to the control
+    /// stream when it does not fit).
+    pub async fn update_state(
+        &self,
+        update: StateUpdate,
+        delivery: Delivery,
+    ) -> Result<(), ClientError> {
+        if delivery == Delivery::Unreliable {
+            let datagram = encode_body(&DatagramUp::UpdateState(update.clone()));
+            let fits = self
+                .session
+                .conn
+                .max_datagram_size()
+                .is_some_and(|max| datagram.len() <= max);
+            if fits {
+                return match self.session.conn.send_datagram(datagram) {
+                    Ok(()) => Ok(()),
+                    Err(quinn::SendDatagramError::ConnectionLost(e)) => Err(e.into()),
+                    Err(e) => Err(ClientError::Protocol(e.to_string())),
+                };
+            }
+        }
+        self.session.send(&ClientToGame::UpdateState(update)).await
+    }
+
     /// The next room event; `None` once the connection is closed (see
     /// [`Room::close_reason`]).
     pub async fn next_event(&mut self) -> Option<RoomEvent> {
@@ -337,8 +407,14 @@ impl Room {
 async fn read_datagrams(conn: quinn::Connection, events: mpsc::Sender<RoomEvent>) {
     while let Ok(bytes) = conn.read_datagram().await {
         // Unreliable events may be dropped when the application is behind.
-        if let Ok(DatagramDown::Event(ev)) = decode_body(&bytes) {
-            let _ = events.try_send(RoomEvent::Custom(ev));
+        match decode_body(&bytes) {
+            Ok(DatagramDown::Event(ev)) => {
+                let _ = events.try_send(RoomEvent::Custom(ev));
+            }
+            Ok(DatagramDown::State(st)) => {
+                let _ = events.try_send(RoomEvent::ObjectState(st));
+            }
+            Err(_) => {}
         }
     }
 }

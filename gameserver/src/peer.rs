@@ -15,8 +15,8 @@ use switchboard_protocol::messages::game::{MAX_CHANNEL, event_datagram_to_frame,
 use switchboard_protocol::ticket::MAX_TICKET_LEN;
 use switchboard_protocol::{
     ChannelHeader, ClientToGame, CloseCode, DatagramUp, GameOp, GameReply, GameToClient, JoinMode,
-    OpError, Properties, RaiseEvent, ResultCode, RoomOptions, TicketAction, TicketClaims,
-    decode_body,
+    OpError, Properties, RaiseEvent, ResultCode, RoomOptions, StateUpdate, TicketAction,
+    TicketClaims, decode_body,
 };
 use switchboard_transport::LogLimit;
 use switchboard_transport::framed::Gated;
@@ -161,6 +161,24 @@ type EventLimit = Arc<Mutex<TokenBucket>>;
 static EVENT_LIMIT_LOG: LogLimit = LogLimit::new(std::time::Duration::from_secs(1));
 
 fn raise(shared: &Shared, room: &CurrentRoom, limit: &EventLimit, event: RaiseEvent, via: Via) {
+    if let Some((handle, actor)) = within_limit(shared, room, limit) {
+        handle.raise(&shared.stats, actor, event, via);
+    }
+}
+
+/// A state update of a network object, under the same rate limit as events.
+fn update(shared: &Shared, room: &CurrentRoom, limit: &EventLimit, u: StateUpdate, via: Via) {
+    if let Some((handle, actor)) = within_limit(shared, room, limit) {
+        handle.update(&shared.stats, actor, u, via);
+    }
+}
+
+/// The connection's room and actor, if it is in one and within its event rate limit.
+fn within_limit(
+    shared: &Shared,
+    room: &CurrentRoom,
+    limit: &EventLimit,
+) -> Option<(RoomHandle, u32)> {
     let now = std::time::Instant::now();
     if !limit
         .lock()
@@ -171,11 +189,9 @@ fn raise(shared: &Shared, room: &CurrentRoom, limit: &EventLimit, event: RaiseEv
         if let Some(left_out) = EVENT_LIMIT_LOG.check(now) {
             tracing::warn!(left_out, "events over a client's rate limit dropped");
         }
-        return;
+        return None;
     }
-    if let Some((handle, actor)) = current(room) {
-        handle.raise(&shared.stats, actor, event, via);
-    }
+    current(room)
 }
 
 /// Reads the client's channel streams: a `ChannelHeader`, then reliable `RaiseEvent`s.
@@ -286,6 +302,10 @@ impl Peer {
                 raise(&self.shared, &self.room, &self.events, ev, Via::Control);
                 Ok(())
             }
+            ClientToGame::UpdateState(u) => {
+                update(&self.shared, &self.room, &self.events, u, Via::Control);
+                Ok(())
+            }
             ClientToGame::Request { id, op } => {
                 if let Some(result) = self.on_request(id, op).await
                     && self
@@ -301,9 +321,16 @@ impl Peer {
     }
 
     fn on_datagram(&mut self, bytes: &[u8]) -> Result<(), Closing> {
-        let DatagramUp::RaiseEvent(ev) = decode_body(bytes)
-            .map_err(|e| (CloseCode::ProtocolViolation, format!("bad datagram: {e}")))?;
-        raise(&self.shared, &self.room, &self.events, ev, Via::Datagram);
+        match decode_body(bytes)
+            .map_err(|e| (CloseCode::ProtocolViolation, format!("bad datagram: {e}")))?
+        {
+            DatagramUp::RaiseEvent(ev) => {
+                raise(&self.shared, &self.room, &self.events, ev, Via::Datagram)
+            }
+            DatagramUp::UpdateState(u) => {
+                update(&self.shared, &self.room, &self.events, u, Via::Datagram)
+            }
+        }
         Ok(())
     }
 

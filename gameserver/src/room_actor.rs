@@ -11,7 +11,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use switchboard_protocol::{
     CloseCode, DatagramDown, GameOp, GameReply, GameToClient, OpError, RaiseEvent, Response,
-    RoomEvent, encode_body, encode_frame,
+    RoomEvent, StateUpdate, encode_body, encode_frame,
 };
 use switchboard_transport::Overflow;
 use tokio::sync::{mpsc, oneshot};
@@ -101,9 +101,18 @@ impl RoomHandle {
     /// Relays an event; dropped (and counted in `stats`) if the room's queue is full, so
     /// a flood never grows the queue.
     pub fn raise(&self, stats: &Stats, sender: u32, event: RaiseEvent, via: Via) {
+        self.relay(stats, sender, Input::Raise { event, via });
+    }
+
+    /// Relays an object's state update, as [`RoomHandle::raise`] does an event.
+    pub fn update(&self, stats: &Stats, sender: u32, update: StateUpdate, via: Via) {
+        self.relay(stats, sender, Input::Update { update, via });
+    }
+
+    fn relay(&self, stats: &Stats, sender: u32, input: Input) {
         let cmd = RoomCmd {
             from: Origin::Actor(sender),
-            input: Input::Raise { event, via },
+            input,
             joiner: None,
             done: None,
         };
@@ -182,7 +191,7 @@ impl RoomActor {
             tokio::select! {
                 cmd = rx.recv() => {
                     let Some(RoomCmd { from, input, joiner, done }) = cmd else { break };
-                    let relay = matches!(input, Input::Raise { .. });
+                    let relay = matches!(input, Input::Raise { .. } | Input::Update { .. });
                     self.input(from, input, joiner, done);
                     // A room emptied by that input may be done at once (EmptyRoomTtl 0).
                     if !relay {
@@ -302,6 +311,24 @@ impl RoomActor {
                         }
                     } else {
                         Outbound::Datagram(encode_body(&DatagramDown::Event(data)))
+                    };
+                    self.shared
+                        .stats
+                        .events_relayed
+                        .fetch_add(to.len() as u64, Ordering::Relaxed);
+                    self.deliver(&to, &out, &mut slow);
+                }
+                Out::State {
+                    to,
+                    state,
+                    reliable,
+                } => {
+                    let out = if reliable {
+                        Outbound::Frame(encode_frame(&GameToClient::Event(RoomEvent::ObjectState(
+                            state,
+                        ))))
+                    } else {
+                        Outbound::Datagram(encode_body(&DatagramDown::State(state)))
                     };
                     self.shared
                         .stats

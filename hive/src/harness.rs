@@ -20,6 +20,11 @@ pub(crate) enum Got {
     Reply(u32, Result<GameReply, OpError>),
     /// A room event on the control stream.
     Event(RoomEvent),
+    /// A relayed object state.
+    State {
+        state: switchboard_protocol::ObjectState,
+        reliable: bool,
+    },
     /// A relayed application event.
     Relay {
         data: EventData,
@@ -120,6 +125,18 @@ impl Harness {
                             data: data.clone(),
                             reliable,
                             channel,
+                        });
+                    }
+                }
+                Out::State {
+                    to,
+                    state,
+                    reliable,
+                } => {
+                    for n in to {
+                        self.inbox.entry(n).or_default().push(Got::State {
+                            state: state.clone(),
+                            reliable,
                         });
                     }
                 }

@@ -77,20 +77,11 @@ impl MasterState {
         self.expire_reservations(now);
         self.check_reservations(user, now)?;
         self.check_properties(&options.properties)?;
-        match options.mode {
-            RoomMode::Server if !authority => {
-                return Err(OpError::new(
-                    ResultCode::NotAllowed,
-                    "only a dedicated server (AuthenticateServer) creates Server rooms",
-                ));
-            }
-            RoomMode::Shared => {
-                return Err(OpError::new(
-                    ResultCode::InvalidRequestParameters,
-                    "room mode Shared is not available yet",
-                ));
-            }
-            _ => {}
+        if options.mode == RoomMode::Server && !authority {
+            return Err(OpError::new(
+                ResultCode::NotAllowed,
+                "only a dedicated server (AuthenticateServer) creates Server rooms",
+            ));
         }
         if options.lobby.name.len() > MAX_GAME_NAME {
             return Err(OpError::new(

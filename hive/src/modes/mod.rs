@@ -3,7 +3,8 @@
 //!
 //! - [`relay`]: every actor talks to every other (Photon's Hive rules);
 //! - [`host`]: one actor hosts; the others send to it only; snapshots and migration;
-//! - [`server`]: a dedicated server is the authority; the others send to it only.
+//! - [`server`]: a dedicated server is the authority; the others send to it only;
+//! - [`shared`]: players own network objects; the room manages their state authority.
 //!
 //! The room calls a mode at four points: before relaying an event (may the sender
 //! address those actors?), after relaying it (what did the authority get?), when its
@@ -13,18 +14,40 @@
 mod host;
 mod relay;
 mod server;
+mod shared;
+#[cfg(test)]
+mod shared_tests;
 #[cfg(test)]
 mod tests;
 
 use std::time::Instant;
 
-use switchboard_protocol::{EventData, GameReply, HostChange, OpError, RaiseEvent};
+use switchboard_protocol::{
+    EventData, GameOp, GameReply, HostChange, OpError, RaiseEvent, StateUpdate,
+};
 
 use crate::room::{Out, RoomLimits};
 
 pub(crate) use host::Host;
 pub(crate) use relay::Relay;
 pub(crate) use server::Server;
+pub(crate) use shared::Shared;
+
+/// What a mode sees of the room when objects change hands.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ctx<'a> {
+    /// The master client (0: nobody is active).
+    pub master_client: u32,
+    /// The active actors, ascending.
+    pub active: &'a [u32],
+}
+
+fn not_shared() -> OpError {
+    OpError::new(
+        switchboard_protocol::ResultCode::OperationInvalid,
+        "network objects live in Shared rooms only",
+    )
+}
 
 /// Whether `event` from someone other than the authority addresses the authority `host`
 /// and nobody else (receivers `Host` or `MasterClient`, or the host as the only target).
@@ -69,6 +92,38 @@ pub(crate) trait Mode {
         data: bytes::Bytes,
         now: Instant,
     ) -> Result<GameReply, OpError>;
+
+    /// An object operation (`Spawn`, `Despawn`, `RequestStateAuthority`,
+    /// `ReleaseStateAuthority`, `AssignInputAuthority`) from `sender`.
+    fn object_op(
+        &mut self,
+        _ctx: Ctx<'_>,
+        _sender: u32,
+        _op: GameOp,
+    ) -> Result<(GameReply, Vec<Out>), OpError> {
+        Err(not_shared())
+    }
+
+    /// A state update from `sender` (refused: the sender gets `ErrorInfo`).
+    fn update_state(
+        &mut self,
+        _ctx: Ctx<'_>,
+        _sender: u32,
+        _update: StateUpdate,
+        _reliable: bool,
+    ) -> Result<Vec<Out>, OpError> {
+        Err(not_shared())
+    }
+
+    /// What a joiner gets after its join (and the cache).
+    fn joined(&mut self, _actor: u32) -> Vec<Out> {
+        Vec::new()
+    }
+
+    /// `actor` is gone for good (left, or its PlayerTtl passed).
+    fn gone(&mut self, _ctx: Ctx<'_>, _actor: u32) -> Vec<Out> {
+        Vec::new()
+    }
 }
 
 /// A room's mode and its state.
@@ -77,6 +132,7 @@ pub(crate) enum Modes {
     Relay(Relay),
     Host(Host),
     Server(Server),
+    Shared(Shared),
 }
 
 impl Modes {
@@ -86,6 +142,7 @@ impl Modes {
         match mode {
             switchboard_protocol::RoomMode::Host => Modes::Host(Host::new(limits)),
             switchboard_protocol::RoomMode::Server => Modes::Server(Server),
+            switchboard_protocol::RoomMode::Shared => Modes::Shared(Shared::new(limits)),
             _ => Modes::Relay(Relay),
         }
     }
@@ -95,6 +152,7 @@ impl Modes {
             Modes::Relay(m) => m,
             Modes::Host(m) => m,
             Modes::Server(m) => m,
+            Modes::Shared(m) => m,
         }
     }
 
@@ -103,6 +161,7 @@ impl Modes {
             Modes::Relay(m) => m,
             Modes::Host(m) => m,
             Modes::Server(m) => m,
+            Modes::Shared(m) => m,
         }
     }
 }
@@ -136,5 +195,32 @@ impl Mode for Modes {
         now: Instant,
     ) -> Result<GameReply, OpError> {
         self.inner().upload_snapshot(host, sender, data, now)
+    }
+
+    fn object_op(
+        &mut self,
+        ctx: Ctx<'_>,
+        sender: u32,
+        op: GameOp,
+    ) -> Result<(GameReply, Vec<Out>), OpError> {
+        self.inner().object_op(ctx, sender, op)
+    }
+
+    fn update_state(
+        &mut self,
+        ctx: Ctx<'_>,
+        sender: u32,
+        update: StateUpdate,
+        reliable: bool,
+    ) -> Result<Vec<Out>, OpError> {
+        self.inner().update_state(ctx, sender, update, reliable)
+    }
+
+    fn joined(&mut self, actor: u32) -> Vec<Out> {
+        self.inner().joined(actor)
+    }
+
+    fn gone(&mut self, ctx: Ctx<'_>, actor: u32) -> Vec<Out> {
+        self.inner().gone(ctx, actor)
     }
 }

@@ -308,25 +308,6 @@ fn when_everyone_is_gone_the_first_back_hosts_with_the_snapshot() {
 }
 
 #[test]
-fn shared_rooms_are_not_available_yet() {
-    let mut h = Harness::new(RoomOptions {
-        mode: RoomMode::Shared,
-        ..RoomOptions::default()
-    });
-    let input = crate::Input::Create {
-        id: 1,
-        user_id: "a".into(),
-        authority: false,
-        expected_users: vec![],
-        properties: Default::default(),
-    };
-    match h.input(crate::Origin::Joiner(1), input) {
-        Some(Err(e)) => assert_eq!(e.result_code(), Some(ResultCode::InvalidRequestParameters)),
-        other => panic!("{other:?}"),
-    }
-}
-
-#[test]
 fn in_a_relay_room_the_host_receiver_is_the_master_client() {
     let mut h = Harness::new(RoomOptions::default());
     h.create("a");

@@ -4,12 +4,13 @@
 use std::time::Instant;
 
 use switchboard_protocol::{
-    GameOp, GameReply, HostChange, JoinMode, OpError, Properties, RaiseEvent, ResultCode, RoomEvent,
+    GameOp, GameReply, HostChange, JoinMode, OpError, Properties, RaiseEvent, ResultCode,
+    RoomEvent, StateUpdate,
 };
 
 use super::approval::Pending;
 use super::{Out, Presence, Room, Via, err};
-use crate::modes::Mode;
+use crate::modes::{Ctx, Mode};
 
 /// Who an input comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +77,13 @@ pub enum Input {
         /// The stream or datagram it came on.
         via: Via,
     },
+    /// A state update of a network object (`Shared` rooms), and where it arrived.
+    Update {
+        /// The update as sent.
+        update: StateUpdate,
+        /// The stream or datagram it came on.
+        via: Via,
+    },
     /// An event from the server to every active actor.
     Notify(RoomEvent),
     /// Time passed: expire what is due, and close the room if it is done.
@@ -96,13 +104,35 @@ impl Room {
     /// the events its request causes. When the input moved the room's authority, the
     /// room mode's outputs about it come last.
     pub fn handle(&mut self, from: Origin, input: Input, now: Instant) -> Vec<Out> {
-        if matches!(input, Input::Raise { .. }) {
-            // The hot path: an event never moves the authority.
+        if matches!(input, Input::Raise { .. } | Input::Update { .. }) {
+            // The hot path: an event or a state update never moves the authority, and
+            // nobody leaves.
             return self.handle_input(from, input, now);
         }
         let creating = matches!(input, Input::Create { .. });
         let before = self.host();
         let mut out = self.handle_input(from, input, now);
+        // Actors gone for good: their objects change hands (Shared rooms).
+        let gone: Vec<u32> = out
+            .iter()
+            .filter_map(|o| match o {
+                Out::Left {
+                    actor,
+                    inactive: false,
+                } => Some(*actor),
+                _ => None,
+            })
+            .collect();
+        if !gone.is_empty() {
+            let active = self.active_actors();
+            let ctx = Ctx {
+                master_client: self.master_client(),
+                active: &active,
+            };
+            for actor in gone {
+                out.extend(self.mode.gone(ctx, actor));
+            }
+        }
         let host = self.host();
         if host != before && host != 0 && !creating {
             let reason = match self.actor(before) {
@@ -224,6 +254,25 @@ impl Room {
                     } => self
                         .answer(n, request, approve, reason, now)
                         .map(|o| (GameReply::JoinAnswered, o)),
+                    op @ (GameOp::Spawn(_)
+                    | GameOp::Despawn { .. }
+                    | GameOp::RequestStateAuthority { .. }
+                    | GameOp::ReleaseStateAuthority { .. }
+                    | GameOp::AssignInputAuthority { .. }) => {
+                        if self.actor(n).is_none_or(|a| a.presence != Presence::Active) {
+                            Err(err(
+                                ResultCode::OperationNotAllowedInCurrentState,
+                                "not an active actor",
+                            ))
+                        } else {
+                            let active = self.active_actors();
+                            let ctx = Ctx {
+                                master_client: self.master_client(),
+                                active: &active,
+                            };
+                            self.mode.object_op(ctx, n, op)
+                        }
+                    }
                     GameOp::CreateGame { .. } | GameOp::JoinGame { .. } => Err(already_in_room()),
                     GameOp::LeaveGame { will_come_back } => {
                         return self.handle_input(
@@ -255,6 +304,28 @@ impl Room {
                 }
             }
             (Origin::Actor(n), Input::Raise { event, via }) => self.raise_via(n, event, via),
+            (Origin::Actor(n), Input::Update { update, via }) => {
+                if self.actor(n).is_none_or(|a| a.presence != Presence::Active) {
+                    return Vec::new();
+                }
+                let active = self.active_actors();
+                let ctx = Ctx {
+                    master_client: self.master_client(),
+                    active: &active,
+                };
+                let reliable = via != Via::Datagram;
+                match self.mode.update_state(ctx, n, update, reliable) {
+                    Ok(out) => out,
+                    Err(e) => vec![
+                        self.error_to(
+                            vec![n],
+                            e.result_code()
+                                .unwrap_or(ResultCode::InvalidRequestParameters),
+                            &e.message,
+                        ),
+                    ],
+                }
+            }
             (_, Input::Notify(event)) => vec![Out::Event {
                 to: self.active_actors(),
                 event,
@@ -291,7 +362,7 @@ impl Room {
                 }],
                 _ => Vec::new(),
             },
-            (_, Input::Raise { .. }) => Vec::new(),
+            (_, Input::Raise { .. } | Input::Update { .. }) => Vec::new(),
         }
     }
 
@@ -305,6 +376,7 @@ impl Room {
     ) -> Vec<Out> {
         match r {
             Ok((joined, outs)) => {
+                let actor = joined.actor;
                 let mut out = vec![
                     Out::Joined {
                         joiner,
@@ -318,6 +390,8 @@ impl Room {
                     },
                 ];
                 out.extend(outs);
+                // Every live object, in spawn order, after the join and the cache.
+                out.extend(self.mode.joined(actor));
                 out
             }
             Err(e) => vec![Out::Reply {

@@ -65,6 +65,14 @@ pub struct RoomLimits {
     pub approval_timeout: Duration,
     /// (Server rooms) How long a room lasts after its authority left.
     pub authority_grace: Duration,
+    /// (Shared rooms) Most live objects in a room.
+    pub max_objects: usize,
+    /// (Shared rooms) Most live objects one actor spawned.
+    pub max_objects_per_actor: usize,
+    /// (Shared rooms) Most bytes of one object's state.
+    pub max_object_state_bytes: usize,
+    /// (Shared rooms) Most bytes of all the room's object states.
+    pub max_room_state_bytes: usize,
 }
 
 impl Default for RoomLimits {
@@ -86,6 +94,10 @@ impl Default for RoomLimits {
             max_replay_bytes: 1024 * 1024,
             approval_timeout: approval::APPROVAL_TIMEOUT,
             authority_grace: approval::AUTHORITY_GRACE,
+            max_objects: 1024,
+            max_objects_per_actor: 256,
+            max_object_state_bytes: 16 * 1024,
+            max_room_state_bytes: 1024 * 1024,
         }
     }
 }
@@ -164,6 +176,15 @@ pub enum Out {
         reliable: bool,
         /// Reliable channel.
         channel: u8,
+    },
+    /// Relay an object's new state to these actors (`Shared` rooms).
+    State {
+        /// Recipients.
+        to: Vec<u32>,
+        /// The state with its stamped sender.
+        state: switchboard_protocol::ObjectState,
+        /// Reliable (control stream) or not (datagram).
+        reliable: bool,
     },
     /// The lobby-relevant state changed: report it to the master.
     Publish,
@@ -488,13 +509,7 @@ impl Room {
                     "only a dedicated server (AuthenticateServer) creates Server rooms",
                 ));
             }
-            RoomMode::Shared => {
-                return Err(err(
-                    ResultCode::InvalidRequestParameters,
-                    "room mode Shared is not available yet",
-                ));
-            }
-            RoomMode::Relay | RoomMode::Host if self.options.join_approval => {
+            RoomMode::Relay | RoomMode::Host | RoomMode::Shared if self.options.join_approval => {
                 return Err(err(
                     ResultCode::InvalidRequestParameters,
                     "join approval needs a Server room",

@@ -20,6 +20,9 @@ pub enum ClientToGame {
     },
     /// 2: a reliable event for other actors of the room; no response.
     RaiseEvent(RaiseEvent),
+    /// 3: (`Shared` rooms) a reliable update of an object's state by its state
+    /// authority; no response.
+    UpdateState(StateUpdate),
 }
 
 /// Operations on a game server.
@@ -87,6 +90,32 @@ pub enum GameOp {
         approve: bool,
         /// For a refusal: why, for the joiner (at most 256 bytes).
         reason: String,
+    },
+    /// 8: (`Shared` rooms) spawn a network object; the sender is its state and input
+    /// authority.
+    Spawn(SpawnObject),
+    /// 9: (`Shared` rooms) despawn an object and its nested objects.
+    Despawn {
+        /// The object.
+        object: u32,
+    },
+    /// 10: (`Shared` rooms) take an object's state authority: granted when it has none
+    /// or allows override; the reply names who holds it afterwards.
+    RequestStateAuthority {
+        /// The object.
+        object: u32,
+    },
+    /// 11: (`Shared` rooms) give up an object's state authority.
+    ReleaseStateAuthority {
+        /// The object.
+        object: u32,
+    },
+    /// 12: (`Shared` rooms; the object's state authority) set its input authority.
+    AssignInputAuthority {
+        /// The object.
+        object: u32,
+        /// The new input authority (an active actor), or 0 for none.
+        actor: u32,
     },
 }
 
@@ -191,6 +220,91 @@ pub enum GameReply {
     SnapshotStored,
     /// 6: the answer to a held join was taken.
     JoinAnswered,
+    /// 7: the object was spawned with this number.
+    Spawned {
+        /// The object's number in the room.
+        object: u32,
+    },
+    /// 8: the object (and its nested objects) were despawned.
+    Despawned,
+    /// 9: who holds the object's state authority after the request (the requester if
+    /// granted; 0 for none).
+    StateAuthority {
+        /// The object.
+        object: u32,
+        /// Its state authority now.
+        holder: u32,
+    },
+    /// 10: the input authority was set.
+    InputAuthoritySet,
+}
+
+/// A network object to spawn (`Shared` rooms).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SpawnObject {
+    /// The application's type (prefab) id.
+    pub type_id: u32,
+    /// The object it is nested in, or 0.
+    pub parent: u32,
+    /// The initial state.
+    pub state: Bytes,
+    /// The initial state's tick (the application's clock).
+    pub tick: u64,
+    /// Another actor may take the state authority while it is held.
+    pub allow_override: bool,
+    /// Despawn the object when its state authority leaves the room.
+    pub despawn_on_leave: bool,
+    /// When its state authority leaves, the object passes to the master client.
+    pub master_client_object: bool,
+}
+
+/// A state update of an object by its state authority (`Shared` rooms).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateUpdate {
+    /// The object.
+    pub object: u32,
+    /// The state's tick.
+    pub tick: u64,
+    /// The whole new state.
+    pub state: Bytes,
+}
+
+/// An object's state as relayed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectState {
+    /// The object.
+    pub object: u32,
+    /// Who sent it (the state authority), stamped by the server.
+    pub sender: u32,
+    /// The state's tick.
+    pub tick: u64,
+    /// The state.
+    pub state: Bytes,
+}
+
+/// A live network object as everyone sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectInfo {
+    /// The object's number in the room (they increase in spawn order).
+    pub object: u32,
+    /// The application's type (prefab) id.
+    pub type_id: u32,
+    /// The object it is nested in, or 0.
+    pub parent: u32,
+    /// Its state authority, or 0 for none.
+    pub state_authority: u32,
+    /// Its input authority, or 0 for none.
+    pub input_authority: u32,
+    /// Another actor may take the state authority while it is held.
+    pub allow_override: bool,
+    /// Despawned when its state authority leaves.
+    pub despawn_on_leave: bool,
+    /// Passes to the master client when its state authority leaves.
+    pub master_client_object: bool,
+    /// Its latest state's tick.
+    pub tick: u64,
+    /// Its latest state.
+    pub state: Bytes,
 }
 
 /// The room as the joining actor first sees it.
@@ -312,6 +426,27 @@ pub enum RoomEvent {
         /// Milliseconds until the room ends.
         closes_in_ms: u32,
     },
+    /// 10: (`Shared` rooms) an object was spawned (also sent for every live object to a
+    /// joiner, in spawn order).
+    ObjectSpawned(ObjectInfo),
+    /// 11: (`Shared` rooms) objects were despawned (an object and its nested ones).
+    ObjectsDespawned {
+        /// The objects, parents before their children.
+        objects: Vec<u32>,
+        /// Who despawned them (0: the room, when their state authority left).
+        sender: u32,
+    },
+    /// 12: (`Shared` rooms) an object's authorities changed.
+    AuthorityChanged {
+        /// The object.
+        object: u32,
+        /// Its state authority now (0: none).
+        state_authority: u32,
+        /// Its input authority now (0: none).
+        input_authority: u32,
+    },
+    /// 13: (`Shared` rooms) an object's new state, reliably.
+    ObjectState(ObjectState),
 }
 
 /// Why a room's host changed.
@@ -382,6 +517,8 @@ pub enum GameToClient {
 pub enum DatagramUp {
     /// 0: an unreliable event.
     RaiseEvent(RaiseEvent),
+    /// 1: (`Shared` rooms) an unreliable state update.
+    UpdateState(StateUpdate),
 }
 
 /// A QUIC datagram from a game server to a client (no length prefix).
@@ -389,23 +526,27 @@ pub enum DatagramUp {
 pub enum DatagramDown {
     /// 0: an unreliable event.
     Event(EventData),
+    /// 1: (`Shared` rooms) an object's new state, unreliably.
+    State(ObjectState),
 }
 
-/// Turns an encoded [`DatagramDown::Event`] into the reliable frame
-/// `GameToClient::Event(RoomEvent::Custom(..))` carrying the same event, without decoding:
-/// both encodings end with the same `EventData` bytes. A game server uses it when a
-/// datagram is too large for the path. Returns the frame as header and body parts, or
-/// `None` if `datagram` is not an encoded event.
+/// Turns an encoded [`DatagramDown`] into the reliable frame carrying the same thing,
+/// without decoding: `GameToClient::Event(RoomEvent::Custom(..))` for an `Event`,
+/// `GameToClient::Event(RoomEvent::ObjectState(..))` for a `State` (the encodings end
+/// with the same bytes). A game server uses it when a datagram is too large for the
+/// path. Returns the frame as header and body parts, or `None` if `datagram` is neither.
 pub fn event_datagram_to_frame(datagram: &Bytes) -> Option<[Bytes; 2]> {
-    if datagram.first() != Some(&0) {
-        return None;
-    }
+    // GameToClient::Event = 2; RoomEvent::Custom = 2, RoomEvent::ObjectState = 13.
+    let room_event = match datagram.first() {
+        Some(0) => 2,
+        Some(1) => 13,
+        _ => return None,
+    };
     let event = datagram.slice(1..);
-    // GameToClient::Event = 2, RoomEvent::Custom = 2.
     let len = u32::try_from(event.len() + 2).ok()?;
     let mut head = Vec::with_capacity(6);
     head.extend_from_slice(&len.to_le_bytes());
-    head.extend_from_slice(&[2, 2]);
+    head.extend_from_slice(&[2, room_event]);
     Some([Bytes::from(head), event])
 }
 
@@ -451,6 +592,20 @@ mod tests {
             encode_frame(&GameToClient::Event(RoomEvent::Custom(ev))).to_vec()
         );
         assert_eq!(event_datagram_to_frame(&Bytes::from_static(&[5, 1])), None);
+        let st = ObjectState {
+            object: 3,
+            sender: 1,
+            tick: 99,
+            state: Bytes::from_static(b"pos"),
+        };
+        let dg = encode_body(&DatagramDown::State(st.clone()));
+        let [head, body] = event_datagram_to_frame(&dg).unwrap();
+        let mut joined = head.to_vec();
+        joined.extend_from_slice(&body);
+        assert_eq!(
+            joined,
+            encode_frame(&GameToClient::Event(RoomEvent::ObjectState(st))).to_vec()
+        );
     }
 
     #[test]
