@@ -174,3 +174,45 @@ async fn clients_cannot_talk_around_the_host() {
     assert_eq!(next, custom(1, 1, b"state"));
     t.cluster.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_full_replay_is_handed_over_without_disconnecting_the_new_host() {
+    let t = start(1).await;
+    let (mut a, mut b, c) = match_of_three(&t).await;
+    // More events for the host than the replay keeps; the host never reads them.
+    for i in 0..1100u32 {
+        let data = bytes::Bytes::from(i.to_le_bytes().to_vec());
+        let e = RaiseEvent {
+            data,
+            ..to_host(1, b"")
+        };
+        c.raise(e, Delivery::Reliable).await.unwrap();
+    }
+    // The host has them all (its queue holds them) when it crashes.
+    let mut seen = 0;
+    while seen < 1100 {
+        if let RoomEvent::Custom(_) =
+            expect_event(&mut a, |e| matches!(e, RoomEvent::Custom(_))).await
+        {
+            seen += 1;
+        }
+    }
+    a.disconnect();
+    let changed = expect_event(&mut b, is_host_changed).await;
+    let RoomEvent::HostChanged {
+        handover: Some(h), ..
+    } = changed
+    else {
+        panic!("{changed:?}");
+    };
+    assert_eq!((h.replay, h.replay_truncated), (512, true));
+    // The newest 512, in order, and bob is still connected to host the match.
+    for i in 588..1100u32 {
+        match b.next_event().await {
+            Some(RoomEvent::Custom(d)) => assert_eq!(&d.data[..], &i.to_le_bytes()[..]),
+            other => panic!("event {i}: {other:?}"),
+        }
+    }
+    b.upload_snapshot(&b"still here"[..]).await.unwrap();
+    t.cluster.shutdown().await;
+}

@@ -254,3 +254,94 @@ async fn the_room_closes_when_its_authority_leaves() {
     );
     t.cluster.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_held_join_whose_joiner_leaves_is_withdrawn() {
+    let t = cluster().await;
+    let server = dedicated(&t).await;
+    let mut ds = server
+        .create_game(Some("arena"), server_room(true))
+        .await
+        .unwrap();
+    let bob = player(&t, "bob", 1).await;
+    let r = bob
+        .redirect(common::join_op("arena"))
+        .await
+        .expect("redirect");
+    let mut raw = common::raw::RawGame::game_hello(&t, &r.address).await;
+    raw.send(&switchboard_protocol::ClientToGame::Request {
+        id: 1,
+        op: switchboard_protocol::GameOp::JoinGame {
+            ticket: r.ticket,
+            game: "arena".into(),
+            mode: switchboard_protocol::JoinMode::JoinOnly,
+            expected_users: vec![],
+            actor_properties: Properties::new(),
+        },
+    })
+    .await;
+    let (request, ..) = join_request(&mut ds).await;
+    raw.conn.close(0u32.into(), b"gone");
+    let withdrawn = expect_event(&mut ds, |e| matches!(e, RoomEvent::JoinWithdrawn { .. })).await;
+    assert_eq!(withdrawn, RoomEvent::JoinWithdrawn { request });
+    // Approving it now makes nobody an actor.
+    assert_eq!(
+        code(ds.approve_join(request, true, "").await),
+        ResultCode::InvalidRequestParameters
+    );
+    t.cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_connection_whose_held_join_timed_out_may_try_again() {
+    let t = start_all(
+        1,
+        |_| {},
+        |_| {},
+        |g| {
+            g.join_timeout = Duration::from_millis(800);
+            g.room_limits.approval_timeout = Duration::from_millis(1200);
+        },
+    )
+    .await;
+    let server = dedicated(&t).await;
+    let mut ds = server
+        .create_game(Some("arena"), server_room(true))
+        .await
+        .unwrap();
+    let bob = t.client("bob").await;
+    let join = |ticket| switchboard_protocol::ClientToGame::Request {
+        id: 1,
+        op: switchboard_protocol::GameOp::JoinGame {
+            ticket,
+            game: "arena".into(),
+            mode: switchboard_protocol::JoinMode::JoinOnly,
+            expected_users: vec![],
+            actor_properties: Properties::new(),
+        },
+    };
+    let r = bob.redirect(common::join_op("arena")).await.unwrap();
+    let mut raw = common::raw::RawGame::game_hello(&t, &r.address).await;
+    raw.send(&join(r.ticket)).await;
+    // Nobody answers: refused after the approval timeout, past the join deadline...
+    match raw.next().await {
+        switchboard_protocol::GameToClient::Response(resp) => assert_eq!(
+            resp.result.unwrap_err().code,
+            ResultCode::JoinNotApproved.to_wire()
+        ),
+        other => panic!("{other:?}"),
+    }
+    join_request(&mut ds).await;
+    // ...and the connection may still try again.
+    let r = common::eventually(|| bob.redirect(common::join_op("arena")), |r| r.is_ok())
+        .await
+        .unwrap();
+    raw.send(&join(r.ticket)).await;
+    let (request, ..) = join_request(&mut ds).await;
+    ds.approve_join(request, true, "").await.unwrap();
+    match raw.next().await {
+        switchboard_protocol::GameToClient::Response(resp) => assert!(resp.result.is_ok()),
+        other => panic!("{other:?}"),
+    }
+    t.cluster.shutdown().await;
+}

@@ -137,6 +137,8 @@ pub(crate) struct Shared {
     public_address: String,
     client_endpoint: Endpoint,
     rooms: Mutex<Registry<RoomHandle>>,
+    /// Names joiners until they are actors (unique on this server).
+    joiners: AtomicU64,
     /// What the master link reports: the rooms' published states and their changes.
     reports: reports::Reports,
     /// Signalled when a room ends (a drain waits for the last one).
@@ -225,6 +227,11 @@ impl Shared {
         Ok(Some((handle, n)))
     }
 
+    /// A fresh joiner token.
+    fn joiner_token(&self) -> u64 {
+        self.joiners.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
     /// The rooms (never held across an `.await`).
     fn rooms(&self) -> std::sync::MutexGuard<'_, Registry<RoomHandle>> {
         self.rooms.lock().unwrap_or_else(|p| p.into_inner())
@@ -308,6 +315,7 @@ impl GameServer {
                 public_address,
                 client_endpoint,
                 rooms: Mutex::default(),
+                joiners: AtomicU64::new(0),
                 reports: reports::Reports::default(),
                 rooms_changed: Notify::new(),
                 keys: RwLock::new(None),

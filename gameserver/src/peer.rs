@@ -57,6 +57,9 @@ struct Peer {
     ops: TokenBucket,
     /// Rate limit of its events.
     events: EventLimit,
+    /// A join with a genuine ticket was refused: the connection gets a fresh join
+    /// deadline (a join held for approval may have used up the first).
+    rearm_join_deadline: bool,
 }
 
 /// Bytes of a large join frame read before its ticket is checked: the frame's header
@@ -123,6 +126,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection, pass: Pass) {
         events: Arc::new(Mutex::new(TokenBucket::new(
             shared.config.rate_limits.events,
         ))),
+        rearm_join_deadline: false,
     };
     let channels = tokio::spawn(accept_channels(
         shared.clone(),
@@ -266,6 +270,9 @@ impl Peer {
                         let msg = decode_body::<ClientToGame>(&body)
                             .map_err(|e| (CloseCode::ProtocolViolation, e.to_string()))?;
                         self.on_message(msg).await?;
+                        if std::mem::take(&mut self.rearm_join_deadline) && !self.joined {
+                            deadline.as_mut().reset(tokio::time::Instant::now() + join_timeout);
+                        }
                     }
                     Ok(None) => return Ok(()),
                     Err(Gated::Recv(switchboard_transport::RecvError::Read(_))) => return Ok(()),
@@ -470,9 +477,10 @@ impl Peer {
 
     /// Tells the master that a client with a genuine ticket did not get in, so that it
     /// is no longer counted as on its way (and a reserved name is free again).
-    fn refused_unless_joined(&self, game: &str, user: &str, r: &Result<bool, OpError>) {
+    fn refused_unless_joined(&mut self, game: &str, user: &str, r: &Result<bool, OpError>) {
         if !matches!(r, Ok(true)) {
             self.shared.reports.join_refused(game, user);
+            self.rearm_join_deadline = true;
         }
     }
 
@@ -574,7 +582,17 @@ impl Peer {
             properties,
             claims: claims.claims,
         };
-        match handle.join(self.member(), join).await {
+        // A join held for a Server room's approval may take a while: if the connection
+        // closes meanwhile, the join is withdrawn (no actor is made for nobody).
+        let token = self.shared.joiner_token();
+        let answer = tokio::select! {
+            answer = handle.join(token, self.member(), join) => answer,
+            _ = self.conn.closed() => {
+                handle.withdraw(token);
+                return Ok(false);
+            }
+        };
+        match answer {
             Some(Some(actor)) => {
                 set_current(&self.room, Some((handle, actor)));
                 self.admitted();

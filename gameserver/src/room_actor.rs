@@ -35,7 +35,7 @@ pub(crate) const SLOW_CONSUMER: &str =
 pub(crate) struct RoomCmd {
     from: Origin,
     input: Input,
-    joiner: Option<MemberRef>,
+    joiner: Option<(u64, MemberRef)>,
     done: Option<oneshot::Sender<Option<u32>>>,
 }
 
@@ -50,7 +50,7 @@ impl RoomHandle {
         &self,
         from: Origin,
         input: Input,
-        joiner: Option<MemberRef>,
+        joiner: Option<(u64, MemberRef)>,
     ) -> Option<Option<u32>> {
         let (done, rx) = oneshot::channel();
         let cmd = RoomCmd {
@@ -66,8 +66,20 @@ impl RoomHandle {
     /// Joins (an `Input::Join`); the room answers the request on the member's queue.
     /// `Some(actor)` if it got in, `Some(None)` if the room refused it, `None` if the room
     /// has ended (nobody answered).
-    pub async fn join(&self, member: MemberRef, join: Input) -> Option<Option<u32>> {
-        self.call(Origin::Server, join, Some(member)).await
+    /// `joiner` is a token unique on this server (see `Shared::joiner_token`).
+    pub async fn join(&self, joiner: u64, member: MemberRef, join: Input) -> Option<Option<u32>> {
+        self.call(Origin::Joiner(joiner), join, Some((joiner, member)))
+            .await
+    }
+
+    /// The connection of joiner `joiner` closed while its join was held.
+    pub fn withdraw(&self, joiner: u64) {
+        let _ = self.tx.try_send(RoomCmd {
+            from: Origin::Joiner(joiner),
+            input: Input::Withdraw,
+            joiner: None,
+            done: None,
+        });
     }
 
     /// Leaves (or becomes inactive) and waits until the room has handled it; the room
@@ -143,17 +155,22 @@ pub(crate) fn create(
     creator: MemberRef,
     create: Input,
 ) -> Option<(RoomActor, u32)> {
+    let token = shared.joiner_token();
     let mut actor = RoomActor {
         shared,
         room,
         members: HashMap::new(),
         joiners: HashMap::new(),
-        next_joiner: 0,
         id: 0,
         closed: false,
     };
     let (done, mut rx) = oneshot::channel();
-    actor.input(Origin::Server, create, Some(creator), Some(done));
+    actor.input(
+        Origin::Joiner(token),
+        create,
+        Some((token, creator)),
+        Some(done),
+    );
     let n = rx.try_recv().ok().flatten()?;
     Some((actor, n))
 }
@@ -175,7 +192,6 @@ pub(crate) struct RoomActor {
     members: HashMap<u32, MemberRef>,
     /// Joiners the room has not decided on yet (held for approval), by token.
     joiners: HashMap<u64, Joiner>,
-    next_joiner: u64,
     id: u64,
     closed: bool,
 }
@@ -218,19 +234,24 @@ impl RoomActor {
         &mut self,
         from: Origin,
         input: Input,
-        joiner: Option<MemberRef>,
+        joiner: Option<(u64, MemberRef)>,
         done: Option<oneshot::Sender<Option<u32>>>,
     ) {
-        let (from, done) = match joiner {
-            Some(member) => {
-                self.next_joiner += 1;
-                self.joiners.insert(self.next_joiner, (member, done));
-                (Origin::Joiner(self.next_joiner), None)
+        let withdrawn = matches!(input, Input::Withdraw);
+        let done = match joiner {
+            Some((token, member)) => {
+                self.joiners.insert(token, (member, done));
+                None
             }
-            None => (from, done),
+            None => done,
         };
         let outs = self.room.handle(from, input, now());
         self.apply(outs);
+        if let (true, Origin::Joiner(token)) = (withdrawn, from)
+            && let Some((_, Some(done))) = self.joiners.remove(&token)
+        {
+            let _ = done.send(None);
+        }
         // After the outputs: what the room sent about this input is queued first.
         if let Some(done) = done {
             let _ = done.send(match from {
@@ -514,7 +535,10 @@ mod timers {
             .rooms()
             .insert_with("g".into(), |id| spawn(actor, id));
         let bob = Arc::new(Recorder::default());
-        assert_eq!(handle.join(bob.clone(), join("bob")).await, Some(Some(2)));
+        assert_eq!(
+            handle.join(100, bob.clone(), join("bob")).await,
+            Some(Some(2))
+        );
         // Bob drops: inactive for his PlayerTtl, then gone.
         assert!(handle.leave(2, None, true).await);
         alice.events();
@@ -537,7 +561,7 @@ mod timers {
         tokio::task::yield_now().await;
         assert!(shared.room("g").is_none(), "ended");
         assert_eq!(
-            handle.join(bob, join("bob")).await,
+            handle.join(101, bob, join("bob")).await,
             None,
             "nobody answers for an ended room"
         );
@@ -582,7 +606,7 @@ mod timers {
         let bob = Arc::new(Recorder::default());
         let started = tokio::time::Instant::now();
         // The join waits, held by the room, until the approval timeout (10 s) passes.
-        let answer = handle.join(bob.clone(), join("bob")).await;
+        let answer = handle.join(102, bob.clone(), join("bob")).await;
         assert_eq!(answer, Some(None), "refused");
         assert_eq!(started.elapsed(), RoomLimits::default().approval_timeout);
         let refusals = refusals(&bob);

@@ -77,6 +77,12 @@ impl MasterState {
         self.expire_reservations(now);
         self.check_reservations(user, now)?;
         self.check_properties(&options.properties)?;
+        if options.join_approval && options.mode != RoomMode::Server {
+            return Err(OpError::new(
+                ResultCode::InvalidRequestParameters,
+                "join approval needs a Server room",
+            ));
+        }
         if options.mode == RoomMode::Server && !authority {
             return Err(OpError::new(
                 ResultCode::NotAllowed,

@@ -263,3 +263,13 @@ fn host_changed() {
         &encode_body(&event(None))[..]
     );
 }
+
+#[test]
+fn state_update_datagram() {
+    let d = DatagramUp::UpdateState(StateUpdate {
+        object: 3,
+        tick: 300,
+        state: Bytes::from_static(b"ab"),
+    });
+    assert_eq!(doc_bytes("`01 03 ac 02 02\n61 62`"), &encode_body(&d)[..]);
+}

@@ -136,14 +136,13 @@ pub(crate) enum Modes {
 }
 
 impl Modes {
-    /// The mode state of a new room (modes not available yet are refused at creation;
-    /// they get the relay's state meanwhile).
+    /// The mode state of a new room.
     pub(crate) fn new(mode: switchboard_protocol::RoomMode, limits: &RoomLimits) -> Modes {
         match mode {
             switchboard_protocol::RoomMode::Host => Modes::Host(Host::new(limits)),
             switchboard_protocol::RoomMode::Server => Modes::Server(Server),
             switchboard_protocol::RoomMode::Shared => Modes::Shared(Shared::new(limits)),
-            _ => Modes::Relay(Relay),
+            switchboard_protocol::RoomMode::Relay => Modes::Relay(Relay),
         }
     }
 

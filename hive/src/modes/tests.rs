@@ -577,3 +577,45 @@ fn when_the_authority_leaves_everyone_is_told_and_the_room_ends_after_the_grace(
     h.advance(Duration::from_millis(1));
     assert_eq!(h.lifecycle.last(), Some(&crate::Out::Closed));
 }
+
+#[test]
+fn a_held_join_whose_joiner_left_is_withdrawn_and_makes_no_actor() {
+    let mut h = Harness::new(server_room(true));
+    h.create_as("ds", true);
+    let joiner = h.joiner();
+    let input = h.join_input("bob", JoinMode::JoinOnly, Default::default());
+    h.input(joiner, input);
+    let (request, ..) = join_request(&h.take(1));
+    h.input(joiner, crate::Input::Withdraw);
+    assert_eq!(
+        h.take(1),
+        vec![Got::Event(RoomEvent::JoinWithdrawn { request })]
+    );
+    assert_eq!(
+        h.request(1, approve(request, true, ""))
+            .unwrap_err()
+            .result_code(),
+        Some(ResultCode::InvalidRequestParameters)
+    );
+    assert!(h.room.actor(2).is_none(), "no ghost actor");
+}
+
+#[test]
+fn a_client_removes_only_its_own_cached_events_in_a_host_room() {
+    use switchboard_protocol::EventCaching;
+    let mut h = three(0);
+    let mut cached = event(1, ReceiverGroup::Others, b"host state");
+    cached.cache = EventCaching::AddToRoomCacheGlobal;
+    h.raise(1, cached);
+    let mut wipe = event(0, ReceiverGroup::Host, b"");
+    wipe.cache = EventCaching::RemoveFromRoomCache;
+    h.raise(2, wipe.clone());
+    assert_eq!(h.room.cached_events(), 1, "the host's event stays");
+    wipe.cache = EventCaching::RemoveFromRoomCacheForActorsLeft;
+    h.raise(2, wipe);
+    assert_eq!(
+        error_code(&h.take(2)),
+        Some(ResultCode::NotAllowed.to_wire())
+    );
+    assert_eq!(h.room.cached_events(), 1);
+}

@@ -126,6 +126,27 @@ impl Room {
         Ok(self.admission(p.joiner, p.id, p.user_id, r))
     }
 
+    /// The held join of `joiner` is withdrawn (its connection closed): the authority is
+    /// told, and an answer to it is refused as for any join not waiting.
+    pub(crate) fn withdraw(&mut self, joiner: u64) -> Vec<Out> {
+        let Some(request) = self
+            .pending
+            .iter()
+            .find(|(_, p)| p.joiner == joiner)
+            .map(|(r, _)| *r)
+        else {
+            return Vec::new();
+        };
+        self.pending.remove(&request);
+        match self.host() {
+            0 => Vec::new(),
+            authority => vec![Out::Event {
+                to: vec![authority],
+                event: RoomEvent::JoinWithdrawn { request },
+            }],
+        }
+    }
+
     /// Refuses held joins whose approval timeout has passed.
     pub(crate) fn expire_pending(&mut self, now: Instant) -> Vec<Out> {
         let late: Vec<u32> = self

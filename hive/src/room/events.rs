@@ -4,7 +4,7 @@
 
 use switchboard_protocol::messages::game::MAX_CHANNEL;
 use switchboard_protocol::{
-    EventCaching, EventData, RaiseEvent, ReceiverGroup, ResultCode, RoomEvent,
+    EventCaching, EventData, RaiseEvent, ReceiverGroup, ResultCode, RoomEvent, RoomMode,
 };
 
 use super::{Cached, Out, Room, Via};
@@ -95,9 +95,20 @@ impl Room {
         if let Err(e) = self.mode.check_event(host, sender, &event) {
             return vec![self.error_to(vec![sender], ResultCode::NotAllowed, &e.message)];
         }
+        // In Host and Server rooms a client removes only its own cached events.
+        let guarded =
+            matches!(self.options.mode, RoomMode::Host | RoomMode::Server) && sender != host;
         match event.cache {
+            EventCaching::RemoveFromRoomCacheForActorsLeft if guarded => {
+                return vec![self.error_to(
+                    vec![sender],
+                    ResultCode::NotAllowed,
+                    "only the room's authority cleans the cache of actors that left",
+                )];
+            }
             EventCaching::RemoveFromRoomCache => {
-                let (code, senders) = (event.code, event.targets);
+                let code = event.code;
+                let senders = if guarded { vec![sender] } else { event.targets };
                 self.drop_cached_of_matching(|c| {
                     (code == 0 || c.code == code)
                         && (senders.is_empty() || senders.contains(&c.sender))

@@ -84,6 +84,8 @@ pub enum Input {
         /// The stream or datagram it came on.
         via: Via,
     },
+    /// A joiner whose join is held (`Server` rooms with approval) is gone.
+    Withdraw,
     /// An event from the server to every active actor.
     Notify(RoomEvent),
     /// Time passed: expire what is due, and close the room if it is done.
@@ -326,6 +328,8 @@ impl Room {
                     ],
                 }
             }
+            (Origin::Joiner(joiner), Input::Withdraw) => self.withdraw(joiner),
+            (_, Input::Withdraw) => Vec::new(),
             (_, Input::Notify(event)) => vec![Out::Event {
                 to: self.active_actors(),
                 event,

@@ -90,8 +90,11 @@ impl Default for RoomLimits {
             max_joined_bytes: switchboard_protocol::frame::DEFAULT_MAX_FRAME - 16 * 1024,
             empty_room_ttl_cap: Duration::from_secs(60),
             max_snapshot_bytes: 256 * 1024,
-            max_replay_events: 1024,
-            max_replay_bytes: 1024 * 1024,
+            // A handover (the snapshot, then the replay) must fit a client's outgoing
+            // queue (1024 messages, 1 MiB) with room to spare, or the new host would be
+            // disconnected as a slow consumer the moment it is chosen.
+            max_replay_events: 512,
+            max_replay_bytes: 256 * 1024,
             approval_timeout: approval::APPROVAL_TIMEOUT,
             authority_grace: approval::AUTHORITY_GRACE,
             max_objects: 1024,

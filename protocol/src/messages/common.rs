@@ -180,7 +180,8 @@ pub enum RoomMode {
     /// and is its authority for the room's life: clients send to it only, only it sends
     /// to clients and changes properties, and it may approve every join.
     Server,
-    /// 3: players own network objects (reserved: not available yet).
+    /// 3: players own network objects; the room manages who holds each one's state
+    /// authority.
     Shared,
 }
 

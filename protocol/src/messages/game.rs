@@ -447,6 +447,12 @@ pub enum RoomEvent {
     },
     /// 13: (`Shared` rooms) an object's new state, reliably.
     ObjectState(ObjectState),
+    /// 14: (to the authority of a `Server` room) a held join was withdrawn: the joiner's
+    /// connection closed before the answer.
+    JoinWithdrawn {
+        /// The `request` of its `JoinRequest`.
+        request: u32,
+    },
 }
 
 /// Why a room's host changed.
