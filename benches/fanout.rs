@@ -10,17 +10,17 @@ use bytes::Bytes;
 use criterion::{Criterion, criterion_group};
 use switchboard_hive::{Input, Origin, Out, Room, RoomLimits, Via};
 use switchboard_protocol::{
-    EventCaching, GameToClient, JoinMode, Properties, RaiseEvent, ReceiverGroup, RoomEvent,
-    RoomOptions, encode_frame,
+    EventCaching, GameOp, GameToClient, JoinMode, Properties, RaiseEvent, ReceiverGroup, RoomEvent,
+    RoomMode, RoomOptions, SpawnObject, StateUpdate, encode_frame,
 };
 
 fn room(actors: u32) -> Room {
+    room_of(actors, RoomOptions::default())
+}
+
+fn room_of(actors: u32, options: RoomOptions) -> Room {
     let now = Instant::now();
-    let mut r = Room::new(
-        "bench".into(),
-        RoomOptions::default(),
-        RoomLimits::default(),
-    );
+    let mut r = Room::new("bench".into(), options, RoomLimits::default());
     let join = |user: String| Input::Join {
         id: 1,
         user_id: user,
@@ -88,6 +88,44 @@ fn per_recipient(room: &mut Room, queues: &mut [Vec<Bytes>], ev: &RaiseEvent) {
     }
 }
 
+/// A Shared room whose actor 1 holds object 1.
+fn objects_room(actors: u32) -> Room {
+    let mut r = room_of(
+        actors,
+        RoomOptions {
+            mode: RoomMode::Shared,
+            ..RoomOptions::default()
+        },
+    );
+    let spawn = Input::Request {
+        id: 9,
+        op: GameOp::Spawn(SpawnObject::default()),
+    };
+    r.handle(Origin::Actor(1), spawn, Instant::now());
+    r
+}
+
+/// An object state update of the same payload, as the room actor relays it: encoded once,
+/// shared by every recipient.
+fn object_update(room: &mut Room, queues: &mut [Vec<Bytes>], ev: &RaiseEvent) {
+    let input = Input::Update {
+        update: StateUpdate {
+            object: 1,
+            tick: 1,
+            state: ev.data.clone(),
+        },
+        via: Via::Control,
+    };
+    for out in room.handle(Origin::Actor(1), input, Instant::now()) {
+        if let Out::State { to, state, .. } = out {
+            let frame = encode_frame(&GameToClient::Event(RoomEvent::ObjectState(state)));
+            for a in to {
+                queues[a as usize].push(frame.clone());
+            }
+        }
+    }
+}
+
 type Fanout = fn(&mut Room, &mut [Vec<Bytes>], &RaiseEvent);
 
 fn run(f: Fanout, r: &mut Room, queues: &mut [Vec<Bytes>], ev: &RaiseEvent) {
@@ -127,6 +165,18 @@ fn bench(c: &mut Criterion) {
         let p = time(20_000, per_recipient, &mut r, &mut queues, &ev);
         table.push((n, s, p));
     }
+    let mut objects = Vec::new();
+    for n in [8u32, 16, 64] {
+        let mut events = room(n);
+        let mut shared_room = objects_room(n);
+        let mut queues = vec![Vec::with_capacity(4); n as usize + 1];
+        c.bench_function(&format!("fanout/object_update/{n}"), |b| {
+            b.iter(|| run(object_update, &mut shared_room, &mut queues, black_box(&ev)))
+        });
+        let e = time(20_000, shared, &mut events, &mut queues, &ev);
+        let o = time(20_000, object_update, &mut shared_room, &mut queues, &ev);
+        objects.push((n, e, o));
+    }
     println!("\nRoom fan-out of one 100-byte event to the others, same run, same machine");
     println!(
         "{:<8} {:>14} {:>16} {:>8} {:>16}",
@@ -139,6 +189,19 @@ fn bench(c: &mut Criterion) {
             p,
             p.as_secs_f64() / s.as_secs_f64(),
             s / (n - 1)
+        );
+    }
+    println!("\nAn object state update of 100 bytes against an event of 100 bytes, same run");
+    println!(
+        "{:<8} {:>14} {:>16} {:>8}",
+        "actors", "event", "object update", "ratio"
+    );
+    for (n, e, o) in objects {
+        println!(
+            "{n:<8} {:>14?} {:>16?} {:>7.2}x",
+            e,
+            o,
+            o.as_secs_f64() / e.as_secs_f64()
         );
     }
 }

@@ -491,6 +491,16 @@ fn bench_scenarios_run_with_their_baselines() {
             "--reliable",
         ][..],
         &[
+            "relay",
+            "--objects",
+            "--clients",
+            "8",
+            "--room-size",
+            "4",
+            "--seconds",
+            "1",
+        ][..],
+        &[
             "ccu",
             "--start",
             "8",
@@ -547,7 +557,14 @@ fn bench_scenarios_run_with_their_baselines() {
         if args[0] == "--rounds" {
             assert_eq!(report["rounds"], 2, "{report}");
         }
-        if args[0] == "relay" || args[0] == "ccu" {
+        if args.contains(&"--objects") {
+            // Object updates are compared with Switchboard's own events, no reference.
+            assert!(
+                report["baseline"].as_str().unwrap().contains("events"),
+                "{report}"
+            );
+            assert!(rows[0]["baseline"].as_f64().unwrap() > 0.0, "{report}");
+        } else if args[0] == "relay" || args[0] == "ccu" {
             // The plain-UDP physical reference ran too, and moved the same load.
             // (For ccu, how many clients held is not asserted: it depends on the machine.)
             assert!(report["reference"].is_string(), "{report}");

@@ -60,6 +60,7 @@ where
             bytes: a.bytes,
             reliable: false,
             seconds: a.seconds,
+            objects: false,
         };
         let Some(m) = measure(args).await? else { break };
         eprintln!(

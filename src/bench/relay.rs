@@ -9,7 +9,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 use clap::Args;
 use hdrhistogram::Histogram;
 use switchboard_client::{Client, Delivery, Room};
-use switchboard_protocol::{ResultCode, RoomEvent, RoomOptions};
+use switchboard_protocol::{
+    ResultCode, RoomEvent, RoomMode, RoomOptions, SpawnObject, StateUpdate,
+};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::task::yield_now;
@@ -38,6 +40,11 @@ pub struct RelayArgs {
     /// Seconds of sending.
     #[arg(long, default_value_t = 10.0)]
     pub seconds: f64,
+    /// Send network-object state updates in Shared rooms (each client holds one object)
+    /// instead of events; the same-run baseline is then the plain relay of events of the
+    /// same size.
+    #[arg(long)]
+    pub objects: bool,
 }
 
 /// One run's numbers.
@@ -122,25 +129,39 @@ async fn switchboard_client(
     delivery: Delivery,
     w: Window,
     mut tick: tokio::time::Interval,
+    object: Option<u32>,
 ) -> Tally {
     let mut t = Tally {
         sent: 0,
         received: 0,
         hist: histogram(),
     };
+    let mut n = 0u64;
     let drain = tokio::time::sleep_until(w.drain_end);
     tokio::pin!(drain);
     loop {
         tokio::select! {
             now = tick.tick(), if tokio::time::Instant::now() < w.end => {
-                if now < w.end && room.raise_event(1, payload(bytes), delivery).await.is_ok() {
-                    t.sent += 1;
+                if now < w.end {
+                    n += 1;
+                    let sent = match object {
+                        Some(object) => {
+                            let update = StateUpdate { object, tick: n, state: payload(bytes) };
+                            room.update_state(update, delivery).await
+                        }
+                        None => room.raise_event(1, payload(bytes), delivery).await,
+                    };
+                    t.sent += u64::from(sent.is_ok());
                 }
             }
             ev = room.next_event() => match ev {
                 Some(RoomEvent::Custom(d)) => {
                     t.received += 1;
                     record(&mut t.hist, &d.data);
+                }
+                Some(RoomEvent::ObjectState(s)) => {
+                    t.received += 1;
+                    record(&mut t.hist, &s.state);
                 }
                 Some(_) => {}
                 None => break,
@@ -172,6 +193,7 @@ pub(crate) async fn join_rooms(
                 limit.clone(),
             );
             let (game, max) = (format!("bench-{nonce:08x}-{r}"), a.room_size as u32);
+            let objects = a.objects;
             set.spawn(async move {
                 let _permit = limit.acquire().await;
                 let mut c = Client::connect_on(endpoint, &master, config).await?;
@@ -183,6 +205,11 @@ pub(crate) async fn join_rooms(
                 let room = if p == 0 {
                     let options = RoomOptions {
                         max_players: max,
+                        mode: if objects {
+                            RoomMode::Shared
+                        } else {
+                            RoomMode::Relay
+                        },
                         ..RoomOptions::default()
                     };
                     loop {
@@ -246,12 +273,18 @@ pub async fn measure_switchboard(
     let mut set = JoinSet::new();
     for (i, (c, room)) in joined.into_iter().enumerate() {
         clients.push(c);
+        let object = if a.objects {
+            Some(room.spawn(SpawnObject::default()).await?)
+        } else {
+            None
+        };
         set.spawn(switchboard_client(
             room,
             a.bytes,
             delivery,
             w,
             w.ticker(i, n),
+            object,
         ));
     }
     let tallies = collect(set, a, quiet, "switchboard relay").await;
@@ -431,6 +464,19 @@ pub async fn measure_reference(target: &Target, a: &RelayArgs) -> anyhow::Result
 /// The relay scenario: Switchboard, then the baseline, then the physical reference, then
 /// the comparison.
 pub async fn run(target: &Target, a: &RelayArgs, quiet: bool) -> anyhow::Result<Report> {
+    if a.objects {
+        // The baseline is Switchboard's own relay of events of the same size.
+        let sb = measure_switchboard(target, a, quiet).await?;
+        let events = RelayArgs {
+            objects: false,
+            ..a.clone()
+        };
+        let base = measure_switchboard(target, &events, quiet).await?;
+        let mut r = report(a, &sb, Some(&base), None);
+        r.baseline =
+            "Switchboard relaying events of the same size in the same rooms (same run)".into();
+        return Ok(r);
+    }
     let sb = measure_switchboard(target, a, quiet).await?;
     let base = measure_baseline(target, a, quiet).await?;
     let reference = measure_reference(target, a).await?;
@@ -462,10 +508,12 @@ pub fn report(
     push("events sent", "", &|m| Some(m.sent as f64));
     Report {
         scenario: format!(
-            "relay: {} clients in rooms of {}, {} events/s of {} bytes each, {}, {} s",
+            "relay{}: {} clients in rooms of {}, {} {}/s of {} bytes each, {}, {} s",
+            if a.objects { " --objects" } else { "" },
             a.clients,
             a.room_size,
             a.rate,
+            if a.objects { "state updates" } else { "events" },
             a.bytes,
             if a.reliable { "reliable" } else { "unreliable" },
             a.seconds
