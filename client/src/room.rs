@@ -183,20 +183,10 @@ impl Room {
         match delivery {
             Delivery::Unreliable => {
                 event.channel = 0;
-                let datagram = encode_body(&DatagramUp::RaiseEvent(event.clone()));
-                let fits = self
-                    .session
-                    .conn
-                    .max_datagram_size()
-                    .is_some_and(|max| datagram.len() <= max);
-                if fits {
-                    return match self.session.conn.send_datagram(datagram) {
-                        Ok(()) => Ok(()),
-                        Err(quinn::SendDatagramError::ConnectionLost(e)) => Err(e.into()),
-                        Err(e) => Err(ClientError::Protocol(e.to_string())),
-                    };
+                match self.try_datagram(&DatagramUp::RaiseEvent(event.clone())) {
+                    Some(sent) => sent,
+                    None => self.session.send(&ClientToGame::RaiseEvent(event)).await,
                 }
-                self.session.send(&ClientToGame::RaiseEvent(event)).await
             }
             Delivery::Reliable | Delivery::Channel(0) => {
                 event.channel = 0;
@@ -343,22 +333,27 @@ impl Room {
         update: StateUpdate,
         delivery: Delivery,
     ) -> Result<(), ClientError> {
-        if delivery == Delivery::Unreliable {
-            let datagram = encode_body(&DatagramUp::UpdateState(update.clone()));
-            let fits = self
-                .session
-                .conn
-                .max_datagram_size()
-                .is_some_and(|max| datagram.len() <= max);
-            if fits {
-                return match self.session.conn.send_datagram(datagram) {
-                    Ok(()) => Ok(()),
-                    Err(quinn::SendDatagramError::ConnectionLost(e)) => Err(e.into()),
-                    Err(e) => Err(ClientError::Protocol(e.to_string())),
-                };
-            }
+        if delivery == Delivery::Unreliable
+            && let Some(sent) = self.try_datagram(&DatagramUp::UpdateState(update.clone()))
+        {
+            return sent;
         }
         self.session.send(&ClientToGame::UpdateState(update)).await
+    }
+
+    /// Sends `msg` as a datagram if it fits the path; `None` if it does not (send it
+    /// reliably instead).
+    fn try_datagram(&self, msg: &DatagramUp) -> Option<Result<(), ClientError>> {
+        let datagram = encode_body(msg);
+        let max = self.session.conn.max_datagram_size()?;
+        if datagram.len() > max {
+            return None;
+        }
+        Some(match self.session.conn.send_datagram(datagram) {
+            Ok(()) => Ok(()),
+            Err(quinn::SendDatagramError::ConnectionLost(e)) => Err(e.into()),
+            Err(e) => Err(ClientError::Protocol(e.to_string())),
+        })
     }
 
     /// The next room event; `None` once the connection is closed (see

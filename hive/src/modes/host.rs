@@ -22,7 +22,7 @@ use switchboard_protocol::{
     RoomEvent,
 };
 
-use super::{Mode, to_host_only};
+use super::{Mode, authority_routing};
 use crate::room::{Out, RoomLimits};
 
 /// The host mode's state.
@@ -56,15 +56,7 @@ impl Host {
 
 impl Mode for Host {
     fn check_event(&self, host: u32, sender: u32, event: &RaiseEvent) -> Result<(), OpError> {
-        if sender == host || to_host_only(host, event) {
-            return Ok(());
-        }
-        Err(OpError::new(
-            ResultCode::NotAllowed,
-            format!(
-                "in a Host room, actors send to the host only (receivers Host, or target {host})"
-            ),
-        ))
+        authority_routing(host, sender, event, "Host")
     }
 
     fn relayed(&mut self, host: u32, to: &[u32], data: &EventData, reliable: bool) {

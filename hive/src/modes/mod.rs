@@ -49,9 +49,28 @@ fn not_shared() -> OpError {
     )
 }
 
+/// The rule of `Host` and `Server` rooms: the authority `host` sends to anyone, everyone
+/// else to the authority only (`room`: what to call the room in the refusal).
+pub(crate) fn authority_routing(
+    host: u32,
+    sender: u32,
+    event: &RaiseEvent,
+    room: &str,
+) -> Result<(), OpError> {
+    if sender == host || to_host_only(host, event) {
+        return Ok(());
+    }
+    Err(OpError::new(
+        switchboard_protocol::ResultCode::NotAllowed,
+        format!(
+            "in a {room} room, actors send to the authority only (receivers Host, or target {host})"
+        ),
+    ))
+}
+
 /// Whether `event` from someone other than the authority addresses the authority `host`
 /// and nobody else (receivers `Host` or `MasterClient`, or the host as the only target).
-pub(crate) fn to_host_only(host: u32, event: &RaiseEvent) -> bool {
+fn to_host_only(host: u32, event: &RaiseEvent) -> bool {
     if !event.targets.is_empty() {
         return event.targets.iter().all(|t| *t == host);
     }
@@ -71,27 +90,34 @@ pub(crate) trait Mode {
     fn check_event(&self, host: u32, sender: u32, event: &RaiseEvent) -> Result<(), OpError>;
 
     /// The room relayed `data` to `to`.
-    fn relayed(&mut self, host: u32, to: &[u32], data: &EventData, reliable: bool);
+    fn relayed(&mut self, _host: u32, _to: &[u32], _data: &EventData, _reliable: bool) {}
 
     /// The authority moved from `previous` to `host` (not 0) for `reason`; `active` are
     /// the active actors. What to send, after the events that announced the change.
     fn authority_moved(
         &mut self,
-        host: u32,
-        active: &[u32],
-        previous: u32,
-        reason: HostChange,
-        now: Instant,
-    ) -> Vec<Out>;
+        _host: u32,
+        _active: &[u32],
+        _previous: u32,
+        _reason: HostChange,
+        _now: Instant,
+    ) -> Vec<Out> {
+        Vec::new()
+    }
 
     /// `UploadSnapshot` from `sender`.
     fn upload_snapshot(
         &mut self,
-        host: u32,
-        sender: u32,
-        data: bytes::Bytes,
-        now: Instant,
-    ) -> Result<GameReply, OpError>;
+        _host: u32,
+        _sender: u32,
+        _data: bytes::Bytes,
+        _now: Instant,
+    ) -> Result<GameReply, OpError> {
+        Err(OpError::new(
+            switchboard_protocol::ResultCode::OperationInvalid,
+            "snapshots are kept by Host rooms only",
+        ))
+    }
 
     /// An object operation (`Spawn`, `Despawn`, `RequestStateAuthority`,
     /// `ReleaseStateAuthority`, `AssignInputAuthority`) from `sender`.

@@ -17,15 +17,13 @@
 //! - A joiner gets every live object, in spawn order, right after its join.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Instant;
 
-use bytes::Bytes;
 use switchboard_protocol::{
-    EventData, GameOp, GameReply, HostChange, ObjectInfo, ObjectState, OpError, RaiseEvent,
-    ResultCode, RoomEvent, SpawnObject, StateUpdate,
+    GameOp, GameReply, ObjectInfo, ObjectState, OpError, RaiseEvent, ResultCode, RoomEvent,
+    SpawnObject, StateUpdate,
 };
 
-use super::{Ctx, Mode, to_host_only};
+use super::{Ctx, Mode};
 use crate::room::{Out, RoomLimits};
 
 #[derive(Debug, Clone)]
@@ -291,34 +289,7 @@ impl Shared {
 impl Mode for Shared {
     /// Events are routed as in a relay room.
     fn check_event(&self, _: u32, _: u32, _: &RaiseEvent) -> Result<(), OpError> {
-        let _ = to_host_only;
         Ok(())
-    }
-
-    fn relayed(&mut self, _: u32, _: &[u32], _: &EventData, _: bool) {}
-
-    fn authority_moved(
-        &mut self,
-        _: u32,
-        _: &[u32],
-        _: u32,
-        _: HostChange,
-        _: Instant,
-    ) -> Vec<Out> {
-        Vec::new()
-    }
-
-    fn upload_snapshot(
-        &mut self,
-        _: u32,
-        _: u32,
-        _: Bytes,
-        _: Instant,
-    ) -> Result<GameReply, OpError> {
-        Err(err(
-            ResultCode::OperationInvalid,
-            "snapshots are kept by Host rooms only; this room is a Shared room",
-        ))
     }
 
     fn object_op(
