@@ -19,6 +19,7 @@
 //! master, follow its redirect with the join ticket, and return a joined [`Room`].
 
 mod error;
+pub mod poll;
 mod room;
 mod session;
 
@@ -35,6 +36,7 @@ use switchboard_transport::{Limits, Trust, connect};
 use tokio::sync::mpsc;
 
 pub use error::ClientError;
+pub use poll::{Op, PollClient, PollEvent};
 pub use room::{Delivery, Room};
 use session::{Incoming, Link, Session};
 pub use switchboard_protocol as protocol;

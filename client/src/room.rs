@@ -180,6 +180,18 @@ impl Room {
         mut event: RaiseEvent,
         delivery: Delivery,
     ) -> Result<(), ClientError> {
+        // An event the server would refuse to read (it closes the connection for an
+        // oversized frame) is refused here, with the protocol's code for a size limit.
+        let size =
+            switchboard_protocol::frame::encoded_len(&ClientToGame::RaiseEvent(event.clone()));
+        if size > DEFAULT_MAX_FRAME {
+            return Err(ClientError::Refused(switchboard_protocol::OpError::new(
+                switchboard_protocol::ResultCode::OperationLimitReached,
+                format!(
+                    "an event may take {DEFAULT_MAX_FRAME} bytes encoded; this one takes {size}"
+                ),
+            )));
+        }
         match delivery {
             Delivery::Unreliable => {
                 event.channel = 0;
@@ -279,6 +291,12 @@ impl Room {
             GameReply::JoinAnswered,
         )
         .await
+    }
+
+    /// Sends any room operation and returns its reply (the typed methods above are
+    /// this, checked).
+    pub async fn request(&self, op: GameOp) -> Result<GameReply, ClientError> {
+        self.session.request(op).await
     }
 
     /// (`Shared` rooms) Spawns a network object; its number in the room.

@@ -1,0 +1,524 @@
+//! A poll-style client for game engines: calls return at once, and everything that
+//! happens comes out of [`PollClient::poll`] as a [`PollEvent`], on the caller's thread,
+//! in order. Engines call the network once a frame from their main loop and must never
+//! be called back from another thread; this is the shape they need, and the core the C
+//! API (`switchboard-ffi`) and its bindings wrap.
+//!
+//! Inside, a small tokio runtime (one worker thread) runs the async [`Client`] and
+//! [`Room`]: a driver task takes the calls in order, one at a time, and queues what
+//! results. A request's refusal comes out as [`PollEvent::Error`] with the protocol's
+//! result code and the operation it answers.
+
+use std::sync::mpsc;
+
+use bytes::Bytes;
+use switchboard_protocol::{
+    CloseCode, GameListEntry, GameOp, JoinMode, JoinRandom, Lobby, MasterEvent, Properties,
+    RaiseEvent, RoomEvent, RoomOptions, SetProperties, SpawnObject, StateUpdate,
+};
+use tokio::sync::mpsc as tmpsc;
+
+use crate::{Client, ClientConfig, ClientError, Delivery, JoinOptions, Room};
+
+/// Which call an error answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// Connecting to the master.
+    Connect,
+    /// `authenticate` or `authenticate_server`.
+    Authenticate,
+    /// `create_game`.
+    CreateGame,
+    /// `join_game` or `join_random`.
+    JoinGame,
+    /// `join_lobby` or `leave_lobby`.
+    Lobby,
+    /// `leave`.
+    Leave,
+    /// `raise_event` or `update_state` (sent without an answer: only local failures).
+    Send,
+    /// A room operation (`set_properties`, `set_master_client`, `change_groups`,
+    /// snapshots, join approval, objects).
+    Room,
+}
+
+/// What happened, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PollEvent {
+    /// Connected to the master.
+    Connected,
+    /// Authenticated as this user id.
+    Authenticated {
+        /// The user id the master uses.
+        user_id: String,
+    },
+    /// A lobby's games: the whole list after `join_lobby` (`update` false), then the
+    /// changes (`update` true).
+    GameList {
+        /// Only changes.
+        update: bool,
+        /// The games.
+        games: Vec<GameListEntry>,
+    },
+    /// Now in a room.
+    Joined {
+        /// The game's name.
+        game: String,
+        /// This client's actor number.
+        actor: u32,
+        /// The master client.
+        master_client: u32,
+        /// The room's authority (host or dedicated server; the master client in a
+        /// Relay room).
+        host: u32,
+        /// Every actor number in the room, this one included.
+        actors: Vec<u32>,
+    },
+    /// Another actor joined (or came back). (This client's own join is `Joined`.)
+    ActorJoined {
+        /// Its number.
+        actor: u32,
+    },
+    /// An actor left, or became inactive.
+    ActorLeft {
+        /// Its number.
+        actor: u32,
+        /// Whether it may come back.
+        inactive: bool,
+        /// The master client now.
+        master_client: u32,
+    },
+    /// An application event (reliable or not).
+    Event {
+        /// Who sent it.
+        sender: u32,
+        /// Its code.
+        code: u8,
+        /// Its payload.
+        data: Bytes,
+    },
+    /// Properties changed.
+    PropertiesChanged {
+        /// 0 for the room, else the actor.
+        target: u32,
+        /// Who changed them.
+        sender: u32,
+        /// What was set.
+        properties: Properties,
+    },
+    /// The master client changed.
+    MasterClientChanged {
+        /// The new master client.
+        master_client: u32,
+    },
+    /// Any other room event (host migration, join approval, network objects, errors
+    /// about events, the server going offline): the protocol's own event.
+    Room(RoomEvent),
+    /// Left the room (this client asked).
+    Left,
+    /// A call was refused or failed. `code` is the protocol's result code for a
+    /// refusal (docs/PROTOCOL.md 9.1), 0 for a local or transport failure.
+    Error {
+        /// The call.
+        op: Op,
+        /// The result code, or 0.
+        code: i16,
+        /// Text for people.
+        message: String,
+    },
+    /// A connection closed: the room's (`room` true) or the master's. `code` is the QUIC
+    /// application close code when the server gave one (docs/PROTOCOL.md 9.2).
+    Disconnected {
+        /// Whether it was the game server connection.
+        room: bool,
+        /// The close code, if known.
+        code: Option<u64>,
+        /// Why.
+        reason: String,
+    },
+}
+
+enum Command {
+    Authenticate {
+        user: String,
+        token: String,
+    },
+    AuthenticateServer {
+        name: String,
+        secret: String,
+    },
+    CreateGame {
+        name: Option<String>,
+        options: RoomOptions,
+    },
+    JoinGame {
+        name: String,
+        join: JoinOptions,
+    },
+    JoinRandom(JoinRandom),
+    JoinLobby(Lobby),
+    LeaveLobby,
+    Leave {
+        will_come_back: bool,
+    },
+    Raise {
+        event: RaiseEvent,
+        delivery: Delivery,
+    },
+    Update {
+        update: StateUpdate,
+        delivery: Delivery,
+    },
+    Room(GameOp),
+}
+
+/// A client to call from a game loop. Not to be shared between threads at once (each
+/// call takes `&mut self`); calls return at once and queue their work.
+pub struct PollClient {
+    runtime: tokio::runtime::Runtime,
+    commands: tmpsc::UnboundedSender<Command>,
+    events: mpsc::Receiver<PollEvent>,
+}
+
+impl std::fmt::Debug for PollClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PollClient").finish_non_exhaustive()
+    }
+}
+
+fn error(op: Op, e: &ClientError) -> PollEvent {
+    PollEvent::Error {
+        op,
+        code: e.result_code().map(|c| c.to_wire()).unwrap_or(0),
+        message: e.to_string(),
+    }
+}
+
+fn closed(room: bool, e: Option<ClientError>) -> PollEvent {
+    let (code, reason) = match e {
+        Some(ClientError::Closed { code, reason }) => (code.map(CloseCode::to_wire), reason),
+        Some(other) => (None, other.to_string()),
+        None => (None, "closed".to_string()),
+    };
+    PollEvent::Disconnected {
+        room,
+        code: code.map(u64::from),
+        reason,
+    }
+}
+
+impl PollClient {
+    /// Starts connecting to the master at `master` (`host:port`); `Connected` (or an
+    /// `Error` with `Op::Connect`, then `Disconnected`) comes out of `poll`.
+    pub fn connect(master: &str, config: ClientConfig) -> std::io::Result<PollClient> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("switchboard-client")
+            .enable_all()
+            .build()?;
+        let (commands, rx) = tmpsc::unbounded_channel();
+        let (tx, events) = mpsc::channel();
+        runtime.spawn(drive(master.to_string(), config, rx, tx));
+        Ok(PollClient {
+            runtime,
+            commands,
+            events,
+        })
+    }
+
+    fn send(&mut self, c: Command) {
+        // The driver ends only with the client; a send after that is a no-op, and
+        // `poll` has said `Disconnected`.
+        let _ = self.commands.send(c);
+    }
+
+    /// The next thing that happened, if any; never blocks.
+    pub fn poll(&mut self) -> Option<PollEvent> {
+        self.events.try_recv().ok()
+    }
+
+    /// Authenticates (see the master's provider in docs/PROTOCOL.md 5.1).
+    pub fn authenticate(&mut self, user_id: &str, token: &str) {
+        self.send(Command::Authenticate {
+            user: user_id.into(),
+            token: token.into(),
+        });
+    }
+
+    /// Authenticates as a dedicated server.
+    pub fn authenticate_server(&mut self, name: &str, secret: &str) {
+        self.send(Command::AuthenticateServer {
+            name: name.into(),
+            secret: secret.into(),
+        });
+    }
+
+    /// Creates a game and joins it.
+    pub fn create_game(&mut self, name: Option<&str>, options: RoomOptions) {
+        self.send(Command::CreateGame {
+            name: name.map(Into::into),
+            options,
+        });
+    }
+
+    /// Joins a game by name.
+    pub fn join_game(&mut self, name: &str, mode: JoinMode) {
+        self.send(Command::JoinGame {
+            name: name.into(),
+            join: JoinOptions {
+                mode,
+                ..JoinOptions::default()
+            },
+        });
+    }
+
+    /// Joins a random matching game.
+    pub fn join_random(&mut self, query: JoinRandom) {
+        self.send(Command::JoinRandom(query));
+    }
+
+    /// Joins a lobby (its games come out as `GameList`).
+    pub fn join_lobby(&mut self, lobby: Lobby) {
+        self.send(Command::JoinLobby(lobby));
+    }
+
+    /// Leaves the lobby.
+    pub fn leave_lobby(&mut self) {
+        self.send(Command::LeaveLobby);
+    }
+
+    /// Leaves the room (for good, or to come back within its PlayerTtl).
+    pub fn leave(&mut self, will_come_back: bool) {
+        self.send(Command::Leave { will_come_back });
+    }
+
+    /// Raises an event in the room.
+    pub fn raise_event(&mut self, event: RaiseEvent, delivery: Delivery) {
+        self.send(Command::Raise { event, delivery });
+    }
+
+    /// Sets properties.
+    pub fn set_properties(&mut self, sp: SetProperties) {
+        self.send(Command::Room(GameOp::SetProperties(sp)));
+    }
+
+    /// Any other room operation (`SetMasterClient`, `ChangeGroups`, `UploadSnapshot`,
+    /// `ApproveJoin`, the object operations); refusals come out as `Error`.
+    pub fn room_op(&mut self, op: GameOp) {
+        self.send(Command::Room(op));
+    }
+
+    /// (`Shared` rooms) Sends an object's new state.
+    pub fn update_state(&mut self, update: StateUpdate, delivery: Delivery) {
+        self.send(Command::Update { update, delivery });
+    }
+
+    /// Spawns an object (`Room(ObjectSpawned)` follows for everyone).
+    pub fn spawn(&mut self, object: SpawnObject) {
+        self.send(Command::Room(GameOp::Spawn(object)));
+    }
+}
+
+impl Drop for PollClient {
+    fn drop(&mut self) {
+        // Closing the command channel ends the driver, which closes its connections.
+        let (tx, _) = tmpsc::unbounded_channel();
+        drop(std::mem::replace(&mut self.commands, tx));
+        let runtime = std::mem::replace(
+            &mut self.runtime,
+            tokio::runtime::Builder::new_current_thread()
+                .build()
+                .expect("an empty runtime"),
+        );
+        runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    }
+}
+
+/// The driver: owns the async client and room, takes the calls in order.
+async fn drive(
+    master: String,
+    config: ClientConfig,
+    mut commands: tmpsc::UnboundedReceiver<Command>,
+    events: mpsc::Sender<PollEvent>,
+) {
+    let out = |e: PollEvent| {
+        let _ = events.send(e);
+    };
+    let mut client = match Client::connect(&master, config).await {
+        Ok(c) => {
+            out(PollEvent::Connected);
+            c
+        }
+        Err(e) => {
+            out(error(Op::Connect, &e));
+            out(closed(false, Some(e)));
+            return;
+        }
+    };
+    let mut room: Option<Room> = None;
+    loop {
+        tokio::select! {
+            cmd = commands.recv() => {
+                let Some(cmd) = cmd else { break };
+                run(cmd, &mut client, &mut room, &out).await;
+            }
+            ev = async { room.as_mut().expect("guarded").next_event().await }, if room.is_some() => {
+                match ev {
+                    // The Join about this client itself: `Joined` said it already.
+                    Some(RoomEvent::Join { actor, .. })
+                        if Some(actor.actor) == room.as_ref().map(Room::actor) => {}
+                    Some(ev) => out(room_event(ev)),
+                    None => {
+                        let r = room.take().expect("guarded");
+                        out(closed(true, r.close_reason()));
+                    }
+                }
+            }
+            ev = client.next_event() => match ev {
+                Some(MasterEvent::GameList { games, .. }) => out(PollEvent::GameList { update: false, games }),
+                Some(MasterEvent::GameListUpdate { games, .. }) => out(PollEvent::GameList { update: true, games }),
+                Some(MasterEvent::AppStats { .. }) => {}
+                None => {
+                    out(closed(false, None));
+                    break;
+                }
+            },
+        }
+    }
+    if let Some(r) = room {
+        r.disconnect();
+    }
+    client.disconnect();
+}
+
+fn room_event(ev: RoomEvent) -> PollEvent {
+    match ev {
+        RoomEvent::Join { actor, .. } => PollEvent::ActorJoined { actor: actor.actor },
+        RoomEvent::Leave {
+            actor,
+            inactive,
+            master_client,
+        } => PollEvent::ActorLeft {
+            actor,
+            inactive,
+            master_client,
+        },
+        RoomEvent::Custom(d) => PollEvent::Event {
+            sender: d.sender,
+            code: d.code,
+            data: d.data,
+        },
+        RoomEvent::PropertiesChanged {
+            target,
+            sender,
+            properties,
+            ..
+        } => PollEvent::PropertiesChanged {
+            target,
+            sender,
+            properties,
+        },
+        RoomEvent::MasterClientChanged { master_client, .. } => {
+            PollEvent::MasterClientChanged { master_client }
+        }
+        other => PollEvent::Room(other),
+    }
+}
+
+async fn run(cmd: Command, client: &mut Client, room: &mut Option<Room>, out: &impl Fn(PollEvent)) {
+    let joined = |r: &Room| PollEvent::Joined {
+        game: r.game().to_string(),
+        actor: r.actor(),
+        master_client: r.joined().master_client,
+        host: r.joined().host,
+        actors: r.joined().actors.iter().map(|a| a.actor).collect(),
+    };
+    let in_room = |op| PollEvent::Error {
+        op,
+        code: switchboard_protocol::ResultCode::OperationNotAllowedInCurrentState.to_wire(),
+        message: "not in a game".into(),
+    };
+    match cmd {
+        Command::Authenticate { user, token } => match client.authenticate(&user, &token).await {
+            Ok(user_id) => out(PollEvent::Authenticated { user_id }),
+            Err(e) => out(error(Op::Authenticate, &e)),
+        },
+        Command::AuthenticateServer { name, secret } => {
+            match client.authenticate_server(&name, &secret).await {
+                Ok(user_id) => out(PollEvent::Authenticated { user_id }),
+                Err(e) => out(error(Op::Authenticate, &e)),
+            }
+        }
+        Command::CreateGame { name, options } => {
+            match client.create_game(name.as_deref(), options).await {
+                Ok(r) => {
+                    out(joined(&r));
+                    *room = Some(r);
+                }
+                Err(e) => out(error(Op::CreateGame, &e)),
+            }
+        }
+        Command::JoinGame { name, join } => match client.join_game_with(&name, join).await {
+            Ok(r) => {
+                out(joined(&r));
+                *room = Some(r);
+            }
+            Err(e) => out(error(Op::JoinGame, &e)),
+        },
+        Command::JoinRandom(q) => match client.join_random_game(q).await {
+            Ok(r) => {
+                out(joined(&r));
+                *room = Some(r);
+            }
+            Err(e) => out(error(Op::JoinGame, &e)),
+        },
+        Command::JoinLobby(lobby) => {
+            if let Err(e) = client.join_lobby(lobby).await {
+                out(error(Op::Lobby, &e));
+            }
+        }
+        Command::LeaveLobby => {
+            if let Err(e) = client.leave_lobby().await {
+                out(error(Op::Lobby, &e));
+            }
+        }
+        Command::Leave { will_come_back } => match room.take() {
+            Some(r) => {
+                let left = if will_come_back {
+                    r.leave_for_now().await
+                } else {
+                    r.leave().await
+                };
+                match left {
+                    Ok(()) => out(PollEvent::Left),
+                    Err(e) => out(error(Op::Leave, &e)),
+                }
+            }
+            None => out(in_room(Op::Leave)),
+        },
+        Command::Raise { event, delivery } => match room {
+            Some(r) => {
+                if let Err(e) = r.raise(event, delivery).await {
+                    out(error(Op::Send, &e));
+                }
+            }
+            None => out(in_room(Op::Send)),
+        },
+        Command::Update { update, delivery } => match room {
+            Some(r) => {
+                if let Err(e) = r.update_state(update, delivery).await {
+                    out(error(Op::Send, &e));
+                }
+            }
+            None => out(in_room(Op::Send)),
+        },
+        Command::Room(op) => match room {
+            Some(r) => {
+                if let Err(e) = r.request(op).await {
+                    out(error(Op::Room, &e));
+                }
+            }
+            None => out(in_room(Op::Room)),
+        },
+    }
+}

@@ -1,0 +1,125 @@
+// The C# test program: the same flow as ffi/tests/c/flow.c, through the C# binding, run
+// by the ffi crate's tests with Mono against a real `switchboard dev`.
+// args: master address, CA file, alice's token, bob's token, room name. Exit 0: all held.
+
+using System;
+using System.Text;
+using System.Threading;
+using Switchboard;
+
+static class Flow
+{
+    static void Fail(string what) { Console.Error.WriteLine("FAIL: " + what); Environment.Exit(1); }
+
+    // Polls both clients until cond holds (5 s at most), as a game loop would each frame.
+    static void WaitFor(Func<bool> cond, string what, params SwitchboardClient[] clients)
+    {
+        for (int i = 0; i < 5000; i++)
+        {
+            foreach (var c in clients) c.Poll();
+            if (cond()) return;
+            Thread.Sleep(1);
+        }
+        Fail(what);
+    }
+
+    class Seen
+    {
+        public bool Connected, Authenticated, Left;
+        public string UserId;
+        public uint Actor, MasterClient, Count, JoinedActor, LeftActor, PropsTarget;
+        public bool LeftInactive = true;
+        public Op ErrorOp;
+        public int ErrorCode;
+        public uint EventSender;
+        public byte EventCode;
+        public byte[] EventData;
+        public int Props;
+
+        public void Attach(SwitchboardClient c)
+        {
+            c.Connected += () => Connected = true;
+            c.Authenticated += u => { Authenticated = true; UserId = u; };
+            c.Joined += (game, actor, master, count) => { Actor = actor; MasterClient = master; Count = count; };
+            c.ActorJoined += a => JoinedActor = a;
+            c.ActorLeft += (a, inactive, master) => { LeftActor = a; LeftInactive = inactive; };
+            c.EventReceived += (sender, code, data) => { EventSender = sender; EventCode = code; EventData = data; };
+            c.PropertiesChanged += (target, sender) => { Props++; PropsTarget = target; };
+            c.Left += () => Left = true;
+            c.Error += (op, code, message) => { ErrorOp = op; ErrorCode = code; };
+        }
+    }
+
+    static int Main(string[] args)
+    {
+        if (args.Length != 5) { Console.Error.WriteLine("usage: Flow MASTER CA TOKEN_A TOKEN_B ROOM"); return 2; }
+        string master = args[0], ca = args[1], room = args[4];
+        var a = SwitchboardClient.Connect(master, ca);
+        var b = SwitchboardClient.Connect(master, ca);
+        var sa = new Seen(); sa.Attach(a);
+        var sb = new Seen(); sb.Attach(b);
+        WaitFor(() => sa.Connected && sb.Connected, "connected", a, b);
+
+        // A wrong token: InvalidAuthentication (32767).
+        a.Authenticate("alice", "not-a-token");
+        WaitFor(() => sa.ErrorCode != 0, "wrong token refused", a);
+        if (sa.ErrorCode != 32767 || sa.ErrorOp != Op.Authenticate) Fail("wrong token: 32767, got " + sa.ErrorCode);
+        sa.ErrorCode = 0;
+
+        a.Authenticate("alice", args[2]);
+        b.Authenticate("bob", args[3]);
+        WaitFor(() => sa.Authenticated && sb.Authenticated, "authenticated", a, b);
+        if (sa.UserId != "alice") Fail("alice's user id");
+
+        // A wrong game name: GameDoesNotExist (32758).
+        a.JoinGame("no-such-game");
+        WaitFor(() => sa.ErrorCode != 0, "unknown game refused", a);
+        if (sa.ErrorCode != 32758 || sa.ErrorOp != Op.JoinGame) Fail("unknown game: 32758, got " + sa.ErrorCode);
+        sa.ErrorCode = 0;
+
+        a.CreateGame(room, 4);
+        WaitFor(() => sa.Actor == 1, "a created the room", a);
+        b.JoinGame(room);
+        WaitFor(() => sb.Actor == 2 && sa.JoinedActor == 2, "b joined", a, b);
+        if (sb.MasterClient != 1 || sb.Count != 2) Fail("b's view of the room");
+
+        // Reliable, a -> b.
+        a.RaiseEvent(7, Encoding.UTF8.GetBytes("hello"), true);
+        WaitFor(() => sb.EventData != null, "b got the reliable event", a, b);
+        if (sb.EventSender != 1 || sb.EventCode != 7 || Encoding.UTF8.GetString(sb.EventData) != "hello") Fail("the reliable event");
+
+        // Unreliable, b -> a: datagrams may be lost, so send until one arrives.
+        for (int tries = 0; tries < 50 && sa.EventData == null; tries++)
+        {
+            b.RaiseEvent(8, Encoding.UTF8.GetBytes("fast"), false);
+            for (int i = 0; i < 100 && sa.EventData == null; i++) { a.Poll(); b.Poll(); Thread.Sleep(1); }
+        }
+        if (sa.EventData == null || sa.EventCode != 8 || sa.EventSender != 2) Fail("a got an unreliable event");
+
+        // Properties.
+        a.SetProperty(1, "score", 42);
+        WaitFor(() => sb.Props > 0, "b saw a's property", a, b);
+        if (sb.PropsTarget != 1) Fail("the property's target");
+
+        // A payload over the limit: OperationLimitReached (32743).
+        a.RaiseEvent(9, new byte[600 * 1024], true);
+        WaitFor(() => sa.ErrorCode != 0, "oversized event refused", a);
+        if (sa.ErrorCode != 32743 || sa.ErrorOp != Op.Send) Fail("oversized: 32743, got " + sa.ErrorCode);
+
+        // Bad arguments and a panic inside the library come back as exceptions.
+        try { a.RaiseEvent(1, null, true, (Receivers)9); Fail("receivers 9 accepted"); }
+        catch (SwitchboardException e) { if (e.Code != -2) Fail("receivers 9: -2, got " + e.Code); }
+        try { SwitchboardClient.DebugPanic(); Fail("the panic was not reported"); }
+        catch (SwitchboardException e) { if (e.Code != -3 || !e.Message.Contains("sb_debug_panic")) Fail("panic: -3"); }
+
+        // b leaves; a sees it.
+        b.Leave();
+        WaitFor(() => sb.Left && sa.LeftActor == 2, "b left", a, b);
+        if (sa.LeftInactive) Fail("b left for good");
+
+        a.Dispose();
+        b.Dispose();
+        Console.WriteLine("ok");
+        return 0;
+    }
+}

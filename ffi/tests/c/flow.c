@@ -1,0 +1,125 @@
+/* The C test program: two clients, against a real `switchboard dev`, through the C API
+ * alone. argv: master address, CA file, alice's token, bob's token, room name.
+ * Exits 0 when every step held; prints the first failure otherwise. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "switchboard.h"
+
+#define S(str) (const uint8_t *)(str), strlen(str)
+
+static void fail(const char *what) {
+    char buf[512];
+    size_t n = sb_last_error((uint8_t *)buf, sizeof buf - 1);
+    buf[n < sizeof buf - 1 ? n : sizeof buf - 1] = 0;
+    fprintf(stderr, "FAIL: %s (last error: %s)\n", what, buf);
+    exit(1);
+}
+
+static void nap(void) {
+    struct timespec t = {0, 1000000}; /* 1 ms: a game loop's frame, much shortened */
+    nanosleep(&t, NULL);
+}
+
+/* Polls `c` until an event of `kind` arrives (up to 5 s), skipping others; fails on
+ * an unexpected error event. */
+static SbEvent wait_for(SbClient *c, uint32_t kind, const char *what) {
+    SbEvent e;
+    for (int i = 0; i < 5000; i++) {
+        int r = sb_poll(c, &e);
+        if (r < 0) fail("sb_poll");
+        if (r == 0) { nap(); continue; }
+        if (e.kind == kind) return e;
+        if (e.kind == SB_EVENT_ERROR && kind != SB_EVENT_ERROR) {
+            fprintf(stderr, "unexpected error %d: %.*s\n", e.code, (int)e.text_len, (const char *)e.text);
+            fail(what);
+        }
+    }
+    fail(what);
+    return e;
+}
+
+int main(int argc, char **argv) {
+    if (argc != 6) { fprintf(stderr, "usage: flow MASTER CA TOKEN_A TOKEN_B ROOM\n"); return 2; }
+    const char *master = argv[1], *ca = argv[2], *room = argv[5];
+    SbClient *a = NULL, *b = NULL;
+    if (sb_client_connect(S(master), S(ca), &a) != SB_OK) fail("connect a");
+    if (sb_client_connect(S(master), S(ca), &b) != SB_OK) fail("connect b");
+    wait_for(a, SB_EVENT_CONNECTED, "a connected");
+    wait_for(b, SB_EVENT_CONNECTED, "b connected");
+
+    /* A wrong token: InvalidAuthentication (32767). */
+    sb_authenticate(a, S("alice"), S("not-a-token"));
+    SbEvent e = wait_for(a, SB_EVENT_ERROR, "wrong token refused");
+    if (e.code != 32767 || e.flags != SB_OP_AUTHENTICATE) fail("wrong token: code 32767");
+
+    sb_authenticate(a, S("alice"), S(argv[3]));
+    e = wait_for(a, SB_EVENT_AUTHENTICATED, "a authenticated");
+    if (e.text_len != 5 || memcmp(e.text, "alice", 5) != 0) fail("a's user id");
+    sb_authenticate(b, S("bob"), S(argv[4]));
+    wait_for(b, SB_EVENT_AUTHENTICATED, "b authenticated");
+
+    /* A wrong game name: GameDoesNotExist (32758). */
+    sb_join_game(a, S("no-such-game"), 0);
+    e = wait_for(a, SB_EVENT_ERROR, "unknown game refused");
+    if (e.code != 32758 || e.flags != SB_OP_JOIN_GAME) fail("unknown game: code 32758");
+
+    sb_create_game(a, S(room), 4);
+    e = wait_for(a, SB_EVENT_JOINED, "a created the room");
+    if (e.actor != 1) fail("a is actor 1");
+    sb_join_game(b, S(room), 0);
+    e = wait_for(b, SB_EVENT_JOINED, "b joined");
+    if (e.actor != 2 || e.sender != 1 || e.count != 2) fail("b is actor 2, master client 1");
+    e = wait_for(a, SB_EVENT_ACTOR_JOINED, "a saw b join");
+    if (e.actor != 2) fail("the joiner is 2");
+
+    /* Reliable, a -> b. */
+    sb_raise_event(a, 7, S("hello"), 0, 1);
+    e = wait_for(b, SB_EVENT_EVENT, "b got the reliable event");
+    if (e.sender != 1 || e.code != 7 || e.data_len != 5 || memcmp(e.data, "hello", 5) != 0)
+        fail("the reliable event");
+
+    /* Unreliable, b -> a: datagrams may be lost, so send until one arrives. */
+    int got = 0;
+    for (int tries = 0; tries < 50 && !got; tries++) {
+        sb_raise_event(b, 8, S("fast"), 0, 0);
+        for (int i = 0; i < 100 && !got; i++) {
+            if (sb_poll(a, &e) == 1 && e.kind == SB_EVENT_EVENT && e.code == 8 && e.sender == 2)
+                got = 1;
+            else
+                nap();
+        }
+    }
+    if (!got) fail("a got an unreliable event");
+
+    /* Properties. */
+    sb_set_property_int(a, 1, S("score"), 42);
+    e = wait_for(b, SB_EVENT_PROPERTIES_CHANGED, "b saw a's property");
+    if (e.actor != 1 || e.sender != 1) fail("the property change");
+
+    /* A payload over the limit: OperationLimitReached (32743). */
+    size_t big = 600 * 1024;
+    uint8_t *payload = calloc(big, 1);
+    sb_raise_event(a, 9, payload, big, 0, 1);
+    free(payload);
+    e = wait_for(a, SB_EVENT_ERROR, "oversized event refused");
+    if (e.code != 32743 || e.flags != SB_OP_SEND) fail("oversized: code 32743");
+
+    /* Bad arguments come back at once. */
+    if (sb_raise_event(a, 1, NULL, 0, 9, 1) != SB_ERR_INVALID) fail("receivers 9 is invalid");
+    if (sb_join_game(NULL, S(room), 0) != SB_ERR_NULL) fail("a null client");
+    if (sb_debug_panic() != SB_ERR_PANIC) fail("a panic comes back as SB_ERR_PANIC");
+
+    /* b leaves: a sees it. */
+    sb_leave(b, 0);
+    wait_for(b, SB_EVENT_LEFT, "b left");
+    e = wait_for(a, SB_EVENT_ACTOR_LEFT, "a saw b leave");
+    if (e.actor != 2 || e.flags != 0) fail("b left for good");
+
+    sb_client_free(a);
+    sb_client_free(b);
+    printf("ok\n");
+    return 0;
+}
