@@ -60,6 +60,10 @@ pub enum PollEvent {
         /// The games.
         games: Vec<GameListEntry>,
     },
+    /// The answer to `lobby_stats`.
+    LobbyStats(Vec<switchboard_protocol::LobbyStats>),
+    /// The answer to `find_friends`, in the order asked.
+    Friends(Vec<switchboard_protocol::FriendStatus>),
     /// Now in a room.
     Joined {
         /// The game's name.
@@ -158,6 +162,8 @@ enum Command {
     JoinRandom(JoinRandom),
     JoinLobby(Lobby),
     LeaveLobby,
+    LobbyStats,
+    FindFriends(Vec<String>),
     Leave {
         will_come_back: bool,
     },
@@ -285,6 +291,16 @@ impl PollClient {
     /// Leaves the lobby.
     pub fn leave_lobby(&mut self) {
         self.send(Command::LeaveLobby);
+    }
+
+    /// Asks for the lobbies' statistics (`LobbyStats` follows).
+    pub fn lobby_stats(&mut self) {
+        self.send(Command::LobbyStats);
+    }
+
+    /// Asks where these users are (`Friends` follows).
+    pub fn find_friends(&mut self, user_ids: Vec<String>) {
+        self.send(Command::FindFriends(user_ids));
     }
 
     /// Leaves the room (for good, or to come back within its PlayerTtl).
@@ -482,6 +498,14 @@ async fn run(cmd: Command, client: &mut Client, room: &mut Option<Room>, out: &i
                 out(error(Op::Lobby, &e));
             }
         }
+        Command::LobbyStats => match client.lobby_stats().await {
+            Ok(s) => out(PollEvent::LobbyStats(s)),
+            Err(e) => out(error(Op::Lobby, &e)),
+        },
+        Command::FindFriends(users) => match client.find_friends(users).await {
+            Ok(f) => out(PollEvent::Friends(f)),
+            Err(e) => out(error(Op::Lobby, &e)),
+        },
         Command::Leave { will_come_back } => match room.take() {
             Some(r) => {
                 let left = if will_come_back {

@@ -539,6 +539,7 @@ impl SbClient {
                 e.kind = SB_EVENT_AUTHENTICATED;
                 self.text = user_id;
             }
+            PollEvent::LobbyStats(_) | PollEvent::Friends(_) => e.kind = SB_EVENT_OTHER,
             PollEvent::GameList { update, games } => {
                 e.kind = SB_EVENT_GAME_LIST;
                 e.flags = u32::from(update);
