@@ -281,6 +281,24 @@ struct GameServerArgs {
     /// Stable id of this game server.
     #[arg(long, env = "SWITCHBOARD_SERVER_ID")]
     id: String,
+    /// The studio's backend to send webhooks to (base URL; none: no webhooks).
+    #[arg(long, env = "SWITCHBOARD_WEBHOOK_URL")]
+    webhook_url: Option<String>,
+    /// The key of the webhooks' X-Switchboard-Signature HMAC (at least 16 bytes).
+    #[arg(long, env = "SWITCHBOARD_WEBHOOK_SECRET", hide_env_values = true)]
+    webhook_secret: Option<String>,
+    /// Extra header on every webhook, `Name: value` (repeatable).
+    #[arg(long = "webhook-header", env = "SWITCHBOARD_WEBHOOK_HEADERS", value_delimiter = ',')]
+    webhook_headers: Vec<String>,
+    /// Milliseconds one webhook attempt may take.
+    #[arg(long, env = "SWITCHBOARD_WEBHOOK_TIMEOUT_MS", default_value_t = 2000)]
+    webhook_timeout_ms: u64,
+    /// Attempts per webhook before it is given up.
+    #[arg(long, env = "SWITCHBOARD_WEBHOOK_ATTEMPTS", default_value_t = 5)]
+    webhook_attempts: u32,
+    /// Webhooks held before new ones are dropped.
+    #[arg(long, env = "SWITCHBOARD_WEBHOOK_QUEUE", default_value_t = 4096)]
+    webhook_queue: usize,
     /// Address for clients.
     #[arg(long, env = "SWITCHBOARD_LISTEN", default_value = "0.0.0.0:5056")]
     listen: SocketAddr,
@@ -466,6 +484,23 @@ async fn main() -> anyhow::Result<()> {
             cfg.register_attempts = args.register_attempts;
             cfg.sync_interval = Duration::from_secs(args.sync_interval.max(1));
             args.limits.apply_gameserver(&mut cfg);
+            if let Some(url) = args.webhook_url {
+                let secret = args
+                    .webhook_secret
+                    .filter(|s| s.len() >= 16)
+                    .context("--webhook-url needs --webhook-secret of at least 16 bytes")?;
+                let mut w = switchboard_gameserver::webhooks::WebhookConfig::new(url, secret);
+                w.timeout = Duration::from_millis(args.webhook_timeout_ms.max(1));
+                w.max_attempts = args.webhook_attempts.max(1);
+                w.queue = args.webhook_queue.max(1);
+                for h in &args.webhook_headers {
+                    let (k, v) = h
+                        .split_once(':')
+                        .with_context(|| format!("--webhook-header {h:?} is not `Name: value`"))?;
+                    w.headers.push((k.trim().to_string(), v.trim().to_string()));
+                }
+                cfg.webhooks = Some(w);
+            }
             let gs = GameServer::bind(cfg).context("binding the game server")?;
             let ready = serde_json::json!({
                 "ready": true,

@@ -56,6 +56,8 @@ pub struct GameServerConfig {
     /// Caps on connections per address and on connections that have not joined yet, and
     /// address validation.
     pub admission: AdmissionLimits,
+    /// The studio's backend to tell about rooms (none by default).
+    pub webhooks: Option<crate::webhooks::WebhookConfig>,
     /// How often load is reported to the master (the link's heartbeat: the master
     /// stops routing to a server that misses its report timeout, 3 s by default).
     pub report_interval: Duration,
@@ -113,6 +115,7 @@ impl GameServerConfig {
             join_timeout: Duration::from_secs(10),
             rate_limits: RateLimits::default(),
             admission: AdmissionLimits::default(),
+            webhooks: None,
             report_interval: Duration::from_secs(1),
             sync_interval: Duration::from_secs(60),
             reconnect_min: Duration::from_millis(100),

@@ -128,6 +128,18 @@ async fn metrics(State(s): State<Arc<Shared>>) -> String {
             ("limit", st.ops_refused[1].load(Ordering::Relaxed)),
         ],
     );
+    let w = &s.webhook_stats;
+    e.labeled_counter(
+        "switchboard_gs_webhooks_total",
+        "Webhooks: delivered, attempts retried, given up after the last attempt, dropped (queue full).",
+        "outcome",
+        &[
+            ("delivered", w.delivered.load(Ordering::Relaxed)),
+            ("retried", w.retried.load(Ordering::Relaxed)),
+            ("failed", w.failed.load(Ordering::Relaxed)),
+            ("dropped", w.dropped.load(Ordering::Relaxed)),
+        ],
+    );
     e.counter(
         "switchboard_gs_retries_total",
         "Connections asked to validate their address first (QUIC Retry).",

@@ -27,6 +27,7 @@ mod reports;
 pub use switchboard_hive as room;
 mod room_actor;
 pub mod server_state;
+pub mod webhooks;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -137,6 +138,10 @@ pub(crate) struct Shared {
     public_address: String,
     client_endpoint: Endpoint,
     rooms: Mutex<Registry<RoomHandle>>,
+    /// The studio's backend, if configured.
+    webhooks: Option<webhooks::Webhooks>,
+    /// Counters of the webhooks.
+    webhook_stats: Arc<webhooks::WebhookStats>,
     /// Names joiners until they are actors (unique on this server).
     joiners: AtomicU64,
     /// What the master link reports: the rooms' published states and their changes.
@@ -309,12 +314,19 @@ impl GameServer {
         let client_endpoint = switchboard_transport::client_endpoint(bound.is_ipv6())?;
         let (offline_at, _) = watch::channel(None);
         let admission = Admission::new(config.admission.clone());
+        let webhook_stats = Arc::new(webhooks::WebhookStats::default());
+        let webhooks = config
+            .webhooks
+            .clone()
+            .map(|w| webhooks::Webhooks::start(w, &config.server_id, webhook_stats.clone()).0);
         Ok(GameServer {
             shared: Arc::new(Shared {
                 config,
                 public_address,
                 client_endpoint,
                 rooms: Mutex::default(),
+                webhooks,
+                webhook_stats,
                 joiners: AtomicU64::new(0),
                 reports: reports::Reports::default(),
                 rooms_changed: Notify::new(),
@@ -447,6 +459,10 @@ impl GameServer {
         );
         tasks.abort_all();
         background.abort_all();
+        // What the backend has not been told yet leaves within the drain grace.
+        if let Some(w) = &shared.webhooks {
+            w.flush(shared.config.drain_grace).await;
+        }
         let _ = tokio::time::timeout(Duration::from_secs(2), endpoint.wait_idle()).await;
         match gave_up {
             Some(e) => Err(e),

@@ -160,6 +160,8 @@ pub(crate) fn create(
         shared,
         room,
         members: HashMap::new(),
+        users: HashMap::new(),
+        hook_seq: 0,
         joiners: HashMap::new(),
         id: 0,
         closed: false,
@@ -190,6 +192,11 @@ pub(crate) struct RoomActor {
     shared: Arc<Shared>,
     room: Room,
     members: HashMap<u32, MemberRef>,
+    /// Users by actor, for the webhooks' Leave (an actor removed from the room is gone
+    /// from it by then).
+    users: HashMap<u32, String>,
+    /// The room's webhook sequence number (the last one sent).
+    hook_seq: u64,
     /// Joiners the room has not decided on yet (held for approval), by token.
     joiners: HashMap<u64, Joiner>,
     id: u64,
@@ -270,7 +277,14 @@ impl RoomActor {
         let mut told = Vec::new();
         for out in outs {
             match out {
-                Out::Joined { joiner, actor, .. } => {
+                Out::Joined {
+                    joiner,
+                    actor,
+                    user_id,
+                } => {
+                    let kind = if self.hook_seq == 0 { "Create" } else { "Join" };
+                    self.hook(kind, actor, &user_id, None);
+                    self.users.insert(actor, user_id);
                     bound.push((joiner, actor));
                     if let Some((m, done)) = self.joiners.remove(&joiner) {
                         self.members.insert(actor, m);
@@ -303,11 +317,23 @@ impl RoomActor {
                         }
                     }
                 }
-                Out::Left { actor, .. } => {
-                    self.members.remove(&actor);
+                Out::Left { actor, inactive } => {
+                    let reason = match (inactive, self.members.remove(&actor)) {
+                        (true, _) => "inactive",
+                        (false, Some(_)) => "left",
+                        // Removed while it was inactive: its PlayerTtl ran out.
+                        (false, None) => "expired",
+                    };
+                    let user = if inactive {
+                        self.users.get(&actor).cloned()
+                    } else {
+                        self.users.remove(&actor)
+                    };
+                    self.hook("Leave", actor, &user.unwrap_or_default(), Some(reason));
                 }
                 Out::Closed => {
                     self.closed = true;
+                    self.hook("Close", 0, "", None);
                     // Only a Server room whose authority left ends with members in it.
                     for m in self.members.values() {
                         m.close(CloseCode::RoomClosed, ROOM_CLOSED);
@@ -367,12 +393,19 @@ impl RoomActor {
         // dropped connection (inactive if the room has a PlayerTtl).
         for actor in slow {
             self.shared.stats.slow_consumer();
-            self.members.remove(&actor);
             let dropped = Input::Leave {
                 id: None,
                 will_come_back: true,
             };
             self.input(Origin::Actor(actor), dropped, None, None);
+        }
+    }
+
+    /// Queues a webhook about this room (never waits).
+    fn hook(&mut self, kind: &'static str, actor: u32, user: &str, reason: Option<&str>) {
+        if let Some(w) = &self.shared.webhooks {
+            self.hook_seq += 1;
+            w.room(kind, self.room.name(), self.hook_seq, actor, user, reason);
         }
     }
 

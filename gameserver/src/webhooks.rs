@@ -1,0 +1,227 @@
+//! Webhooks: the game server tells the studio's backend what happens in its rooms, with
+//! a POST of a JSON body per room lifecycle change (Photon's PathCreate, PathJoin,
+//! PathLeave, PathClose), signed with an HMAC of the body.
+//!
+//! Never in a room's way: a room only puts a hook in a bounded queue (a full queue drops
+//! it, counted and logged); one task per game server sends them in order (so per room,
+//! hooks arrive in the order they happened), retrying with backoff up to a limit. A
+//! stopping game server flushes what it still holds within its drain grace.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use switchboard_transport::LogLimit;
+use tokio::sync::mpsc;
+use tracing::warn;
+
+/// Where and how to send the hooks.
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    /// The backend's base URL; a hook goes to `base_url` + `/` + its path.
+    pub base_url: String,
+    /// The key of the `X-Switchboard-Signature` HMAC.
+    pub secret: Vec<u8>,
+    /// Extra headers on every request (an API key, say).
+    pub headers: Vec<(String, String)>,
+    /// How long one attempt may take.
+    pub timeout: Duration,
+    /// Attempts per hook before it is given up (counted and logged).
+    pub max_attempts: u32,
+    /// Hooks held per game server before new ones are dropped.
+    pub queue: usize,
+}
+
+impl WebhookConfig {
+    /// A configuration with the defaults: 2 s per attempt, 5 attempts, 4096 queued.
+    pub fn new(base_url: impl Into<String>, secret: impl Into<Vec<u8>>) -> Self {
+        WebhookConfig {
+            base_url: base_url.into(),
+            secret: secret.into(),
+            headers: Vec::new(),
+            timeout: Duration::from_secs(2),
+            max_attempts: 5,
+            queue: 4096,
+        }
+    }
+}
+
+/// Counters of the webhooks.
+#[derive(Debug, Default)]
+pub struct WebhookStats {
+    /// Hooks the backend accepted (a 2xx answer).
+    pub delivered: AtomicU64,
+    /// Attempts that failed and were retried.
+    pub retried: AtomicU64,
+    /// Hooks given up after their last attempt.
+    pub failed: AtomicU64,
+    /// Hooks dropped because the queue was full.
+    pub dropped: AtomicU64,
+}
+
+/// One hook to send.
+#[derive(Debug)]
+pub(crate) struct Hook {
+    path: &'static str,
+    body: serde_json::Value,
+}
+
+/// The way in to the sender task.
+#[derive(Debug, Clone)]
+pub(crate) struct Webhooks {
+    tx: mpsc::Sender<Hook>,
+    stats: Arc<WebhookStats>,
+    server_id: Arc<str>,
+    /// Hooks queued or being sent.
+    pending: Arc<AtomicU64>,
+}
+
+static DROP_LOG: LogLimit = LogLimit::new(Duration::from_secs(1));
+static FAIL_LOG: LogLimit = LogLimit::new(Duration::from_secs(1));
+
+/// The hex HMAC-SHA256 of `body` under `key`, as sent in `X-Switchboard-Signature`
+/// (`sha256=<hex>`).
+pub fn signature(key: &[u8], body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(body);
+    let tag = mac.finalize().into_bytes();
+    let hex: String = tag.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256={hex}")
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Webhooks {
+    /// Starts the sender task; returns the way in and the task (done once every sender
+    /// is dropped and the queue is empty).
+    pub(crate) fn start(
+        config: WebhookConfig,
+        server_id: &str,
+        stats: Arc<WebhookStats>,
+    ) -> (Webhooks, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(config.queue.max(1));
+        let pending = Arc::new(AtomicU64::new(0));
+        let task = tokio::spawn(send_loop(config, rx, stats.clone(), pending.clone()));
+        (
+            Webhooks {
+                tx,
+                stats,
+                server_id: server_id.into(),
+                pending,
+            },
+            task,
+        )
+    }
+
+    /// Waits (at most `within`) until every queued hook was delivered or given up.
+    pub(crate) async fn flush(&self, within: Duration) {
+        let until = tokio::time::Instant::now() + within;
+        while self.pending.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Queues a hook; never waits.
+    fn push(&self, path: &'static str, body: serde_json::Value) {
+        self.pending.fetch_add(1, Ordering::AcqRel);
+        if self.tx.try_send(Hook { path, body }).is_err() {
+            self.pending.fetch_sub(1, Ordering::AcqRel);
+            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+            if let Some(left_out) = DROP_LOG.check(std::time::Instant::now()) {
+                warn!(left_out, "webhook queue full: hooks dropped");
+            }
+        }
+    }
+
+    /// A room lifecycle hook: `kind` is `Create`, `Join`, `Leave` or `Close`.
+    pub(crate) fn room(
+        &self,
+        kind: &'static str,
+        game: &str,
+        seq: u64,
+        actor: u32,
+        user_id: &str,
+        reason: Option<&str>,
+    ) {
+        let mut body = serde_json::json!({
+            "Type": kind,
+            "GameId": game,
+            "GameServer": &*self.server_id,
+            "Seq": seq,
+            "ActorNr": actor,
+            "UserId": user_id,
+            "Time": unix_ms(),
+        });
+        if let Some(reason) = reason {
+            body["Reason"] = reason.into();
+        }
+        let path = match kind {
+            "Create" => "GameCreate",
+            "Join" => "GameJoin",
+            "Leave" => "GameLeave",
+            _ => "GameClose",
+        };
+        self.push(path, body);
+    }
+}
+
+async fn send_loop(
+    config: WebhookConfig,
+    mut rx: mpsc::Receiver<Hook>,
+    stats: Arc<WebhookStats>,
+    pending: Arc<AtomicU64>,
+) {
+    let client = match reqwest::Client::builder().timeout(config.timeout).build() {
+        Ok(c) => c,
+        Err(e) => {
+            warn!(error = %e, "webhooks disabled: no HTTP client");
+            return;
+        }
+    };
+    let base = config.base_url.trim_end_matches('/').to_string();
+    while let Some(hook) = rx.recv().await {
+        let body = serde_json::to_vec(&hook.body).expect("JSON values serialize");
+        let sig = signature(&config.secret, &body);
+        let url = format!("{base}/{}", hook.path);
+        let mut backoff = Duration::from_millis(100);
+        for attempt in 1..=config.max_attempts.max(1) {
+            let mut req = client
+                .post(&url)
+                .header("Content-Type", "application/json")
+                .header("X-Switchboard-Signature", &sig)
+                .body(body.clone());
+            for (k, v) in &config.headers {
+                req = req.header(k, v);
+            }
+            match req.send().await {
+                Ok(r) if r.status().is_success() => {
+                    stats.delivered.fetch_add(1, Ordering::Relaxed);
+                    break;
+                }
+                outcome if attempt == config.max_attempts.max(1) => {
+                    stats.failed.fetch_add(1, Ordering::Relaxed);
+                    if let Some(left_out) = FAIL_LOG.check(std::time::Instant::now()) {
+                        let why = match outcome {
+                            Ok(r) => format!("status {}", r.status()),
+                            Err(e) => e.to_string(),
+                        };
+                        warn!(left_out, %url, %why, "webhook given up after its last attempt");
+                    }
+                }
+                _ => {
+                    stats.retried.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+        pending.fetch_sub(1, Ordering::AcqRel);
+    }
+}

@@ -1,0 +1,176 @@
+//! Webhooks end to end: a real HTTP backend (this test's own, on loopback) receives a
+//! signed POST per room lifecycle change, in order per room, and a backend that is down
+//! for a while still gets everything once it is back.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use common::{expect_event, start_all};
+use switchboard_gameserver::webhooks::{WebhookConfig, signature};
+use switchboard_protocol::{RoomEvent, RoomOptions};
+
+const SECRET: &[u8] = b"webhook-secret-of-the-studio";
+
+#[derive(Default)]
+struct Backend {
+    /// (path, signature header, body) of every request that was answered 200.
+    got: Vec<(String, String, serde_json::Value)>,
+    /// Answer 503 to this many requests first.
+    fail_first: usize,
+    attempts: usize,
+}
+
+type Shared = Arc<Mutex<Backend>>;
+
+async fn hook(
+    State(b): State<Shared>,
+    axum::extract::Path(path): axum::extract::Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> StatusCode {
+    let mut b = b.lock().unwrap();
+    b.attempts += 1;
+    if b.attempts <= b.fail_first {
+        return StatusCode::SERVICE_UNAVAILABLE;
+    }
+    let sig = headers
+        .get("x-switchboard-signature")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    assert_eq!(
+        sig,
+        signature(SECRET, &body),
+        "the signature is over the body"
+    );
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    b.got.push((path, sig, json));
+    StatusCode::OK
+}
+
+async fn backend(fail_first: usize) -> (SocketAddr, Shared) {
+    let state: Shared = Arc::new(Mutex::new(Backend {
+        fail_first,
+        ..Backend::default()
+    }));
+    let app = axum::Router::new()
+        .route("/hooks/{path}", post(hook))
+        .with_state(state.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (addr, state)
+}
+
+async fn cluster(addr: SocketAddr) -> common::TestCluster {
+    start_all(
+        1,
+        |_| {},
+        |_| {},
+        move |g| {
+            let mut w = WebhookConfig::new(format!("http://{addr}/hooks"), SECRET.to_vec());
+            w.max_attempts = 10;
+            g.webhooks = Some(w);
+        },
+    )
+    .await
+}
+
+/// Waits until the backend holds `n` hooks; returns them.
+async fn hooks(b: &Shared, n: usize) -> Vec<(String, String, serde_json::Value)> {
+    for _ in 0..500 {
+        {
+            let b = b.lock().unwrap();
+            if b.got.len() >= n {
+                return b.got.clone();
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!(
+        "the backend got {} hooks, not {n}",
+        b.lock().unwrap().got.len()
+    );
+}
+
+async fn play_a_room(t: &common::TestCluster) {
+    let alice = t.client("alice").await;
+    let mut a = alice
+        .create_game(Some("hooked"), RoomOptions::default())
+        .await
+        .unwrap();
+    let bob = t.client("bob").await;
+    let b = bob.join_game("hooked").await.unwrap();
+    expect_event(&mut a, |e| matches!(e, RoomEvent::Join { .. })).await;
+    b.leave().await.unwrap();
+    a.leave().await.unwrap();
+}
+
+#[tokio::test]
+async fn every_room_change_reaches_the_backend_signed_and_in_order() {
+    let (addr, b) = backend(0).await;
+    let t = cluster(addr).await;
+    play_a_room(&t).await;
+    let got = hooks(&b, 5).await;
+    let seen: Vec<(&str, &str, u64, u64, &str)> = got
+        .iter()
+        .map(|(path, _, j)| {
+            (
+                path.as_str(),
+                j["Type"].as_str().unwrap(),
+                j["Seq"].as_u64().unwrap(),
+                j["ActorNr"].as_u64().unwrap(),
+                j["UserId"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("GameCreate", "Create", 1, 1, "alice"),
+            ("GameJoin", "Join", 2, 2, "bob"),
+            ("GameLeave", "Leave", 3, 2, "bob"),
+            ("GameLeave", "Leave", 4, 1, "alice"),
+            ("GameClose", "Close", 5, 0, ""),
+        ]
+    );
+    for (_, _, j) in &got {
+        assert_eq!(j["GameId"], "hooked");
+        assert_eq!(j["GameServer"], "gs-1");
+    }
+    assert_eq!(got[2].2["Reason"], "left");
+    t.cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_backend_down_for_a_while_gets_everything_once_it_is_back() {
+    // The first 4 attempts fail (the backend is "down"); retries deliver all, in order.
+    let (addr, b) = backend(4).await;
+    let t = cluster(addr).await;
+    play_a_room(&t).await;
+    let got = hooks(&b, 5).await;
+    let seqs: Vec<u64> = got
+        .iter()
+        .map(|(_, _, j)| j["Seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, vec![1, 2, 3, 4, 5]);
+    assert!(
+        b.lock().unwrap().attempts >= 9,
+        "the failed attempts were retried"
+    );
+    let metrics = common::metric(
+        &t.gs_metrics(0),
+        "switchboard_gs_webhooks_total{outcome=\"retried\"}",
+    )
+    .await;
+    assert!(metrics >= 4.0, "retries are counted: {metrics}");
+    t.cluster.shutdown().await;
+}
