@@ -288,7 +288,11 @@ struct GameServerArgs {
     #[arg(long, env = "SWITCHBOARD_WEBHOOK_SECRET", hide_env_values = true)]
     webhook_secret: Option<String>,
     /// Extra header on every webhook, `Name: value` (repeatable).
-    #[arg(long = "webhook-header", env = "SWITCHBOARD_WEBHOOK_HEADERS", value_delimiter = ',')]
+    #[arg(
+        long = "webhook-header",
+        env = "SWITCHBOARD_WEBHOOK_HEADERS",
+        value_delimiter = ','
+    )]
     webhook_headers: Vec<String>,
     /// Milliseconds one webhook attempt may take.
     #[arg(long, env = "SWITCHBOARD_WEBHOOK_TIMEOUT_MS", default_value_t = 2000)]
@@ -299,6 +303,12 @@ struct GameServerArgs {
     /// Webhooks held before new ones are dropped.
     #[arg(long, env = "SWITCHBOARD_WEBHOOK_QUEUE", default_value_t = 4096)]
     webhook_queue: usize,
+    /// Tell the sender of a forwarded event the backend never accepted (ErrorInfo).
+    #[arg(long, env = "SWITCHBOARD_WEBHOOK_ERROR_INFO")]
+    webhook_error_info: bool,
+    /// Milliseconds between a room's batches of forwarded events.
+    #[arg(long, env = "SWITCHBOARD_WEBHOOK_BATCH_MS", default_value_t = 1000)]
+    webhook_batch_ms: u64,
     /// Address for clients.
     #[arg(long, env = "SWITCHBOARD_LISTEN", default_value = "0.0.0.0:5056")]
     listen: SocketAddr,
@@ -493,6 +503,8 @@ async fn main() -> anyhow::Result<()> {
                 w.timeout = Duration::from_millis(args.webhook_timeout_ms.max(1));
                 w.max_attempts = args.webhook_attempts.max(1);
                 w.queue = args.webhook_queue.max(1);
+                w.error_info = args.webhook_error_info;
+                w.batch_interval = Duration::from_millis(args.webhook_batch_ms.max(10));
                 for h in &args.webhook_headers {
                     let (k, v) = h
                         .split_once(':')

@@ -174,3 +174,117 @@ async fn a_backend_down_for_a_while_gets_everything_once_it_is_back() {
     assert!(metrics >= 4.0, "retries are counted: {metrics}");
     t.cluster.shutdown().await;
 }
+
+fn event(code: u8, data: &'static [u8]) -> switchboard_protocol::RaiseEvent {
+    switchboard_protocol::RaiseEvent {
+        code,
+        receivers: switchboard_protocol::ReceiverGroup::Others,
+        targets: vec![],
+        group: 0,
+        cache: switchboard_protocol::EventCaching::DoNotCache,
+        channel: 0,
+        data: bytes::Bytes::from_static(data),
+    }
+}
+
+fn b64(s: &serde_json::Value) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(s.as_str().unwrap())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn forwarded_events_reach_the_backend_at_once_or_batched() {
+    let (addr, b) = backend(0).await;
+    let t = start_all(
+        1,
+        |_| {},
+        |_| {},
+        move |g| {
+            let mut w = WebhookConfig::new(format!("http://{addr}/hooks"), SECRET.to_vec());
+            w.batch_interval = Duration::from_millis(200);
+            g.webhooks = Some(w);
+        },
+    )
+    .await;
+    let alice = t.client("alice").await;
+    let a = alice
+        .create_game(Some("shop"), RoomOptions::default())
+        .await
+        .unwrap();
+    let bob = t.client("bob").await;
+    let mut bb = bob.join_game("shop").await.unwrap();
+    use switchboard_protocol::Forward;
+    a.raise_forwarded(event(5, b"bought sword"), Forward::Now)
+        .await
+        .unwrap();
+    for coin in [b"coin 1", b"coin 2", b"coin 3"] {
+        a.raise_forwarded(event(6, coin), Forward::Batched)
+            .await
+            .unwrap();
+    }
+    // Relayed as usual too.
+    let relayed = expect_event(&mut bb, |e| matches!(e, RoomEvent::Custom(_))).await;
+    assert!(matches!(relayed, RoomEvent::Custom(d) if d.code == 5));
+    // Create, Join, the event, then one batch with the three coins in order.
+    let got = hooks(&b, 4).await;
+    let (path, _, ev) = &got[2];
+    assert_eq!(path, "GameEvent");
+    assert_eq!(
+        (ev["ActorNr"].as_u64(), ev["EvCode"].as_u64()),
+        (Some(1), Some(5))
+    );
+    assert_eq!(b64(&ev["Data"]), b"bought sword");
+    assert_eq!(ev["UserId"], "alice");
+    let (path, _, batch) = &got[3];
+    assert_eq!(path, "GameEvents");
+    let coins: Vec<Vec<u8>> = batch["Events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| b64(&e["Data"]))
+        .collect();
+    assert_eq!(
+        coins,
+        vec![b"coin 1".to_vec(), b"coin 2".to_vec(), b"coin 3".to_vec()]
+    );
+    assert_eq!(batch["Seq"], 4);
+    t.cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_forwarded_event_the_backend_never_takes_comes_back_as_error_info() {
+    // The backend refuses everything; with HasErrorInfo the sender is told.
+    let (addr, _b) = backend(usize::MAX).await;
+    let t = start_all(
+        1,
+        |_| {},
+        |_| {},
+        move |g| {
+            let mut w = WebhookConfig::new(format!("http://{addr}/hooks"), SECRET.to_vec());
+            w.max_attempts = 2;
+            w.error_info = true;
+            g.webhooks = Some(w);
+        },
+    )
+    .await;
+    let alice = t.client("alice").await;
+    let mut a = alice
+        .create_game(Some("shop"), RoomOptions::default())
+        .await
+        .unwrap();
+    a.raise_forwarded(
+        event(5, b"bought sword"),
+        switchboard_protocol::Forward::Now,
+    )
+    .await
+    .unwrap();
+    let told = expect_event(&mut a, |e| matches!(e, RoomEvent::ErrorInfo { .. })).await;
+    assert!(matches!(
+        told,
+        RoomEvent::ErrorInfo { code, .. }
+            if code == switchboard_protocol::ResultCode::ExternalHttpCallFailed.to_wire()
+    ));
+    t.cluster.shutdown().await;
+}

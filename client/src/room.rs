@@ -293,6 +293,19 @@ impl Room {
         .await
     }
 
+    /// Raises a reliable event that the game server also forwards to the studio's
+    /// backend (a webhook), at once or batched.
+    pub async fn raise_forwarded(
+        &self,
+        mut event: RaiseEvent,
+        forward: switchboard_protocol::Forward,
+    ) -> Result<(), ClientError> {
+        event.channel = 0;
+        self.session
+            .send(&ClientToGame::ForwardEvent { event, forward })
+            .await
+    }
+
     /// Sends any room operation and returns its reply (the typed methods above are
     /// this, checked).
     pub async fn request(&self, op: GameOp) -> Result<GameReply, ClientError> {

@@ -309,6 +309,13 @@ impl Peer {
                 raise(&self.shared, &self.room, &self.events, ev, Via::Control);
                 Ok(())
             }
+            ClientToGame::ForwardEvent { event, forward } => {
+                if let Some((handle, actor)) = within_limit(&self.shared, &self.room, &self.events)
+                {
+                    handle.forward(&self.shared.stats, actor, event, forward);
+                }
+                Ok(())
+            }
             ClientToGame::UpdateState(u) => {
                 update(&self.shared, &self.room, &self.events, u, Via::Control);
                 Ok(())

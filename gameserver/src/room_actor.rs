@@ -116,6 +116,17 @@ impl RoomHandle {
         self.relay(stats, sender, Input::Raise { event, via });
     }
 
+    /// Relays an event and forwards it to the backend.
+    pub fn forward(
+        &self,
+        stats: &Stats,
+        sender: u32,
+        event: RaiseEvent,
+        forward: switchboard_protocol::Forward,
+    ) {
+        self.relay(stats, sender, Input::Forward { event, forward });
+    }
+
     /// Relays an object's state update, as [`RoomHandle::raise`] does an event.
     pub fn update(&self, stats: &Stats, sender: u32, update: StateUpdate, via: Via) {
         self.relay(stats, sender, Input::Update { update, via });
@@ -162,6 +173,8 @@ pub(crate) fn create(
         members: HashMap::new(),
         users: HashMap::new(),
         hook_seq: 0,
+        batch: Vec::new(),
+        batch_due: None,
         joiners: HashMap::new(),
         id: 0,
         closed: false,
@@ -197,6 +210,9 @@ pub(crate) struct RoomActor {
     users: HashMap<u32, String>,
     /// The room's webhook sequence number (the last one sent).
     hook_seq: u64,
+    /// Forwarded events waiting for the next batch, and when it is due.
+    batch: Vec<crate::webhooks::Forwarded>,
+    batch_due: Option<tokio::time::Instant>,
     /// Joiners the room has not decided on yet (held for approval), by token.
     joiners: HashMap<u64, Joiner>,
     id: u64,
@@ -211,17 +227,29 @@ impl RoomActor {
                 .room
                 .next_deadline()
                 .map(tokio::time::Instant::from_std);
+            let deadline = match (deadline, self.batch_due) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             tokio::select! {
                 cmd = rx.recv() => {
                     let Some(RoomCmd { from, input, joiner, done }) = cmd else { break };
-                    let relay = matches!(input, Input::Raise { .. } | Input::Update { .. });
+                    let relay = matches!(
+                        input,
+                        Input::Raise { .. } | Input::Update { .. } | Input::Forward { .. }
+                    );
                     self.input(from, input, joiner, done);
                     // A room emptied by that input may be done at once (EmptyRoomTtl 0).
                     if !relay {
                         self.tick();
                     }
                 }
-                _ = sleep_until(deadline) => self.tick(),
+                _ = sleep_until(deadline) => {
+                    if self.batch_due.is_some_and(|t| t <= tokio::time::Instant::now()) {
+                        self.flush_batch();
+                    }
+                    self.tick();
+                }
             }
         }
         // Refuse whatever is still queued: the room is gone.
@@ -333,6 +361,7 @@ impl RoomActor {
                 }
                 Out::Closed => {
                     self.closed = true;
+                    self.flush_batch();
                     self.hook("Close", 0, "", None);
                     // Only a Server room whose authority left ends with members in it.
                     for m in self.members.values() {
@@ -383,6 +412,12 @@ impl RoomActor {
                         .fetch_add(to.len() as u64, Ordering::Relaxed);
                     self.deliver(&to, &out, &mut slow);
                 }
+                Out::Forward {
+                    sender,
+                    code,
+                    data,
+                    batched,
+                } => self.forward(sender, code, data, batched),
                 Out::Publish => self.shared.reports.publish(self.room.game_state()),
             }
         }
@@ -398,6 +433,42 @@ impl RoomActor {
                 will_come_back: true,
             };
             self.input(Origin::Actor(actor), dropped, None, None);
+        }
+    }
+
+    /// A forwarded event: its own webhook now, or into the room's next batch.
+    fn forward(&mut self, sender: u32, code: u8, data: Bytes, batched: bool) {
+        let Some(w) = self.shared.webhooks.clone() else {
+            return;
+        };
+        let user = self.users.get(&sender).cloned().unwrap_or_default();
+        let e = crate::webhooks::Forwarded::new(sender, user, code, data);
+        if batched {
+            if self.batch.is_empty() {
+                self.batch_due = Some(tokio::time::Instant::now() + w.batch_interval());
+            }
+            self.batch.push(e);
+            return;
+        }
+        let notify = if w.error_info() {
+            self.members.get(&sender).cloned()
+        } else {
+            None
+        };
+        self.hook_seq += 1;
+        w.event(self.room.name(), self.hook_seq, &e, notify);
+    }
+
+    /// Sends the batched forwarded events, in order, as one webhook.
+    fn flush_batch(&mut self) {
+        self.batch_due = None;
+        if self.batch.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.batch);
+        if let Some(w) = &self.shared.webhooks {
+            self.hook_seq += 1;
+            w.events(self.room.name(), self.hook_seq, &batch);
         }
     }
 

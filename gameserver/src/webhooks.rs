@@ -13,9 +13,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use switchboard_protocol::{GameToClient, ResultCode, RoomEvent, encode_frame};
 use switchboard_transport::LogLimit;
 use tokio::sync::mpsc;
 use tracing::warn;
+
+use crate::member::{MemberRef, Outbound};
 
 /// Where and how to send the hooks.
 #[derive(Debug, Clone)]
@@ -32,6 +35,11 @@ pub struct WebhookConfig {
     pub max_attempts: u32,
     /// Hooks held per game server before new ones are dropped.
     pub queue: usize,
+    /// Tell the sender of a forwarded event the backend never accepted, with
+    /// `ErrorInfo(ExternalHttpCallFailed)` (Photon's HasErrorInfo).
+    pub error_info: bool,
+    /// How often a room sends its batched forwarded events.
+    pub batch_interval: Duration,
 }
 
 impl WebhookConfig {
@@ -44,6 +52,8 @@ impl WebhookConfig {
             timeout: Duration::from_secs(2),
             max_attempts: 5,
             queue: 4096,
+            error_info: false,
+            batch_interval: Duration::from_secs(1),
         }
     }
 }
@@ -66,6 +76,41 @@ pub struct WebhookStats {
 pub(crate) struct Hook {
     path: &'static str,
     body: serde_json::Value,
+    /// Who to tell if it is given up (a forwarded event's sender, with HasErrorInfo).
+    notify: Option<MemberRef>,
+}
+
+/// A forwarded event as its webhook carries it.
+#[derive(Debug, Clone)]
+pub(crate) struct Forwarded {
+    pub actor: u32,
+    pub user_id: String,
+    pub code: u8,
+    pub data: bytes::Bytes,
+    pub time: u64,
+}
+
+impl Forwarded {
+    pub(crate) fn new(actor: u32, user_id: String, code: u8, data: bytes::Bytes) -> Forwarded {
+        Forwarded {
+            actor,
+            user_id,
+            code,
+            data,
+            time: unix_ms(),
+        }
+    }
+
+    fn json(&self) -> serde_json::Value {
+        use base64::Engine;
+        serde_json::json!({
+            "ActorNr": self.actor,
+            "UserId": self.user_id,
+            "EvCode": self.code,
+            "Data": base64::engine::general_purpose::STANDARD.encode(&self.data),
+            "Time": self.time,
+        })
+    }
 }
 
 /// The way in to the sender task.
@@ -76,6 +121,8 @@ pub(crate) struct Webhooks {
     server_id: Arc<str>,
     /// Hooks queued or being sent.
     pending: Arc<AtomicU64>,
+    error_info: bool,
+    batch_interval: Duration,
 }
 
 static DROP_LOG: LogLimit = LogLimit::new(Duration::from_secs(1));
@@ -108,6 +155,7 @@ impl Webhooks {
     ) -> (Webhooks, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(config.queue.max(1));
         let pending = Arc::new(AtomicU64::new(0));
+        let (error_info, batch_interval) = (config.error_info, config.batch_interval);
         let task = tokio::spawn(send_loop(config, rx, stats.clone(), pending.clone()));
         (
             Webhooks {
@@ -115,6 +163,8 @@ impl Webhooks {
                 stats,
                 server_id: server_id.into(),
                 pending,
+                error_info,
+                batch_interval,
             },
             task,
         )
@@ -128,10 +178,47 @@ impl Webhooks {
         }
     }
 
+    /// Whether forwarded events' failures go back to their senders.
+    pub(crate) fn error_info(&self) -> bool {
+        self.error_info
+    }
+
+    /// How often rooms send their batched events.
+    pub(crate) fn batch_interval(&self) -> Duration {
+        self.batch_interval
+    }
+
+    /// A forwarded event, at once (`GameEvent`).
+    pub(crate) fn event(&self, game: &str, seq: u64, e: &Forwarded, notify: Option<MemberRef>) {
+        let mut body = e.json();
+        body["Type"] = "Event".into();
+        body["GameId"] = game.into();
+        body["GameServer"] = (&*self.server_id).into();
+        body["Seq"] = seq.into();
+        self.push_notify("GameEvent", body, notify);
+    }
+
+    /// A room's batched events, in order (`GameEvents`).
+    pub(crate) fn events(&self, game: &str, seq: u64, events: &[Forwarded]) {
+        let body = serde_json::json!({
+            "Type": "Events",
+            "GameId": game,
+            "GameServer": &*self.server_id,
+            "Seq": seq,
+            "Events": events.iter().map(Forwarded::json).collect::<Vec<_>>(),
+            "Time": unix_ms(),
+        });
+        self.push("GameEvents", body);
+    }
+
     /// Queues a hook; never waits.
     fn push(&self, path: &'static str, body: serde_json::Value) {
+        self.push_notify(path, body, None);
+    }
+
+    fn push_notify(&self, path: &'static str, body: serde_json::Value, notify: Option<MemberRef>) {
         self.pending.fetch_add(1, Ordering::AcqRel);
-        if self.tx.try_send(Hook { path, body }).is_err() {
+        if self.tx.try_send(Hook { path, body, notify }).is_err() {
             self.pending.fetch_sub(1, Ordering::AcqRel);
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
             if let Some(left_out) = DROP_LOG.check(std::time::Instant::now()) {
@@ -207,6 +294,14 @@ async fn send_loop(
                 }
                 outcome if attempt == config.max_attempts.max(1) => {
                     stats.failed.fetch_add(1, Ordering::Relaxed);
+                    if let Some(m) = &hook.notify {
+                        let _ = m.queue(Outbound::Frame(encode_frame(&GameToClient::Event(
+                            RoomEvent::ErrorInfo {
+                                code: ResultCode::ExternalHttpCallFailed.to_wire(),
+                                message: "the backend did not accept a forwarded event".into(),
+                            },
+                        ))));
+                    }
                     if let Some(left_out) = FAIL_LOG.check(std::time::Instant::now()) {
                         let why = match outcome {
                             Ok(r) => format!("status {}", r.status()),

@@ -140,7 +140,7 @@ impl Harness {
                         });
                     }
                 }
-                Out::Publish => {}
+                Out::Publish | Out::Forward { .. } => {}
             }
         }
         reply

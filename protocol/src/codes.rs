@@ -53,6 +53,9 @@ pub enum ResultCode {
     JoinFailedWithRejoinerNotFound = 32748,
     /// A limit of the operation was exceeded (sizes, counts).
     OperationLimitReached = 32743,
+    /// A webhook the operation needed failed (in `ErrorInfo`: a forwarded event the
+    /// backend never accepted).
+    ExternalHttpCallFailed = 32744,
     /// The reservation for expected users does not fit the room.
     SlotError = 32742,
     /// The room's event cache overflowed; the room was closed.
@@ -91,7 +94,7 @@ pub enum ResultCode {
 
 impl ResultCode {
     /// Every defined code, in table order.
-    pub const ALL: [ResultCode; 31] = [
+    pub const ALL: [ResultCode; 32] = [
         ResultCode::Ok,
         ResultCode::InternalServerError,
         ResultCode::OperationInvalid,
@@ -110,6 +113,7 @@ impl ResultCode {
         ResultCode::JoinFailedPeerAlreadyJoined,
         ResultCode::JoinFailedFoundInactiveJoiner,
         ResultCode::JoinFailedWithRejoinerNotFound,
+        ResultCode::ExternalHttpCallFailed,
         ResultCode::OperationLimitReached,
         ResultCode::SlotError,
         ResultCode::EventCacheExceeded,

@@ -30,9 +30,9 @@ pub use messages::common::{
 };
 pub use messages::game::{
     ActorInfo, ChannelHeader, ClientToGame, DatagramDown, DatagramUp, EventCaching, EventData,
-    GameOp, GameReply, GameToClient, Handover, HostChange, HostSnapshot, Joined, ObjectInfo,
-    ObjectState, RaiseEvent, ReceiverGroup, RoomChange, RoomEvent, SetProperties, SpawnObject,
-    StateUpdate,
+    Forward, GameOp, GameReply, GameToClient, Handover, HostChange, HostSnapshot, Joined,
+    ObjectInfo, ObjectState, RaiseEvent, ReceiverGroup, RoomChange, RoomEvent, SetProperties,
+    SpawnObject, StateUpdate,
 };
 pub use messages::master::{
     ClientToMaster, CreateSpec, FriendStatus, GameListEntry, JoinRandom, LobbyStats, MasterEvent,

@@ -77,6 +77,13 @@ pub enum Input {
         /// The stream or datagram it came on.
         via: Via,
     },
+    /// An event to relay and forward to the backend (control stream).
+    Forward {
+        /// The event as sent.
+        event: RaiseEvent,
+        /// How to forward it.
+        forward: switchboard_protocol::Forward,
+    },
     /// A state update of a network object (`Shared` rooms), and where it arrived.
     Update {
         /// The update as sent.
@@ -106,7 +113,10 @@ impl Room {
     /// the events its request causes. When the input moved the room's authority, the
     /// room mode's outputs about it come last.
     pub fn handle(&mut self, from: Origin, input: Input, now: Instant) -> Vec<Out> {
-        if matches!(input, Input::Raise { .. } | Input::Update { .. }) {
+        if matches!(
+            input,
+            Input::Raise { .. } | Input::Update { .. } | Input::Forward { .. }
+        ) {
             // The hot path: an event or a state update never moves the authority, and
             // nobody leaves.
             return self.handle_input(from, input, now);
@@ -306,6 +316,25 @@ impl Room {
                 }
             }
             (Origin::Actor(n), Input::Raise { event, via }) => self.raise_via(n, event, via),
+            (Origin::Actor(n), Input::Forward { event, forward }) => {
+                let (code, data) = (event.code, event.data.clone());
+                let mut out = self.raise_via(n, event, Via::Control);
+                let refused = out.iter().any(|o| {
+                    matches!(o, Out::Event { to, event: RoomEvent::ErrorInfo { .. } } if to == &[n])
+                });
+                let active = self
+                    .actor(n)
+                    .is_some_and(|a| a.presence == Presence::Active);
+                if !refused && active {
+                    out.push(Out::Forward {
+                        sender: n,
+                        code,
+                        data,
+                        batched: forward == switchboard_protocol::Forward::Batched,
+                    });
+                }
+                out
+            }
             (Origin::Actor(n), Input::Update { update, via }) => {
                 if self.actor(n).is_none_or(|a| a.presence != Presence::Active) {
                     return Vec::new();
@@ -366,7 +395,7 @@ impl Room {
                 }],
                 _ => Vec::new(),
             },
-            (_, Input::Raise { .. } | Input::Update { .. }) => Vec::new(),
+            (_, Input::Raise { .. } | Input::Update { .. } | Input::Forward { .. }) => Vec::new(),
         }
     }
 

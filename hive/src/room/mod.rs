@@ -189,6 +189,17 @@ pub enum Out {
         /// Reliable (control stream) or not (datagram).
         reliable: bool,
     },
+    /// Forward an event to the studio's backend (a webhook).
+    Forward {
+        /// Its sender.
+        sender: u32,
+        /// Its code.
+        code: u8,
+        /// Its payload.
+        data: Bytes,
+        /// Batched, or at once.
+        batched: bool,
+    },
     /// The lobby-relevant state changed: report it to the master.
     Publish,
     /// The answer to a request.

@@ -1206,3 +1206,38 @@ fn handle_answers_every_request_and_tells_the_lifecycle_in_order() {
         Some(&Out::Closed)
     );
 }
+
+#[test]
+fn a_forwarded_event_is_relayed_and_forwarded_unless_refused() {
+    use super::{Input, Origin};
+    use switchboard_protocol::Forward;
+    let now = Instant::now();
+    let mut r = with_actors(RoomOptions::default(), 2, now);
+    let outs = r.handle(
+        Origin::Actor(1),
+        Input::Forward {
+            event: ev(4),
+            forward: Forward::Batched,
+        },
+        now,
+    );
+    assert_eq!(relayed_to(&outs), vec![2]);
+    assert!(outs.contains(&Out::Forward {
+        sender: 1,
+        code: 4,
+        data: Bytes::from_static(b"x"),
+        batched: true
+    }));
+    // Refused (a channel that is not the control stream's): not forwarded either.
+    let mut bad = ev(4);
+    bad.channel = 3;
+    let outs = r.handle(
+        Origin::Actor(1),
+        Input::Forward {
+            event: bad,
+            forward: Forward::Now,
+        },
+        now,
+    );
+    assert!(!outs.iter().any(|o| matches!(o, Out::Forward { .. })));
+}

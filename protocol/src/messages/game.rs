@@ -23,6 +23,24 @@ pub enum ClientToGame {
     /// 3: (`Shared` rooms) a reliable update of an object's state by its state
     /// authority; no response.
     UpdateState(StateUpdate),
+    /// 4: a reliable event that is also forwarded to the studio's backend (a webhook),
+    /// at once or batched; relayed exactly as `RaiseEvent`; no response.
+    ForwardEvent {
+        /// The event.
+        event: RaiseEvent,
+        /// How to forward it.
+        forward: Forward,
+    },
+}
+
+/// How a forwarded event reaches the backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Forward {
+    /// 0: a webhook of its own, at once.
+    Now,
+    /// 1: collected with the room's other batched events, sent every batch interval
+    /// and when the room ends.
+    Batched,
 }
 
 /// Operations on a game server.
