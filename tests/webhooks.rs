@@ -250,6 +250,31 @@ async fn forwarded_events_reach_the_backend_at_once_or_batched() {
         vec![b"coin 1".to_vec(), b"coin 2".to_vec(), b"coin 3".to_vec()]
     );
     assert_eq!(batch["Seq"], 4);
+    // A forwarded property change.
+    let sp = switchboard_protocol::SetProperties {
+        target: 1,
+        properties: [
+            ("gold".to_string(), switchboard_protocol::Value::Int(120)),
+            (
+                "title".to_string(),
+                switchboard_protocol::Value::Str("knight".into()),
+            ),
+        ]
+        .into(),
+        ..Default::default()
+    };
+    a.set_properties_forwarded(sp).await.unwrap();
+    let got = hooks(&b, 5).await;
+    let (path, _, p) = &got[4];
+    assert_eq!(path, "GameProperties");
+    assert_eq!(
+        (p["ActorNr"].as_u64(), p["TargetActor"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(
+        p["Properties"],
+        serde_json::json!({ "gold": 120, "title": "knight" })
+    );
     t.cluster.shutdown().await;
 }
 

@@ -242,6 +242,13 @@ impl Room {
             .await
     }
 
+    /// Sets properties as `set_properties` does, and has the game server send the change
+    /// to the studio's backend (a webhook).
+    pub async fn set_properties_forwarded(&self, sp: SetProperties) -> Result<(), ClientError> {
+        self.expect(GameOp::SetPropertiesForwarded(sp), GameReply::PropertiesSet)
+            .await
+    }
+
     /// Hands the master client role to `actor` if `expected` is still the master client.
     pub async fn set_master_client(&self, actor: u32, expected: u32) -> Result<(), ClientError> {
         self.expect(

@@ -418,6 +418,24 @@ impl RoomActor {
                     data,
                     batched,
                 } => self.forward(sender, code, data, batched),
+                Out::ForwardProperties {
+                    sender,
+                    target,
+                    properties,
+                } => {
+                    if let Some(w) = self.shared.webhooks.clone() {
+                        let user = self.users.get(&sender).cloned().unwrap_or_default();
+                        self.hook_seq += 1;
+                        w.properties(
+                            self.room.name(),
+                            self.hook_seq,
+                            sender,
+                            &user,
+                            target,
+                            &properties,
+                        );
+                    }
+                }
                 Out::Publish => self.shared.reports.publish(self.room.game_state()),
             }
         }

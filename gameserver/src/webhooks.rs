@@ -80,6 +80,25 @@ pub(crate) struct Hook {
     notify: Option<MemberRef>,
 }
 
+/// A property value in JSON: null, booleans, numbers and strings as such; bytes as
+/// `{"Bytes": "<base64>"}`.
+fn value_json(v: &switchboard_protocol::Value) -> serde_json::Value {
+    use base64::Engine;
+    use switchboard_protocol::Value;
+    match v {
+        Value::Null => serde_json::Value::Null,
+        Value::Bool(b) => (*b).into(),
+        Value::Int(i) => (*i).into(),
+        Value::Float(f) => serde_json::Number::from_f64(*f)
+            .map(serde_json::Value::Number)
+            .unwrap_or(serde_json::Value::Null),
+        Value::Str(s) => s.clone().into(),
+        Value::Bytes(b) => serde_json::json!({
+            "Bytes": base64::engine::general_purpose::STANDARD.encode(b)
+        }),
+    }
+}
+
 /// A forwarded event as its webhook carries it.
 #[derive(Debug, Clone)]
 pub(crate) struct Forwarded {
@@ -196,6 +215,34 @@ impl Webhooks {
         body["GameServer"] = (&*self.server_id).into();
         body["Seq"] = seq.into();
         self.push_notify("GameEvent", body, notify);
+    }
+
+    /// A forwarded property change (`GameProperties`).
+    pub(crate) fn properties(
+        &self,
+        game: &str,
+        seq: u64,
+        actor: u32,
+        user_id: &str,
+        target: u32,
+        properties: &switchboard_protocol::Properties,
+    ) {
+        let props: serde_json::Map<String, serde_json::Value> = properties
+            .iter()
+            .map(|(k, v)| (k.clone(), value_json(v)))
+            .collect();
+        let body = serde_json::json!({
+            "Type": "Properties",
+            "GameId": game,
+            "GameServer": &*self.server_id,
+            "Seq": seq,
+            "ActorNr": actor,
+            "UserId": user_id,
+            "TargetActor": target,
+            "Properties": props,
+            "Time": unix_ms(),
+        });
+        self.push("GameProperties", body);
     }
 
     /// A room's batched events, in order (`GameEvents`).

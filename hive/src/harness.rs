@@ -140,7 +140,7 @@ impl Harness {
                         });
                     }
                 }
-                Out::Publish | Out::Forward { .. } => {}
+                Out::Publish | Out::Forward { .. } | Out::ForwardProperties { .. } => {}
             }
         }
         reply

@@ -247,6 +247,17 @@ impl Room {
                     GameOp::SetProperties(sp) => self
                         .set_properties(n, sp)
                         .map(|o| (GameReply::PropertiesSet, o)),
+                    GameOp::SetPropertiesForwarded(sp) => {
+                        let (target, properties) = (sp.target, sp.properties.clone());
+                        self.set_properties(n, sp).map(|mut o| {
+                            o.push(Out::ForwardProperties {
+                                sender: n,
+                                target,
+                                properties,
+                            });
+                            (GameReply::PropertiesSet, o)
+                        })
+                    }
                     GameOp::SetMasterClient { actor, expected } => self
                         .set_master_client(n, actor, expected)
                         .map(|o| (GameReply::MasterClientSet, o)),

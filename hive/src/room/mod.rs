@@ -200,6 +200,15 @@ pub enum Out {
         /// Batched, or at once.
         batched: bool,
     },
+    /// Forward a property change to the studio's backend (a webhook).
+    ForwardProperties {
+        /// Who changed them.
+        sender: u32,
+        /// 0 for the room, else the actor.
+        target: u32,
+        /// What was set.
+        properties: Properties,
+    },
     /// The lobby-relevant state changed: report it to the master.
     Publish,
     /// The answer to a request.

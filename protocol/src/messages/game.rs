@@ -135,6 +135,9 @@ pub enum GameOp {
         /// The new input authority (an active actor), or 0 for none.
         actor: u32,
     },
+    /// 13: `SetProperties`, and the change is also sent to the studio's backend (a
+    /// `GameProperties` webhook). Answered with `PropertiesSet`.
+    SetPropertiesForwarded(SetProperties),
 }
 
 /// Changes of a room's own settings (only with `target` 0).
