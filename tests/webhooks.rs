@@ -19,6 +19,8 @@ const SECRET: &[u8] = b"webhook-secret-of-the-studio";
 
 #[derive(Default)]
 struct Backend {
+    /// Woken at every hook the backend accepts.
+    arrived: Arc<tokio::sync::Notify>,
     /// (path, signature header, body) of every request that was answered 200.
     got: Vec<(String, String, serde_json::Value)>,
     /// Answer 503 to this many requests first.
@@ -51,6 +53,7 @@ async fn hook(
     );
     let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
     b.got.push((path, sig, json));
+    b.arrived.notify_waiters();
     StatusCode::OK
 }
 
@@ -84,21 +87,28 @@ async fn cluster(addr: SocketAddr) -> common::TestCluster {
     .await
 }
 
-/// Waits until the backend holds `n` hooks; returns them.
+/// Waits (at most 10 s) until the backend holds `n` hooks; returns them.
 async fn hooks(b: &Shared, n: usize) -> Vec<(String, String, serde_json::Value)> {
-    for _ in 0..500 {
-        {
-            let b = b.lock().unwrap();
-            if b.got.len() >= n {
-                return b.got.clone();
+    let arrived = b.lock().unwrap().arrived.clone();
+    let wait = async {
+        loop {
+            let next = arrived.notified();
+            {
+                let b = b.lock().unwrap();
+                if b.got.len() >= n {
+                    return b.got.clone();
+                }
             }
+            next.await;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    match tokio::time::timeout(Duration::from_secs(10), wait).await {
+        Ok(got) => got,
+        Err(_) => panic!(
+            "the backend got {} hooks, not {n}",
+            b.lock().unwrap().got.len()
+        ),
     }
-    panic!(
-        "the backend got {} hooks, not {n}",
-        b.lock().unwrap().got.len()
-    );
 }
 
 async fn play_a_room(t: &common::TestCluster) {
