@@ -12,14 +12,20 @@ pub struct AdminArgs {
     #[arg(
         long,
         env = "SWITCHBOARD_ADMIN_URL",
-        default_value = "http://127.0.0.1:5080"
+        default_value = "http://127.0.0.1:5080",
+        global = true
     )]
     pub url: String,
     /// The admin bearer token.
-    #[arg(long, env = "SWITCHBOARD_ADMIN_TOKEN", hide_env_values = true)]
-    pub token: String,
+    #[arg(
+        long,
+        env = "SWITCHBOARD_ADMIN_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    pub token: Option<String>,
     /// Print the API's JSON instead of a table.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub json: bool,
     /// What to do.
     #[command(subcommand)]
@@ -79,13 +85,15 @@ async fn call(
     path: &str,
     body: Option<serde_json::Value>,
 ) -> anyhow::Result<String> {
-    let url = format!("{}{path}", args.url.trim_end_matches('/'));
+    let url = format!("{}{path}", base_url(&args.url));
     let request = match body {
         Some(json) => client.post(&url).json(&json),
         None => client.get(&url),
     };
     let resp = request
-        .bearer_auth(&args.token)
+        .bearer_auth(args.token.as_deref().context(
+            "--token (or SWITCHBOARD_ADMIN_TOKEN) is required: the master's admin token",
+        )?)
         .send()
         .await
         .with_context(|| format!("cannot reach {url}"))?;
@@ -239,5 +247,28 @@ mod tests {
             ],
         );
         assert_eq!(t, "ID     STATE\ngs-1   Normal\ngs-10  Offline");
+    }
+}
+
+/// The admin endpoint's base URL as given, with `http://` when it names no scheme and
+/// without a trailing slash.
+fn base_url(url: &str) -> String {
+    let url = url.trim().trim_end_matches('/');
+    if url.contains("://") {
+        url.to_string()
+    } else {
+        format!("http://{url}")
+    }
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::base_url;
+
+    #[test]
+    fn an_address_without_a_scheme_gets_http() {
+        assert_eq!(base_url("127.0.0.1:5080"), "http://127.0.0.1:5080");
+        assert_eq!(base_url("http://h:1/"), "http://h:1");
+        assert_eq!(base_url("https://ops.example"), "https://ops.example");
     }
 }

@@ -9,7 +9,6 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::collections::BTreeMap;
 use switchboard::dev::{DevCluster, DevOptions, default_tls_dir};
 use switchboard::limits::LimitArgs;
-use switchboard::probe::probe;
 use switchboard_gameserver::{GameServer, GameServerConfig};
 
 use switchboard_master::auth::{HttpConfig, JwtConfig};
@@ -402,12 +401,48 @@ struct ProbeArgs {
     /// Seconds before the probe gives up.
     #[arg(long, env = "SWITCHBOARD_PROBE_TIMEOUT", default_value_t = 10)]
     timeout: u64,
+    /// The first client's user id (it creates the room).
+    #[arg(long, env = "SWITCHBOARD_PROBE_USER_A", default_value = "probe-a")]
+    user_a: String,
+    /// The first client's token (`@FILE`: read from FILE); for a `jwt` or `http` master.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_PROBE_TOKEN_A",
+        hide_env_values = true,
+        default_value = ""
+    )]
+    token_a: String,
+    /// The second client's user id (it joins).
+    #[arg(long, env = "SWITCHBOARD_PROBE_USER_B", default_value = "probe-b")]
+    user_b: String,
+    /// The second client's token (`@FILE`: read from FILE).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_PROBE_TOKEN_B",
+        hide_env_values = true,
+        default_value = ""
+    )]
+    token_b: String,
+}
+
+/// A token given on the command line: as is, or `@FILE` for the contents of FILE
+/// (without surrounding whitespace).
+fn token_arg(value: &str, flag: &str) -> anyhow::Result<String> {
+    match value.strip_prefix('@') {
+        Some(path) => Ok(std::fs::read_to_string(path)
+            .with_context(|| format!("{flag} {value}: cannot read {path}"))?
+            .trim()
+            .to_string()),
+        None => Ok(value.to_string()),
+    }
 }
 
 fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colours only for a terminal: a log file or a pipe gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
@@ -431,7 +466,15 @@ async fn shutdown_signal() {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() {
+    // A failure is one readable line with its causes, whatever RUST_BACKTRACE says.
+    if let Err(e) = run().await {
+        eprintln!("switchboard: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     match cli.command {
@@ -590,7 +633,17 @@ async fn main() -> anyhow::Result<()> {
                     ca.display()
                 )
             })?;
-            let report = probe(&args.master, trust, Duration::from_secs(args.timeout)).await;
+            let creds = switchboard::probe::Credentials {
+                a: (args.user_a, token_arg(&args.token_a, "--token-a")?),
+                b: (args.user_b, token_arg(&args.token_b, "--token-b")?),
+            };
+            let report = switchboard::probe::probe_as(
+                &args.master,
+                trust,
+                Duration::from_secs(args.timeout),
+                &creds,
+            )
+            .await;
             println!("{}", serde_json::to_string(&report)?);
             if !report.ok {
                 std::process::exit(1);

@@ -44,7 +44,37 @@ const RELIABLE_CODE: u8 = 1;
 const UNRELIABLE_CODE: u8 = 2;
 
 /// Runs the probe against `master`, giving up after `timeout`.
+/// Who the probe's two clients log in as: (user id, token) each. The defaults suit a
+/// master with the `dev` provider; a `jwt` or `http` master needs real credentials.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    /// The first client (it creates the room).
+    pub a: (String, String),
+    /// The second client (it joins).
+    pub b: (String, String),
+}
+
+impl Default for Credentials {
+    fn default() -> Self {
+        Credentials {
+            a: ("probe-a".into(), String::new()),
+            b: ("probe-b".into(), String::new()),
+        }
+    }
+}
+
+/// Runs the probe with the `dev` provider's credentials.
 pub async fn probe(master: &str, trust: Trust, timeout: Duration) -> ProbeReport {
+    probe_as(master, trust, timeout, &Credentials::default()).await
+}
+
+/// Runs the probe, its clients logging in with `creds`.
+pub async fn probe_as(
+    master: &str,
+    trust: Trust,
+    timeout: Duration,
+    creds: &Credentials,
+) -> ProbeReport {
     let started = Instant::now();
     let mut report = ProbeReport {
         ok: false,
@@ -55,7 +85,7 @@ pub async fn probe(master: &str, trust: Trust, timeout: Duration) -> ProbeReport
         error: None,
         elapsed_ms: 0.0,
     };
-    let outcome = tokio::time::timeout(timeout, run(&mut report, trust)).await;
+    let outcome = tokio::time::timeout(timeout, run(&mut report, trust, creds)).await;
     match outcome {
         Ok(Ok(())) => report.ok = true,
         Ok(Err(e)) => report.error = Some(format!("{e:#}")),
@@ -80,7 +110,7 @@ async fn step<T>(
     Ok(out)
 }
 
-async fn run(report: &mut ProbeReport, trust: Trust) -> anyhow::Result<()> {
+async fn run(report: &mut ProbeReport, trust: Trust, creds: &Credentials) -> anyhow::Result<()> {
     let config = ClientConfig::new(trust);
     let master = report.master.clone();
     let game = report.game.clone();
@@ -89,7 +119,7 @@ async fn run(report: &mut ProbeReport, trust: Trust) -> anyhow::Result<()> {
     })
     .await?;
     step(report, "authenticate_a", async {
-        Ok(a.authenticate("probe-a", "").await?)
+        Ok(a.authenticate(&creds.a.0, &creds.a.1).await?)
     })
     .await?;
     let mut room_a = step(report, "create_game", async {
@@ -102,7 +132,7 @@ async fn run(report: &mut ProbeReport, trust: Trust) -> anyhow::Result<()> {
     })
     .await?;
     step(report, "authenticate_b", async {
-        Ok(b.authenticate("probe-b", "").await?)
+        Ok(b.authenticate(&creds.b.0, &creds.b.1).await?)
     })
     .await?;
     let mut room_b = step(report, "join_game", async { Ok(b.join_game(&game).await?) }).await?;

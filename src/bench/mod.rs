@@ -32,21 +32,21 @@ pub use target::{ProcStats, Target};
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// A running master's client address; without it a local `switchboard dev` is started.
-    #[arg(long, env = "SWITCHBOARD_BENCH_MASTER")]
+    #[arg(long, env = "SWITCHBOARD_BENCH_MASTER", global = true)]
     pub master: Option<String>,
     /// Certificate(s) to trust for `--master` (PEM).
-    #[arg(long, env = "SWITCHBOARD_CA")]
+    #[arg(long, env = "SWITCHBOARD_CA", global = true)]
     pub ca: Option<PathBuf>,
     /// Game servers of the local deployment.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, global = true)]
     pub game_servers: usize,
     /// Print one JSON object instead of a table.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub json: bool,
     /// Runs of the whole scenario (Switchboard, then its baselines, each time). The report
     /// gives each measure's median and each ratio as the median of the per-run ratios:
     /// pairing runs taken close together cancels much of a shared machine's drift.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=99))]
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=99), global = true)]
     pub rounds: u32,
     /// The scenario.
     #[command(subcommand)]
