@@ -147,12 +147,13 @@ async fn a_failure_is_one_line_without_a_backtrace() {
     assert!(!err.contains("backtrace"), "{err}");
 }
 
-#[test]
-fn logs_carry_no_colour_codes_when_standard_error_is_not_a_terminal() {
+/// Runs `dev` until its ready line, with `extra` arguments; returns its standard error.
+fn dev_stderr(extra: &[&str]) -> String {
     use std::io::{BufRead, BufReader};
     use std::process::Stdio;
     let dir = tempfile::tempdir().unwrap();
     let mut dev = Command::new(BIN)
+        .args(extra)
         .args([
             "dev",
             "--game-servers",
@@ -177,7 +178,23 @@ fn logs_carry_no_colour_codes_when_standard_error_is_not_a_terminal() {
     assert!(ready.contains("\"ready\":true"), "{ready}");
     let _ = dev.kill();
     let out = dev.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn json_logs_are_one_json_object_per_line() {
+    let err = dev_stderr(&["--log-format", "json"]);
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with('{')).collect();
+    assert!(!lines.is_empty(), "it logged: {err}");
+    for l in lines {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}"));
+        assert!(v["level"].is_string() && v["fields"].is_object(), "{l}");
+    }
+}
+
+#[test]
+fn logs_carry_no_colour_codes_when_standard_error_is_not_a_terminal() {
+    let err = dev_stderr(&[]);
     assert!(err.contains("INFO"), "it logged: {err}");
     assert!(!err.contains('\u{1b}'), "no colour codes in a pipe: {err}");
 }

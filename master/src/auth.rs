@@ -127,7 +127,7 @@ fn claims_of(map: serde_json::Map<String, serde_json::Value>, skip: &[&str]) -> 
 }
 
 /// The backend's answer (Photon's custom authentication format).
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 struct BackendReply {
     #[serde(rename = "ResultCode")]
     result_code: i32,
@@ -271,12 +271,14 @@ impl Authenticator {
                         }),
                     )),
                     Err(e) if config.fail_open => {
-                        warn!(error = %e, "authentication backend unreachable; failing open");
+                        let why = backend_failure(&e);
+                        warn!(error = %why, url = %config.url, "authentication backend failed; failing open");
                         check_user_id(user_id)?;
                         Ok(plain(user_id.to_string()))
                     }
                     Err(e) => {
-                        warn!(error = %e, "authentication backend unreachable; refusing");
+                        let why = backend_failure(&e);
+                        warn!(error = %why, url = %config.url, "authentication backend failed; refusing");
                         Err(refused(
                             ResultCode::CustomAuthenticationFailed,
                             "the authentication service is unavailable",
@@ -285,5 +287,80 @@ impl Authenticator {
                 }
             }
         }
+    }
+}
+
+/// What went wrong with the authentication backend, with its cause: unreachable, too
+/// slow, an error status, or an answer that is not the expected JSON.
+fn backend_failure(e: &reqwest::Error) -> String {
+    use std::error::Error;
+    let kind = if e.is_timeout() {
+        "did not answer in time"
+    } else if e.is_connect() {
+        "unreachable"
+    } else if e.is_status() {
+        "answered with an error status"
+    } else if e.is_decode() {
+        "answered something that is not {\"ResultCode\": ..} JSON"
+    } else {
+        "failed"
+    };
+    let mut why = format!("{kind}: {e}");
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        why.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    why
+}
+
+#[cfg(test)]
+mod backend_tests {
+    use super::*;
+
+    /// A backend that answers 200 with a body that is not the expected JSON.
+    async fn garbage_backend() -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            while let Ok((mut s, _)) = listener.accept().await {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let _ = s
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello",
+                    )
+                    .await;
+            }
+        });
+        format!("http://{addr}/auth")
+    }
+
+    #[tokio::test]
+    async fn a_backend_answering_garbage_is_named_as_such_with_its_cause() {
+        let url = garbage_backend().await;
+        let e = reqwest::Client::new()
+            .post(&url)
+            .send()
+            .await
+            .unwrap()
+            .json::<BackendReply>()
+            .await
+            .unwrap_err();
+        let why = backend_failure(&e);
+        assert!(why.starts_with("answered something that is not"), "{why}");
+        assert!(why.contains("expected"), "the JSON error is kept: {why}");
+        // And one that is not there at all.
+        let e = reqwest::Client::new()
+            .post("http://127.0.0.1:1/auth")
+            .send()
+            .await
+            .unwrap_err();
+        assert!(
+            backend_failure(&e).starts_with("unreachable"),
+            "{}",
+            backend_failure(&e)
+        );
     }
 }
