@@ -388,11 +388,7 @@ impl RoomActor {
                     } else {
                         Outbound::Datagram(encode_body(&DatagramDown::Event(data)))
                     };
-                    self.shared
-                        .stats
-                        .events_relayed
-                        .fetch_add(to.len() as u64, Ordering::Relaxed);
-                    self.deliver(&to, &out, &mut slow);
+                    self.relay(&to, &out, &mut slow);
                 }
                 Out::State {
                     to,
@@ -406,11 +402,7 @@ impl RoomActor {
                     } else {
                         Outbound::Datagram(encode_body(&DatagramDown::State(state)))
                     };
-                    self.shared
-                        .stats
-                        .events_relayed
-                        .fetch_add(to.len() as u64, Ordering::Relaxed);
-                    self.deliver(&to, &out, &mut slow);
+                    self.relay(&to, &out, &mut slow);
                 }
                 Out::Forward {
                     sender,
@@ -496,6 +488,15 @@ impl RoomActor {
             self.hook_seq += 1;
             w.room(kind, self.room.name(), self.hook_seq, actor, user, reason);
         }
+    }
+
+    /// Delivers a relayed event or object state, counted as relayed deliveries.
+    fn relay(&self, to: &[u32], out: &Outbound, slow: &mut Vec<u32>) {
+        self.shared
+            .stats
+            .events_relayed
+            .fetch_add(to.len() as u64, Ordering::Relaxed);
+        self.deliver(to, out, slow);
     }
 
     fn deliver(&self, recipients: &[u32], out: &Outbound, slow: &mut Vec<u32>) {

@@ -69,6 +69,13 @@ impl Shared {
         }
     }
 
+    /// A live object, or `InvalidRequestParameters`.
+    fn object_mut(&mut self, object: u32) -> Result<&mut Object, OpError> {
+        self.objects
+            .get_mut(&object)
+            .ok_or_else(|| no_object(object))
+    }
+
     /// Refuses a state of `new` bytes replacing one of `old` bytes.
     fn check_state(&self, old: usize, new: usize) -> Result<(), OpError> {
         if new > self.max_object_state_bytes {
@@ -222,10 +229,7 @@ impl Shared {
         sender: u32,
         object: u32,
     ) -> Result<(GameReply, Vec<Out>), OpError> {
-        let o = self
-            .objects
-            .get_mut(&object)
-            .ok_or_else(|| no_object(object))?;
+        let o = self.object_mut(object)?;
         let holder = o.info.state_authority;
         let mut out = Vec::new();
         if holder != sender && (holder == 0 || o.info.allow_override) {
@@ -242,10 +246,7 @@ impl Shared {
         sender: u32,
         object: u32,
     ) -> Result<(GameReply, Vec<Out>), OpError> {
-        let o = self
-            .objects
-            .get_mut(&object)
-            .ok_or_else(|| no_object(object))?;
+        let o = self.object_mut(object)?;
         if o.info.state_authority != sender {
             return Err(err(
                 ResultCode::NotAllowed,
@@ -264,10 +265,7 @@ impl Shared {
         object: u32,
         actor: u32,
     ) -> Result<(GameReply, Vec<Out>), OpError> {
-        let o = self
-            .objects
-            .get_mut(&object)
-            .ok_or_else(|| no_object(object))?;
+        let o = self.object_mut(object)?;
         if o.info.state_authority != sender {
             return Err(err(
                 ResultCode::NotAllowed,
