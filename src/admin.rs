@@ -8,15 +8,12 @@ use switchboard_master::admin::{GameView, ServerView};
 /// Flags of `switchboard admin`.
 #[derive(Debug, Args)]
 pub struct AdminArgs {
-    /// The master's admin endpoint.
-    #[arg(
-        long,
-        env = "SWITCHBOARD_ADMIN_URL",
-        default_value = "http://127.0.0.1:5080",
-        global = true
-    )]
-    pub url: String,
-    /// The admin bearer token.
+    /// The master's admin endpoint; default: that of this user's running `switchboard
+    /// dev`, else http://127.0.0.1:5080.
+    #[arg(long, env = "SWITCHBOARD_ADMIN_URL", global = true)]
+    pub url: Option<String>,
+    /// The admin bearer token; default: that of this user's running `switchboard dev`
+    /// when `--url` is its endpoint.
     #[arg(
         long,
         env = "SWITCHBOARD_ADMIN_TOKEN",
@@ -85,13 +82,14 @@ async fn call(
     path: &str,
     body: Option<serde_json::Value>,
 ) -> anyhow::Result<String> {
-    let url = format!("{}{path}", base_url(&args.url));
+    let (base, token) = endpoint(args, crate::devstate::DevState::read());
+    let url = format!("{base}{path}");
     let request = match body {
         Some(json) => client.post(&url).json(&json),
         None => client.get(&url),
     };
     let resp = request
-        .bearer_auth(args.token.as_deref().context(
+        .bearer_auth(token.context(
             "--token (or SWITCHBOARD_ADMIN_TOKEN) is required: the master's admin token",
         )?)
         .send()
@@ -252,6 +250,21 @@ mod tests {
 
 /// The admin endpoint's base URL as given, with `http://` when it names no scheme and
 /// without a trailing slash.
+/// The endpoint and token to use: the flags', else those of the user's running `dev`.
+fn endpoint(args: &AdminArgs, dev: Option<crate::devstate::DevState>) -> (String, Option<String>) {
+    let base = base_url(
+        args.url
+            .as_deref()
+            .or(dev.as_ref().map(|d| d.admin.as_str()))
+            .unwrap_or("http://127.0.0.1:5080"),
+    );
+    let token = args.token.clone().or_else(|| {
+        dev.filter(|d| base_url(&d.admin) == base)
+            .map(|d| d.admin_token)
+    });
+    (base, token)
+}
+
 fn base_url(url: &str) -> String {
     let url = url.trim().trim_end_matches('/');
     if url.contains("://") {
@@ -263,7 +276,53 @@ fn base_url(url: &str) -> String {
 
 #[cfg(test)]
 mod url_tests {
-    use super::base_url;
+    use super::{AdminArgs, base_url, endpoint};
+    use crate::devstate::DevState;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        admin: AdminArgs,
+    }
+
+    fn args(line: &[&str]) -> AdminArgs {
+        Cli::try_parse_from(std::iter::once("admin").chain(line.iter().copied()))
+            .unwrap()
+            .admin
+    }
+
+    #[test]
+    fn a_running_dev_gives_the_endpoint_and_its_token() {
+        let dev = DevState {
+            pid: 1,
+            master: "127.0.0.1:5055".into(),
+            ca: "/x/cert.pem".into(),
+            admin: "http://127.0.0.1:40000".into(),
+            admin_token: "t0k".into(),
+            server_secret: "s".into(),
+            game_servers: vec![],
+        };
+        let e = endpoint(&args(&["servers"]), Some(dev.clone()));
+        assert_eq!(e, ("http://127.0.0.1:40000".into(), Some("t0k".into())));
+        // The same endpoint written without a scheme still gets dev's token.
+        let e = endpoint(
+            &args(&["servers", "--url", "127.0.0.1:40000"]),
+            Some(dev.clone()),
+        );
+        assert_eq!(e.1.as_deref(), Some("t0k"));
+        // Another endpoint never gets dev's token.
+        let e = endpoint(
+            &args(&["servers", "--url", "10.0.0.1:5080"]),
+            Some(dev.clone()),
+        );
+        assert_eq!(e, ("http://10.0.0.1:5080".into(), None));
+        let e = endpoint(&args(&["--token", "mine", "servers"]), Some(dev));
+        assert_eq!(e.1.as_deref(), Some("mine"));
+        // No dev: the default endpoint, no token.
+        let e = endpoint(&args(&["servers"]), None);
+        assert_eq!(e, ("http://127.0.0.1:5080".into(), None));
+    }
 
     #[test]
     fn an_address_without_a_scheme_gets_http() {

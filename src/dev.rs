@@ -37,10 +37,7 @@ pub struct DevOptions {
     pub workload: Option<Workload>,
 }
 
-/// The default directory of the development certificate.
-pub fn default_tls_dir() -> PathBuf {
-    std::env::temp_dir().join("switchboard-dev")
-}
+pub use crate::devstate::default_tls_dir;
 
 impl Default for DevOptions {
     fn default() -> Self {
@@ -97,6 +94,10 @@ impl DevCluster {
         master: impl FnOnce(&mut MasterConfig),
         game_server: impl Fn(&mut GameServerConfig),
     ) -> anyhow::Result<Self> {
+        if opts.tls_dir == default_tls_dir() {
+            // The user's own directory: created closed, refused if somebody else's.
+            crate::devstate::ensure_private_dir(&crate::devstate::dev_home())?;
+        }
         let (identity, ca) = ServerIdentity::dev(&opts.tls_dir)
             .with_context(|| format!("development certificate in {}", opts.tls_dir.display()))?;
         let trust = Trust::from_ca_file(&ca)?;
@@ -117,7 +118,25 @@ impl DevCluster {
             mc.apply_workload(w);
         }
         master(&mut mc);
-        let master = Master::bind(mc).context("master")?;
+        let master = Master::bind(mc).map_err(|e| match e {
+            switchboard_master::StartError::Bind {
+                listener,
+                addr,
+                source,
+            } => {
+                let flag = match listener {
+                    "clients" => "--master-port",
+                    "cluster" => "--cluster-port",
+                    _ => "--admin-port",
+                };
+                anyhow::anyhow!(
+                    "cannot bind {flag} {} ({addr}): {source}; is another `switchboard dev` \
+                     running? ({flag} 0 picks a free port)",
+                    addr.port()
+                )
+            }
+            e => anyhow::Error::new(e).context("master"),
+        })?;
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
         let (master_addr, cluster_addr) = (master.client_addr(), master.cluster_addr());
@@ -151,7 +170,15 @@ impl DevCluster {
                 gc.workload = w.clone();
             }
             game_server(&mut gc);
-            let gs = GameServer::bind(gc).with_context(|| format!("game server {}", i + 1))?;
+            let gs = GameServer::bind(gc).map_err(|e| match e {
+                switchboard_gameserver::StartError::Bind { addr, source, .. } => anyhow::anyhow!(
+                    "cannot bind game server {} at {addr} (--gs-base-port {}): {source}; \
+                     is another `switchboard dev` running? (--gs-base-port 0 picks free ports)",
+                    i + 1,
+                    opts.gs_base_port
+                ),
+                e => anyhow::Error::new(e).context(format!("game server {}", i + 1)),
+            })?;
             game_servers.push(gs.local_addr());
             game_server_http.extend(gs.http_addr());
             load_hooks.push(gs.load_hook());

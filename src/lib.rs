@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod bench;
 pub mod dev;
+pub mod devstate;
 pub mod limits;
 pub mod probe;
 pub mod procs;

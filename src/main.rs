@@ -8,15 +8,16 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::collections::BTreeMap;
 use switchboard::dev::{DevCluster, DevOptions, default_tls_dir};
+use switchboard::devstate::DevState;
 use switchboard::limits::LimitArgs;
 use switchboard_gameserver::{GameServer, GameServerConfig};
 
-use switchboard_master::auth::{HttpConfig, JwtConfig};
+use switchboard_master::auth::{Authenticator, HttpConfig, JwtConfig};
 use switchboard_master::jsonwebtoken::Algorithm;
 use switchboard_master::workload::Workload;
 use switchboard_master::{AuthConfig, Master, MasterConfig};
 use switchboard_protocol::TicketKeys;
-use switchboard_transport::{ServerIdentity, Trust};
+use switchboard_transport::{ServerIdentity, TlsError, Trust};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Parser)]
@@ -51,6 +52,8 @@ enum Command {
     Probe(ProbeArgs),
     /// Operate a running master: list servers and games, set a server's state.
     Admin(switchboard::admin::AdminArgs),
+    /// Mint a JSON Web Token for trying a `--auth jwt` master; prints it.
+    Token(TokenArgs),
     /// Load-generate against a deployment, with a baseline measured in the same run.
     Bench(switchboard::bench::BenchArgs),
     /// A baseline server for `bench` (started by it).
@@ -80,8 +83,21 @@ struct TlsArgs {
 impl TlsArgs {
     fn identity(&self) -> anyhow::Result<ServerIdentity> {
         match (&self.cert, &self.key, &self.dev_tls_dir) {
-            (Some(cert), Some(key), _) => Ok(ServerIdentity::from_pem_files(cert, key)?),
-            (_, _, Some(dir)) => Ok(ServerIdentity::dev(dir)?.0),
+            (Some(cert), Some(key), _) => {
+                ServerIdentity::from_pem_files(cert, key).map_err(|e| {
+                    // Name the flag whose file is wrong.
+                    let flag = match &e {
+                        TlsError::Pem { path, .. } | TlsError::Io { path, .. } if path == key => {
+                            "--key"
+                        }
+                        _ => "--cert",
+                    };
+                    anyhow::anyhow!("{flag} {e}")
+                })
+            }
+            (_, _, Some(dir)) => Ok(ServerIdentity::dev(dir)
+                .with_context(|| format!("--dev-tls-dir {}", dir.display()))?
+                .0),
             _ => bail!("give --cert and --key, or --dev-tls-dir for a development certificate"),
         }
     }
@@ -226,13 +242,22 @@ impl AuthArgs {
                     JwtAlgorithm::Rs256 => Algorithm::RS256,
                     JwtAlgorithm::Es256 => Algorithm::ES256,
                 };
-                AuthConfig::Jwt(JwtConfig {
+                let config = AuthConfig::Jwt(JwtConfig {
                     algorithm,
                     key,
                     leeway: Duration::from_secs(self.jwt_leeway),
                     issuer: self.jwt_issuer.clone(),
                     audience: self.jwt_audience.clone(),
-                })
+                });
+                // The key is checked here, so its error names the flag that gave it.
+                Authenticator::new(&config).with_context(|| {
+                    format!(
+                        "--jwt-key-file {} (--jwt-algorithm {:?})",
+                        path.display(),
+                        algorithm
+                    )
+                })?;
+                config
             }
             AuthKind::Http => AuthConfig::Http(HttpConfig {
                 url: self
@@ -388,14 +413,12 @@ struct DevArgs {
 
 #[derive(Debug, Args)]
 struct ProbeArgs {
-    /// The master's client address (host:port).
-    #[arg(
-        long,
-        env = "SWITCHBOARD_MASTER_ADDR",
-        default_value = "127.0.0.1:5055"
-    )]
-    master: String,
-    /// Certificate(s) to trust (PEM); defaults to the `switchboard dev` certificate.
+    /// The master's client address (host:port); default: the master of this user's
+    /// running `switchboard dev`, else 127.0.0.1:5055.
+    #[arg(long, env = "SWITCHBOARD_MASTER_ADDR")]
+    master: Option<String>,
+    /// Certificate(s) to trust (PEM); default: the `switchboard dev` certificate for that
+    /// `dev`'s master, else the system's root certificates.
     #[arg(long, env = "SWITCHBOARD_CA")]
     ca: Option<PathBuf>,
     /// Seconds before the probe gives up.
@@ -423,6 +446,66 @@ struct ProbeArgs {
         default_value = ""
     )]
     token_b: String,
+}
+
+#[derive(Debug, Args)]
+struct TokenArgs {
+    /// The user id (the token's `sub`).
+    #[arg(long)]
+    user: String,
+    /// The HS256 secret file the master reads, or the RS256/ES256 private key (PEM).
+    #[arg(long)]
+    jwt_key_file: PathBuf,
+    /// The algorithm.
+    #[arg(long, value_enum, default_value = "HS256")]
+    jwt_algorithm: JwtAlgorithm,
+    /// Seconds until it expires.
+    #[arg(long, default_value_t = 3600)]
+    ttl: u64,
+    /// The issuer (iss), if the master requires one.
+    #[arg(long)]
+    issuer: Option<String>,
+    /// The audience (aud), if the master requires one.
+    #[arg(long)]
+    audience: Option<String>,
+}
+
+/// Signs a token the way a studio's backend would, for trying a `jwt` master.
+fn mint_token(args: &TokenArgs) -> anyhow::Result<String> {
+    use switchboard_master::jsonwebtoken::{EncodingKey, Header, encode};
+    let flag = || format!("--jwt-key-file {}", args.jwt_key_file.display());
+    let mut key = std::fs::read(&args.jwt_key_file).with_context(flag)?;
+    let (algorithm, key) = match args.jwt_algorithm {
+        JwtAlgorithm::Hs256 => {
+            // As the master reads it: a trailing newline is not part of the secret.
+            while key.last().is_some_and(|b| b.is_ascii_whitespace()) {
+                key.pop();
+            }
+            (Algorithm::HS256, EncodingKey::from_secret(&key))
+        }
+        JwtAlgorithm::Rs256 => (
+            Algorithm::RS256,
+            EncodingKey::from_rsa_pem(&key)
+                .with_context(|| format!("{}: not an RSA private key in PEM", flag()))?,
+        ),
+        JwtAlgorithm::Es256 => (
+            Algorithm::ES256,
+            EncodingKey::from_ec_pem(&key)
+                .with_context(|| format!("{}: not an EC private key in PEM", flag()))?,
+        ),
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .context("the clock is before 1970")?
+        .as_secs();
+    let mut claims = serde_json::json!({ "sub": args.user, "iat": now, "exp": now + args.ttl });
+    if let Some(iss) = &args.issuer {
+        claims["iss"] = iss.clone().into();
+    }
+    if let Some(aud) = &args.audience {
+        claims["aud"] = aud.clone().into();
+    }
+    Ok(encode(&Header::new(algorithm), &claims, &key)?)
 }
 
 /// A token given on the command line: as is, or `@FILE` for the contents of FILE
@@ -479,7 +562,8 @@ async fn run() -> anyhow::Result<()> {
     init_logging(cli.log_format);
     match cli.command {
         Command::Master(args) => {
-            let mut cfg = MasterConfig::new(args.tls.identity()?, args.cluster_secret)?;
+            let mut cfg = MasterConfig::new(args.tls.identity()?, args.cluster_secret)
+                .context("--cluster-secret")?;
             cfg.client_addr = args.client_addr;
             cfg.cluster_addr = args.cluster_addr;
             cfg.ticket_ttl = Duration::from_secs(args.ticket_ttl);
@@ -497,13 +581,27 @@ async fn run() -> anyhow::Result<()> {
             }
             cfg.server_secret = args.server_secret;
             if let Some(path) = &args.workload {
-                cfg.apply_workload(&Workload::load(path)?);
+                cfg.apply_workload(&Workload::load(path).context("--workload")?);
             }
             if let Some(keys) = ticket_keys(&args.ticket_keys, args.ticket_signing_key)? {
                 cfg.ticket_keys = keys;
             }
             args.limits.apply_master(&mut cfg);
-            let master = Master::bind(cfg).context("binding the master")?;
+            let master = Master::bind(cfg).map_err(|e| match e {
+                switchboard_master::StartError::Bind {
+                    listener,
+                    addr,
+                    source,
+                } => {
+                    let flag = match listener {
+                        "clients" => "--client-addr",
+                        "cluster" => "--cluster-addr",
+                        _ => "--admin-addr",
+                    };
+                    anyhow::anyhow!("cannot bind {flag} {addr}: {source}")
+                }
+                e => anyhow::Error::new(e).context("starting the master"),
+            })?;
             let ready = serde_json::json!({
                 "ready": true,
                 "role": "master",
@@ -515,7 +613,7 @@ async fn run() -> anyhow::Result<()> {
             master.run(shutdown_signal()).await;
         }
         Command::Gameserver(args) => {
-            let trust = Trust::from_ca_file(&args.master_ca)?;
+            let trust = Trust::from_ca_file(&args.master_ca).context("--master-ca")?;
             let mut cfg = GameServerConfig::new(
                 args.id,
                 args.master,
@@ -527,7 +625,7 @@ async fn run() -> anyhow::Result<()> {
             cfg.public_address = args.public_address;
             cfg.priority = args.priority;
             if let Some(path) = &args.workload {
-                cfg.workload = Workload::load(path)?;
+                cfg.workload = Workload::load(path).context("--workload")?;
             }
             cfg.state_file = args.state_file;
             cfg.drain_grace = Duration::from_secs(args.drain_grace);
@@ -556,7 +654,25 @@ async fn run() -> anyhow::Result<()> {
                 }
                 cfg.webhooks = Some(w);
             }
-            let gs = GameServer::bind(cfg).context("binding the game server")?;
+            let gs = GameServer::bind(cfg).map_err(|e| match e {
+                switchboard_gameserver::StartError::Bind {
+                    listener,
+                    addr,
+                    source,
+                } => {
+                    let flag = if listener == "http" {
+                        "--http-addr"
+                    } else {
+                        "--listen"
+                    };
+                    anyhow::anyhow!("cannot bind {flag} {addr}: {source}")
+                }
+                switchboard_gameserver::StartError::NoPublicAddress(addr) => anyhow::anyhow!(
+                    "--listen {addr} is the unspecified address: give --public-address, the \
+                     host:port clients reach this server at"
+                ),
+                e => anyhow::Error::new(e).context("starting the game server"),
+            })?;
             let ready = serde_json::json!({
                 "ready": true,
                 "role": "gameserver",
@@ -587,7 +703,12 @@ async fn run() -> anyhow::Result<()> {
                 gs_base_port: args.gs_base_port,
                 tls_dir: args.tls_dir.unwrap_or_else(default_tls_dir),
                 admin_port: args.admin_port,
-                workload: args.workload.as_deref().map(Workload::load).transpose()?,
+                workload: args
+                    .workload
+                    .as_deref()
+                    .map(Workload::load)
+                    .transpose()
+                    .context("--workload")?,
                 ..DevOptions::default()
             };
             let limits = args.limits.clone();
@@ -608,37 +729,55 @@ async fn run() -> anyhow::Result<()> {
                 "server_secret": cluster.server_secret,
                 "game_server_http": cluster.game_server_http.iter().map(|a| format!("http://{a}")).collect::<Vec<_>>(),
             });
+            // `probe`, `admin` and `bench` of this user find this cluster through it.
+            let state = DevState {
+                pid: std::process::id(),
+                master: cluster.master.to_string(),
+                ca: cluster.ca.clone(),
+                admin: format!("http://{}", cluster.admin),
+                admin_token: cluster.admin_token.clone(),
+                server_secret: cluster.server_secret.clone(),
+                game_servers: cluster.game_servers.iter().map(|a| a.to_string()).collect(),
+            };
+            state.write()?;
             println!("{ready}");
             eprintln!(
-                "switchboard dev: master on {}; try `switchboard probe --master {} --ca {}`;\n  operate it with `switchboard admin --url http://{} --token {} servers`; Ctrl-C stops",
+                "switchboard dev: master on {}; try `switchboard probe` and `switchboard admin servers` \
+                 (they find this cluster through {}); Ctrl-C stops",
                 cluster.master,
-                cluster.master,
-                cluster.ca.display(),
-                cluster.admin,
-                cluster.admin_token,
+                DevState::path().display(),
             );
             shutdown_signal().await;
+            DevState::remove_if_ours();
             cluster.shutdown().await;
         }
         Command::Admin(args) => switchboard::admin::run(args).await?,
+        Command::Token(args) => println!("{}", mint_token(&args)?),
         Command::Bench(args) => switchboard::bench::run(args).await?,
         Command::BenchBaseline(args) => switchboard::bench::baseline::serve(args).await?,
         Command::Probe(args) => {
-            let ca = args
-                .ca
-                .unwrap_or_else(|| default_tls_dir().join("cert.pem"));
-            let trust = Trust::from_ca_file(&ca).with_context(|| {
-                format!(
-                    "trusting {} (give --ca for a deployment not started by `switchboard dev`)",
-                    ca.display()
-                )
-            })?;
+            // Without --master: this user's running `dev`, else the default address.
+            // Without --ca: the system's roots, unless the master is this user's `dev`.
+            let dev = DevState::read();
+            let master = args
+                .master
+                .or_else(|| dev.as_ref().map(|d| d.master.clone()))
+                .unwrap_or_else(|| "127.0.0.1:5055".into());
+            let trust = match (&args.ca, &dev) {
+                (Some(ca), _) => Trust::from_ca_file(ca).context("--ca")?,
+                (None, Some(d)) if d.master == master => {
+                    Trust::from_ca_file(&d.ca).with_context(|| {
+                        format!("the `switchboard dev` certificate {}", d.ca.display())
+                    })?
+                }
+                (None, _) => Trust::system_roots().context("the system's root certificates")?,
+            };
             let creds = switchboard::probe::Credentials {
                 a: (args.user_a, token_arg(&args.token_a, "--token-a")?),
                 b: (args.user_b, token_arg(&args.token_b, "--token-b")?),
             };
             let report = switchboard::probe::probe_as(
-                &args.master,
+                &master,
                 trust,
                 Duration::from_secs(args.timeout),
                 &creds,

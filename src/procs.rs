@@ -18,13 +18,23 @@ pub struct Proc {
     ready: mpsc::Receiver<String>,
     /// What it is, for messages.
     pub name: String,
+    /// Its own `SWITCHBOARD_DEV_HOME`: a `dev` started here never touches the user's.
+    pub dev_home: PathBuf,
 }
 
 impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dev_home);
     }
+}
+
+/// A fresh directory name per child process.
+fn child_dev_home() -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    std::env::temp_dir().join(format!("switchboard-proc-{}-{n}", std::process::id()))
 }
 
 impl Proc {
@@ -36,8 +46,10 @@ impl Proc {
         args: &[String],
         log: Option<&str>,
     ) -> anyhow::Result<Proc> {
+        let dev_home = child_dev_home();
         let mut child = Command::new(bin)
             .args(args)
+            .env("SWITCHBOARD_DEV_HOME", &dev_home)
             .env("RUST_LOG", log.unwrap_or("warn"))
             .env("NO_COLOR", "1")
             .stdout(Stdio::piped())
@@ -74,6 +86,7 @@ impl Proc {
             stderr,
             ready,
             name: name.to_string(),
+            dev_home,
         })
     }
 

@@ -30,16 +30,29 @@ fn token(user: &str) -> String {
 }
 
 async fn run(args: Vec<String>) -> std::process::Output {
+    run_env(args, vec![]).await
+}
+
+/// Runs the binary with `envs` added; `SWITCHBOARD_DEV_HOME` is an empty directory unless
+/// given, so no `dev` of the user's changes what it does.
+async fn run_env(args: Vec<String>, envs: Vec<(&'static str, String)>) -> std::process::Output {
     tokio::task::spawn_blocking(move || {
+        let empty = tempfile::tempdir().unwrap();
         Command::new(BIN)
             .args(args)
             .env("RUST_LOG", "warn")
             .env("RUST_BACKTRACE", "1")
+            .env("SWITCHBOARD_DEV_HOME", empty.path())
+            .envs(envs)
             .output()
             .unwrap()
     })
     .await
     .unwrap()
+}
+
+fn args(line: &[&str]) -> Vec<String> {
+    line.iter().map(|s| s.to_string()).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -141,7 +154,7 @@ async fn a_failure_is_one_line_without_a_backtrace() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
     assert!(
-        err.starts_with("switchboard: trusting /nonexistent/cert.pem"),
+        err.starts_with("switchboard: --ca: /nonexistent/cert.pem"),
         "{err}"
     );
     assert!(!err.contains("backtrace"), "{err}");
@@ -166,6 +179,7 @@ fn dev_stderr(extra: &[&str]) -> String {
         .args(["--gs-base-port", "0", "--admin-port", "0", "--tls-dir"])
         .arg(dir.path())
         .env("RUST_LOG", "info")
+        .env("SWITCHBOARD_DEV_HOME", dir.path().join("home"))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -197,4 +211,422 @@ fn logs_carry_no_colour_codes_when_standard_error_is_not_a_terminal() {
     let err = dev_stderr(&[]);
     assert!(err.contains("INFO"), "it logged: {err}");
     assert!(!err.contains('\u{1b}'), "no colour codes in a pipe: {err}");
+}
+
+/// `dev` with its default (per-user) directory; the ready line and the child.
+fn start_dev(home: &std::path::Path) -> (std::process::Child, serde_json::Value) {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let mut dev = Command::new(BIN)
+        .args(["dev", "--game-servers", "1", "--master-port", "0"])
+        .args([
+            "--cluster-port",
+            "0",
+            "--gs-base-port",
+            "0",
+            "--admin-port",
+            "0",
+        ])
+        .env("RUST_LOG", "warn")
+        .env("SWITCHBOARD_DEV_HOME", home)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    BufReader::new(dev.stdout.take().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
+    let ready: serde_json::Value =
+        serde_json::from_str(&ready).unwrap_or_else(|e| panic!("{ready}: {e}"));
+    (dev, ready)
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_and_admin_find_a_running_dev_without_flags() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let (mut dev, ready) = start_dev(&home);
+    // The directory is the user's alone; the state file (it holds the admin token) too.
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&home), 0o700);
+    let state = home.join("dev.json");
+    assert_eq!(mode(&state), 0o600);
+    assert!(
+        ready["ca"]
+            .as_str()
+            .unwrap()
+            .starts_with(home.to_str().unwrap()),
+        "{ready}"
+    );
+    let env = vec![("SWITCHBOARD_DEV_HOME", home.display().to_string())];
+    // Neither --master nor --ca: the running dev's.
+    let out = run_env(args(&["probe"]), env.clone()).await;
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{report} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(report.contains("\"ok\":true"), "{report}");
+    // Neither --url nor --token.
+    let out = run_env(args(&["admin", "servers", "--json"]), env.clone()).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let servers: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(servers.as_array().unwrap().len(), 1, "{servers}");
+    // Stopped, it takes its state file away; a probe then finds no dev to trust.
+    let pid = dev.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(dev.wait().unwrap().success());
+    assert!(!state.exists(), "the state file outlived its dev");
+    let out = run_env(args(&["probe", "--timeout", "2"]), env).await;
+    assert!(!out.status.success());
+}
+
+#[cfg(unix)]
+#[test]
+fn dev_refuses_a_directory_others_can_write() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = Command::new(BIN)
+        .args(["dev", "--master-port", "0", "--cluster-port", "0"])
+        .args(["--gs-base-port", "0", "--admin-port", "0"])
+        .env("SWITCHBOARD_DEV_HOME", &home)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(home.to_str().unwrap()) && err.contains("open to other users"),
+        "{err}"
+    );
+    assert!(!home.join("tls").exists(), "nothing was written into it");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_ca_the_system_roots_are_trusted() {
+    let t = start_all(1, |_| {}, |_| {}, |_| {}).await;
+    let master = t.cluster.master.to_string();
+    // The system's store (SSL_CERT_FILE replaces it, as in OpenSSL) holds the
+    // certificate: trusted without --ca, as a public CA's would be.
+    let out = run_env(
+        args(&["probe", "--master", &master]),
+        vec![("SSL_CERT_FILE", t.cluster.ca.display().to_string())],
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "{} {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The machine's real store does not know a development certificate.
+    let out = run_env(
+        args(&["probe", "--master", &master, "--timeout", "3"]),
+        vec![],
+    )
+    .await;
+    assert!(!out.status.success());
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(report.contains("UnknownIssuer"), "{report}");
+    t.cluster.shutdown().await;
+}
+
+/// Runs the binary expecting it to fail at start; returns its one-line error.
+fn start_error(line: &[&str]) -> String {
+    let out = Command::new(BIN)
+        .args(line)
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{line:?} should fail");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    err
+}
+
+#[test]
+fn configuration_errors_name_the_flag_and_the_problem() {
+    let tmp = tempfile::tempdir().unwrap();
+    let secret = "long-enough-secret-123";
+    let (_, cert) = switchboard_transport::ServerIdentity::dev(&tmp.path().join("tls")).unwrap();
+    let cert = cert.to_str().unwrap();
+    let master = |extra: &[&str]| {
+        let mut line = vec!["master", "--auth", "dev", "--cluster-secret", secret];
+        line.extend([
+            "--client-addr",
+            "127.0.0.1:0",
+            "--cluster-addr",
+            "127.0.0.1:0",
+        ]);
+        line.extend(["--admin-addr", "127.0.0.1:0"]);
+        line.extend(extra);
+        start_error(&line)
+    };
+    // The certificate given as the key: the key's flag and what is missing.
+    let err = master(&["--cert", cert, "--key", cert]);
+    assert!(
+        err.contains(&format!("--key {cert}: no private key")),
+        "{err}"
+    );
+    // A short HS256 secret: the flag, the file and the problem.
+    let short = tmp.path().join("short.key");
+    std::fs::write(&short, "tooshort\n").unwrap();
+    let err = start_error(&[
+        "master",
+        "--auth",
+        "jwt",
+        "--jwt-key-file",
+        short.to_str().unwrap(),
+        "--cluster-secret",
+        secret,
+        "--dev-tls-dir",
+        tmp.path().join("tls").to_str().unwrap(),
+    ]);
+    assert!(
+        err.contains(&format!("--jwt-key-file {}", short.display()))
+            && err.contains("at least 32 bytes, this one has 8"),
+        "{err}"
+    );
+    let err = start_error(&[
+        "master",
+        "--auth",
+        "jwt",
+        "--jwt-algorithm",
+        "RS256",
+        "--jwt-key-file",
+        cert,
+        "--cluster-secret",
+        secret,
+        "--dev-tls-dir",
+        tmp.path().join("tls").to_str().unwrap(),
+    ]);
+    assert!(
+        err.contains("--jwt-key-file") && err.contains("not an RSA public key"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bind_errors_name_the_address_and_its_flag() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tls = tmp.path().join("tls");
+    let tls = tls.to_str().unwrap();
+    let secret = "long-enough-secret-123";
+    // Ports held by this test, so the servers cannot have them.
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let udp = udp.local_addr().map(|a| (a, udp)).unwrap();
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let tcp_addr = tcp.local_addr().unwrap().to_string();
+    let udp_addr = udp.0.to_string();
+    let base = [
+        "master",
+        "--auth",
+        "dev",
+        "--cluster-secret",
+        secret,
+        "--dev-tls-dir",
+        tls,
+    ];
+    let cases = [
+        (
+            [
+                "--client-addr",
+                &udp_addr,
+                "--cluster-addr",
+                "127.0.0.1:0",
+                "--admin-addr",
+                "127.0.0.1:0",
+            ],
+            "--client-addr",
+            &udp_addr,
+        ),
+        (
+            [
+                "--client-addr",
+                "127.0.0.1:0",
+                "--cluster-addr",
+                &udp_addr,
+                "--admin-addr",
+                "127.0.0.1:0",
+            ],
+            "--cluster-addr",
+            &udp_addr,
+        ),
+        (
+            [
+                "--client-addr",
+                "127.0.0.1:0",
+                "--cluster-addr",
+                "127.0.0.1:0",
+                "--admin-addr",
+                &tcp_addr,
+            ],
+            "--admin-addr",
+            &tcp_addr,
+        ),
+    ];
+    for (extra, flag, addr) in cases {
+        let line: Vec<&str> = base.iter().copied().chain(extra).collect();
+        let err = start_error(&line);
+        assert!(
+            err.contains(&format!("cannot bind {flag} {addr}: ")) && err.contains("in use"),
+            "{err}"
+        );
+    }
+    // A game server's client and HTTP addresses.
+    let ca = format!("{tls}/cert.pem");
+    let gs = |extra: &[&str]| {
+        let mut line = vec![
+            "gameserver",
+            "--id",
+            "gs",
+            "--master-ca",
+            &ca,
+            "--cluster-secret",
+            secret,
+        ];
+        line.extend(["--dev-tls-dir", tls]);
+        line.extend(extra);
+        start_error(&line)
+    };
+    let err = gs(&["--listen", &udp_addr]);
+    assert!(
+        err.contains(&format!("cannot bind --listen {udp_addr}: ")),
+        "{err}"
+    );
+    let err = gs(&["--listen", "127.0.0.1:0", "--http-addr", &tcp_addr]);
+    assert!(
+        err.contains(&format!("cannot bind --http-addr {tcp_addr}: ")),
+        "{err}"
+    );
+    // dev names its port flag and the way out.
+    let port = udp.0.port().to_string();
+    let err = start_error(&[
+        "dev",
+        "--master-port",
+        &port,
+        "--cluster-port",
+        "0",
+        "--gs-base-port",
+        "0",
+        "--admin-port",
+        "0",
+        "--tls-dir",
+        tls,
+    ]);
+    assert!(
+        err.contains(&format!("cannot bind --master-port {port}"))
+            && err.contains("--master-port 0"),
+        "{err}"
+    );
+}
+
+/// The README's "Trying a JWT master" block, run line by line as a newcomer would: a line
+/// ending in `&` is a server, waited for until it prints its ready line; every other
+/// line must succeed; the probe's report must say it held.
+#[cfg(unix)]
+#[test]
+fn the_readme_jwt_sequence_works_as_written() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let readme = include_str!("../README.md");
+    let marker = "<!-- tests/first_hour.rs runs this block as written -->\n```sh\n";
+    let start = readme.find(marker).expect("the README's tested block") + marker.len();
+    let block = &readme[start..start + readme[start..].find("```").unwrap()];
+    let lines: Vec<String> = block
+        .replace("\\\n", " ")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(String::from)
+        .collect();
+    assert!(lines.len() >= 6, "{lines:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let bin_dir = std::path::Path::new(BIN).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut env: Vec<(String, String)> = vec![
+        ("PATH".into(), path),
+        ("RUST_LOG".into(), "warn".into()),
+        (
+            "SWITCHBOARD_DEV_HOME".into(),
+            dir.path().join("home").display().to_string(),
+        ),
+    ];
+    let sh = |line: &str, env: &[(String, String)]| {
+        let mut c = Command::new("sh");
+        c.arg("-c")
+            .arg(line)
+            .current_dir(dir.path())
+            .envs(env.iter().map(|(k, v)| (k, v)));
+        c
+    };
+    struct Server(std::process::Child);
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut servers = Vec::new();
+    let mut last = String::new();
+    for line in &lines {
+        if let Some(assign) = line.strip_prefix("export ") {
+            let (name, value) = assign.split_once('=').unwrap();
+            let out = sh(&format!("printf %s \"{value}\""), &env)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{line}");
+            env.push((name.into(), String::from_utf8(out.stdout).unwrap()));
+        } else if let Some(server) = line.strip_suffix('&') {
+            let mut child = sh(&format!("exec {server}"), &env)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .unwrap();
+            let stdout = child.stdout.take().unwrap();
+            servers.push(Server(child));
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let mut ready = String::new();
+                let _ = BufReader::new(stdout).read_line(&mut ready);
+                let _ = tx.send(ready);
+            });
+            let ready = rx
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("no ready line from: {server}"));
+            assert!(ready.contains("\"ready\":true"), "{server}: {ready}");
+        } else {
+            let out = sh(line, &env).output().unwrap();
+            assert!(
+                out.status.success(),
+                "{line}\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            last = String::from_utf8_lossy(&out.stdout).into_owned();
+        }
+    }
+    assert!(lines.last().unwrap().starts_with("switchboard probe"));
+    assert!(last.contains("\"ok\":true"), "{last}");
+    drop(servers);
 }

@@ -21,8 +21,12 @@ impl Drop for Proc {
 
 impl Proc {
     fn spawn(args: &[&str]) -> (Proc, serde_json::Value) {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let home = std::env::temp_dir().join(format!("sb-processes-{}-{n}", std::process::id()));
         let mut child = Command::new(BIN)
             .args(args)
+            .env("SWITCHBOARD_DEV_HOME", home)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

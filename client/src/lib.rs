@@ -4,6 +4,9 @@
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use switchboard_client::{Client, ClientConfig, Delivery};
 //! use switchboard_protocol::{RaiseEvent, ReceiverGroup, RoomOptions};
+//! // A deployment with a public CA's certificate: the system's roots, the default.
+//! let mut client = Client::connect("master.example.com:5055", ClientConfig::default()).await?;
+//! // `switchboard dev` (or a private CA): trust exactly its certificate file.
 //! let trust = switchboard_transport::Trust::from_ca_file(std::path::Path::new("ca.pem"))?;
 //! let mut client = Client::connect("127.0.0.1:5055", ClientConfig::new(trust)).await?;
 //! client.authenticate("alice", "").await?;
@@ -58,6 +61,13 @@ pub struct ClientConfig {
     /// Room events buffered before the client stops reading (and the server, in turn,
     /// sees a slow consumer).
     pub event_buffer: usize,
+}
+
+/// Defaults trusting the system's root certificates ([`Trust::default`]).
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig::new(Trust::default())
+    }
 }
 
 impl ClientConfig {

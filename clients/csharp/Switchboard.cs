@@ -108,7 +108,8 @@ namespace Switchboard
 
         SwitchboardClient(ClientHandle h) { handle = h; }
 
-        /// <summary>Starts connecting to a master ("host:port"), trusting the PEM certificate file caPath.</summary>
+        /// <summary>Starts connecting to a master ("host:port"), trusting the PEM certificate file caPath,
+        /// or with caPath null the system's root certificates.</summary>
         public static SwitchboardClient Connect(string master, string caPath)
         {
             var m = Utf8(master);

@@ -132,13 +132,15 @@ extern "C" {
 size_t sb_last_error(uint8_t *buf, size_t cap);
 
 // Starts a client: connects to the master at `master` (`host:port`), trusting the
-// certificates in the PEM file `ca_path` (for `switchboard dev`: the `ca` it prints).
+// certificates in the PEM file `ca_path` (for `switchboard dev`: the `ca` it prints), or,
+// with `ca_path` null or empty, the system's root certificates (a deployment with a
+// public CA's certificate; `SSL_CERT_FILE`/`SSL_CERT_DIR` replace the system's store).
 // On success stores the handle in `*out` and returns `SB_OK`; `SB_EVENT_CONNECTED` (or
 // an error and `SB_EVENT_DISCONNECTED`) follows from `sb_poll`.
 //
 // # Safety
-// `master` and `ca_path` must point to their lengths of readable bytes; `out` must be
-// writable.
+// `master` must point to `master_len` readable bytes, `ca_path` to `ca_path_len` (or be
+// null); `out` must be writable.
 int32_t sb_client_connect(const uint8_t *master,
                           size_t master_len,
                           const uint8_t *ca_path,

@@ -229,13 +229,15 @@ pub unsafe extern "C" fn sb_last_error(buf: *mut u8, cap: usize) -> usize {
 }
 
 /// Starts a client: connects to the master at `master` (`host:port`), trusting the
-/// certificates in the PEM file `ca_path` (for `switchboard dev`: the `ca` it prints).
+/// certificates in the PEM file `ca_path` (for `switchboard dev`: the `ca` it prints), or,
+/// with `ca_path` null or empty, the system's root certificates (a deployment with a
+/// public CA's certificate; `SSL_CERT_FILE`/`SSL_CERT_DIR` replace the system's store).
 /// On success stores the handle in `*out` and returns `SB_OK`; `SB_EVENT_CONNECTED` (or
 /// an error and `SB_EVENT_DISCONNECTED`) follows from `sb_poll`.
 ///
 /// # Safety
-/// `master` and `ca_path` must point to their lengths of readable bytes; `out` must be
-/// writable.
+/// `master` must point to `master_len` readable bytes, `ca_path` to `ca_path_len` (or be
+/// null); `out` must be writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sb_client_connect(
     master: *const u8,
@@ -251,9 +253,14 @@ pub unsafe extern "C" fn sb_client_connect(
         // SAFETY: forwarded from the caller.
         let master = unsafe { required(master, master_len, "master") }?;
         // SAFETY: forwarded from the caller.
-        let ca = unsafe { required(ca_path, ca_path_len, "ca_path") }?;
-        let trust = Trust::from_ca_file(Path::new(ca))
-            .map_err(|e| (SB_ERR_START, format!("ca_path: {e}")))?;
+        let ca = unsafe { text(ca_path, ca_path_len, "ca_path") }?;
+        let trust = match ca.filter(|c| !c.is_empty()) {
+            Some(ca) => Trust::from_ca_file(Path::new(ca))
+                .map_err(|e| (SB_ERR_START, format!("ca_path: {e}")))?,
+            None => {
+                Trust::system_roots().map_err(|e| (SB_ERR_START, format!("system roots: {e}")))?
+            }
+        };
         let inner = PollClient::connect(master, ClientConfig::new(trust))
             .map_err(|e| (SB_ERR_START, format!("runtime: {e}")))?;
         let handle = Box::new(SbClient {

@@ -119,6 +119,8 @@ async fn run_flow(cluster: &DevCluster, mut program: Command, room: &str) {
         token("bob"),
         room.to_string(),
     ]);
+    // The second client trusts "the system's roots": here, the development certificate.
+    program.env("SSL_CERT_FILE", &cluster.ca);
     let out = tokio::task::spawn_blocking(move || program.output().unwrap())
         .await
         .unwrap();

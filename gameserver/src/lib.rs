@@ -272,9 +272,19 @@ pub enum StartError {
     /// TLS material or the socket.
     #[error(transparent)]
     Tls(#[from] TlsError),
-    /// A socket (the master link's, or the HTTP endpoint's).
+    /// A socket (the master link's).
     #[error("cannot bind: {0}")]
     Io(#[from] std::io::Error),
+    /// A listener's address could not be bound.
+    #[error("cannot bind the {listener} address {addr}: {source}")]
+    Bind {
+        /// Which listener: `clients` or `http`.
+        listener: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
     /// `listen` is 0.0.0.0 or :: and no public address was given.
     #[error("public_address is required when listening on the unspecified address {0}")]
     NoPublicAddress(SocketAddr),
@@ -296,7 +306,15 @@ impl GameServer {
             ALPN_GAME,
             &config.limits,
             Some(&reset),
-        )?;
+        )
+        .map_err(|e| match e {
+            TlsError::Bind { addr, source } => StartError::Bind {
+                listener: "clients",
+                addr,
+                source,
+            },
+            e => StartError::Tls(e),
+        })?;
         let bound = endpoint.local_addr()?;
         let public_address = match &config.public_address {
             Some(a) => a.clone(),
@@ -305,9 +323,14 @@ impl GameServer {
         };
         let http = match config.http_addr {
             Some(addr) => {
-                let l = std::net::TcpListener::bind(addr)?;
-                l.set_nonblocking(true)?;
-                Some(tokio::net::TcpListener::from_std(l)?)
+                let bind = |source| StartError::Bind {
+                    listener: "http",
+                    addr,
+                    source,
+                };
+                let l = std::net::TcpListener::bind(addr).map_err(bind)?;
+                l.set_nonblocking(true).map_err(bind)?;
+                Some(tokio::net::TcpListener::from_std(l).map_err(bind)?)
             }
             None => None,
         };

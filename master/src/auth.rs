@@ -163,21 +163,22 @@ impl Authenticator {
                 let key = match c.algorithm {
                     Algorithm::HS256 => {
                         if c.key.len() < 32 {
-                            return Err(AuthConfigError(
-                                "jwt.key: an HS256 secret needs at least 32 bytes".into(),
-                            ));
+                            return Err(AuthConfigError(format!(
+                                "an HS256 secret needs at least 32 bytes, this one has {}",
+                                c.key.len()
+                            )));
                         }
                         DecodingKey::from_secret(&c.key)
                     }
                     Algorithm::RS256 => DecodingKey::from_rsa_pem(&c.key).map_err(|e| {
-                        AuthConfigError(format!("jwt.key: not an RSA public key in PEM: {e}"))
+                        AuthConfigError(format!("not an RSA public key in PEM ({e})"))
                     })?,
                     Algorithm::ES256 => DecodingKey::from_ec_pem(&c.key).map_err(|e| {
-                        AuthConfigError(format!("jwt.key: not an EC public key in PEM: {e}"))
+                        AuthConfigError(format!("not an EC public key in PEM ({e})"))
                     })?,
                     other => {
                         return Err(AuthConfigError(format!(
-                            "jwt.algorithm: {other:?} is not supported (HS256, RS256, ES256)"
+                            "the algorithm {other:?} is not supported (HS256, RS256, ES256)"
                         )));
                     }
                 };

@@ -271,9 +271,28 @@ pub enum StartError {
     /// The authentication provider's configuration.
     #[error(transparent)]
     Auth(#[from] auth::AuthConfigError),
-    /// The admin HTTP socket.
-    #[error("admin HTTP endpoint: {0}")]
-    Io(#[from] std::io::Error),
+    /// A listener's address could not be bound.
+    #[error("cannot bind the {listener} address {addr}: {source}")]
+    Bind {
+        /// Which listener: `clients`, `cluster` or `admin`.
+        listener: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// Names the listener of a bind failure; other errors pass through.
+fn bind_error(listener: &'static str) -> impl FnOnce(TlsError) -> StartError {
+    move |e| match e {
+        TlsError::Bind { addr, source } => StartError::Bind {
+            listener,
+            addr,
+            source,
+        },
+        e => StartError::Tls(e),
+    }
 }
 
 /// A master with its listeners bound.
@@ -291,9 +310,14 @@ impl Master {
     pub fn bind(config: MasterConfig) -> Result<Self, StartError> {
         let admin = match config.admin_addr {
             Some(addr) => {
-                let l = std::net::TcpListener::bind(addr)?;
-                l.set_nonblocking(true)?;
-                Some(tokio::net::TcpListener::from_std(l)?)
+                let bind = |source| StartError::Bind {
+                    listener: "admin",
+                    addr,
+                    source,
+                };
+                let l = std::net::TcpListener::bind(addr).map_err(bind)?;
+                l.set_nonblocking(true).map_err(bind)?;
+                Some(tokio::net::TcpListener::from_std(l).map_err(bind)?)
             }
             None => None,
         };
@@ -307,14 +331,16 @@ impl Master {
             ALPN_MASTER,
             &config.limits,
             Some(&ResetKey::derive(secret, "master/clients")),
-        )?;
+        )
+        .map_err(bind_error("clients"))?;
         let cluster = server_endpoint(
             config.cluster_addr,
             &config.identity,
             ALPN_CLUSTER,
             &config.cluster_limits,
             Some(&ResetKey::derive(secret, "master/cluster")),
-        )?;
+        )
+        .map_err(bind_error("cluster"))?;
         let state = MasterState::new(config.settings.clone(), config.seed);
         let client_admission = Admission::new(config.client_admission.clone());
         let cluster_admission = Admission::new(config.cluster_admission.clone());

@@ -51,6 +51,11 @@ pub struct BaselineArgs {
 
 /// Serves a baseline until killed; prints `{"ready":true,"addr":...}` first.
 pub async fn serve(args: BaselineArgs) -> anyhow::Result<()> {
+    #[cfg(not(target_os = "linux"))]
+    if args.kind == Kind::Udp {
+        anyhow::bail!("the plain-UDP baseline needs Linux (batched socket calls)");
+    }
+    #[cfg(target_os = "linux")]
     if args.kind == Kind::Udp {
         let socket = super::udp::socket()?;
         println!(

@@ -17,6 +17,7 @@ pub mod matchmaking;
 pub mod relay;
 pub mod soak;
 mod target;
+#[cfg(target_os = "linux")]
 pub mod udp;
 
 use std::path::PathBuf;

@@ -429,8 +429,15 @@ pub async fn measure_baseline(
     )))
 }
 
+/// The plain-UDP reference needs Linux's batched socket calls; elsewhere it is skipped.
+#[cfg(not(target_os = "linux"))]
+pub async fn measure_reference(_: &Target, _: &RelayArgs) -> anyhow::Result<Option<Measured>> {
+    Ok(None)
+}
+
 /// Runs the same load against the plain-UDP fan-out relay (the physical reference),
 /// with the generator's own batched sockets instead of QUIC clients.
+#[cfg(target_os = "linux")]
 pub async fn measure_reference(target: &Target, a: &RelayArgs) -> anyhow::Result<Option<Measured>> {
     let Some(tls) = &target.tls_dir else {
         return Ok(None);

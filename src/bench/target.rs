@@ -71,8 +71,11 @@ impl ProcStats {
 /// Spawns this binary with `args` and reads the JSON ready line it prints.
 pub(crate) fn spawn_ready(args: &[&str]) -> anyhow::Result<(Child, serde_json::Value)> {
     let exe = std::env::current_exe().context("locating the switchboard binary")?;
+    // A `dev` started here keeps its state file away from the user's own `dev`.
+    let home = std::env::temp_dir().join(format!("switchboard-bench-{}", std::process::id()));
     let mut child = Command::new(exe)
         .args(args)
+        .env("SWITCHBOARD_DEV_HOME", home.join("home"))
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -100,10 +103,16 @@ impl Target {
             .map(|_| switchboard_transport::client_endpoint(false))
             .collect::<Result<Vec<_>, _>>()?;
         if let Some(master) = master {
-            let ca = ca.context("--master needs --ca")?;
+            // Without --ca: this user's `dev` certificate for its master, else the
+            // system's roots.
+            let trust = match (ca, crate::devstate::DevState::read()) {
+                (Some(ca), _) => Trust::from_ca_file(ca).context("--ca")?,
+                (None, Some(dev)) if dev.master == master => Trust::from_ca_file(&dev.ca)?,
+                (None, _) => Trust::system_roots()?,
+            };
             return Ok(Target {
                 master: master.to_string(),
-                trust: Trust::from_ca_file(ca)?,
+                trust,
                 tls_dir: None,
                 pid: None,
                 child: None,

@@ -82,10 +82,7 @@ pub fn server_endpoint(
         .max_incoming(limits.max_incoming)
         .incoming_buffer_size(limits.incoming_buffer)
         .incoming_buffer_size_total(limits.incoming_buffer_total);
-    let io = |source| TlsError::Io {
-        path: addr.to_string().into(),
-        source,
-    };
+    let io = |source| TlsError::Bind { addr, source };
     let socket = limits.udp_socket(addr).map_err(io)?;
     let runtime =
         quinn::default_runtime().ok_or_else(|| io(std::io::Error::other("no async runtime")))?;

@@ -33,6 +33,14 @@ pub enum TlsError {
         /// What is wrong.
         what: String,
     },
+    /// A socket could not be bound.
+    #[error("{addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
     /// Certificate generation or the TLS library refused the material.
     #[error("TLS: {0}")]
     Other(String),
@@ -87,7 +95,12 @@ impl ServerIdentity {
         }
         let key = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::Pem {
             path: key.into(),
-            what: e.to_string(),
+            what: match e {
+                rustls::pki_types::pem::Error::NoItemsFound => {
+                    "no private key (a PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY block)".into()
+                }
+                e => e.to_string(),
+            },
         })?;
         Ok(ServerIdentity { certs, key })
     }
@@ -119,7 +132,15 @@ impl ServerIdentity {
             std::process::id()
         ));
         let _ = fs::remove_dir_all(&tmp);
-        fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
+        // Created here and now (never an existing directory someone else made), closed
+        // to other users.
+        let mut builder = fs::DirBuilder::new();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            builder.mode(0o700);
+        }
+        builder.create(&tmp).map_err(io_err(&tmp))?;
         let key_tmp = tmp.join(DEV_KEY_FILE);
         write_private(&key_tmp, ck.key_pair.serialize_pem().as_bytes())?;
         let cert_tmp = tmp.join(DEV_CERT_FILE);
@@ -172,6 +193,20 @@ pub(crate) fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 #[derive(Debug, Clone)]
 pub struct Trust {
     pub(crate) roots: Arc<RootCertStore>,
+    /// Why the roots could not be loaded ([`Trust::default`]); connecting then fails
+    /// with this instead of an unknown-issuer error.
+    problem: Option<Arc<str>>,
+}
+
+/// The system's root certificates ([`Trust::system_roots`]); a store that cannot be
+/// loaded makes every connection attempt fail, saying why.
+impl Default for Trust {
+    fn default() -> Self {
+        Trust::system_roots().unwrap_or_else(|e| Trust {
+            roots: Arc::new(RootCertStore::empty()),
+            problem: Some(e.to_string().into()),
+        })
+    }
 }
 
 impl Trust {
@@ -197,10 +232,44 @@ impl Trust {
         }
         Ok(Trust {
             roots: Arc::new(roots),
+            problem: None,
         })
     }
 
+    /// Trusts the operating system's root certificates (what a deployment with a
+    /// certificate from a public CA needs). `SSL_CERT_FILE` and `SSL_CERT_DIR`, when set,
+    /// replace the system's store, as in OpenSSL. Loaded once per process.
+    pub fn system_roots() -> Result<Self, TlsError> {
+        static ROOTS: std::sync::OnceLock<Result<Arc<RootCertStore>, String>> =
+            std::sync::OnceLock::new();
+        let roots = ROOTS.get_or_init(|| {
+            let loaded = rustls_native_certs::load_native_certs();
+            let mut roots = RootCertStore::empty();
+            let (added, _) = roots.add_parsable_certificates(loaded.certs);
+            if added == 0 {
+                let why = loaded
+                    .errors
+                    .first()
+                    .map_or_else(|| "the store is empty".to_string(), |e| e.to_string());
+                return Err(format!(
+                    "no usable root certificate in the system's store ({why}); give a CA file"
+                ));
+            }
+            Ok(Arc::new(roots))
+        });
+        match roots {
+            Ok(roots) => Ok(Trust {
+                roots: roots.clone(),
+                problem: None,
+            }),
+            Err(e) => Err(TlsError::Other(e.clone())),
+        }
+    }
+
     pub(crate) fn rustls_config(&self, alpn: &[u8]) -> Result<rustls::ClientConfig, TlsError> {
+        if let Some(problem) = &self.problem {
+            return Err(TlsError::Other(problem.to_string()));
+        }
         let mut cfg = rustls::ClientConfig::builder_with_provider(provider())
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(|e| TlsError::Other(e.to_string()))?
