@@ -105,7 +105,7 @@ async fn call(
 
 /// Runs an admin command, printing its result.
 pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
-    let client = reqwest::Client::new();
+    let client = crate::http_client();
     match &args.command {
         AdminCommand::Servers => {
             let body = call(&client, &args, "/servers", None).await?;

@@ -3,6 +3,15 @@
 //! sets up logging and calls these or the server libraries.
 
 pub mod admin;
+
+/// The HTTP client of the CLI (admin, bench) and the tests: rustls with the ring provider
+/// and the system's roots ([`switchboard_transport::https_client_config`]).
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(switchboard_transport::https_client_config())
+        .build()
+        .expect("a preconfigured rustls client builds")
+}
 pub mod bench;
 pub mod dev;
 pub mod devstate;

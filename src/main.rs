@@ -259,14 +259,19 @@ impl AuthArgs {
                 })?;
                 config
             }
-            AuthKind::Http => AuthConfig::Http(HttpConfig {
-                url: self
+            AuthKind::Http => {
+                let url = self
                     .auth_url
                     .clone()
-                    .context("--auth http needs --auth-url")?,
-                timeout: Duration::from_millis(self.auth_timeout_ms),
-                fail_open: self.auth_fail_open,
-            }),
+                    .context("--auth http needs --auth-url")?;
+                let config = AuthConfig::Http(HttpConfig {
+                    url: url.clone(),
+                    timeout: Duration::from_millis(self.auth_timeout_ms),
+                    fail_open: self.auth_fail_open,
+                });
+                Authenticator::new(&config).with_context(|| format!("--auth-url {url}"))?;
+                config
+            }
         })
     }
 }
@@ -481,7 +486,10 @@ fn mint_token(args: &TokenArgs) -> anyhow::Result<String> {
             while key.last().is_some_and(|b| b.is_ascii_whitespace()) {
                 key.pop();
             }
-            (Algorithm::HS256, EncodingKey::from_secret(&key))
+            (
+                Algorithm::HS256,
+                EncodingKey::from_secret(&key).with_context(|| format!("{}: empty", flag()))?,
+            )
         }
         JwtAlgorithm::Rs256 => (
             Algorithm::RS256,

@@ -209,7 +209,7 @@ async fn a_client_that_stops_reading_pins_little_and_is_cut_off() {
             .await
             .unwrap();
         sent += 1;
-        if sent % 50 == 0 {
+        if sent.is_multiple_of(50) {
             peak = peak.max(rss_mib(pid));
         }
         tokio::time::sleep(Duration::from_millis(4)).await;
@@ -545,7 +545,14 @@ mod in_process {
             "{seen} events relayed (allowed {allowed:.0})"
         );
         let m = t.gs_metrics(0);
-        let text = reqwest::get(&m).await.unwrap().text().await.unwrap();
+        let text = switchboard::http_client()
+            .get(&m)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         assert!(!text.contains("switchboard_gs_rate_limited_total{kind=\"event\"} 0"));
         let fared = pair.finish().await;
         assert!(fared.unaffected(), "{fared:?}");

@@ -59,7 +59,7 @@ async fn jwt_hs256_accepts_valid_tokens_and_refuses_the_rest() {
     let mut cfg = jwt_config(Algorithm::HS256, SECRET.to_vec());
     cfg.issuer = Some("studio".into());
     let t = cluster(AuthConfig::Jwt(cfg)).await;
-    let key = EncodingKey::from_secret(SECRET);
+    let key = EncodingKey::from_secret(SECRET).unwrap();
     let good = jwt(
         Algorithm::HS256,
         &key,
@@ -88,7 +88,7 @@ async fn jwt_hs256_accepts_valid_tokens_and_refuses_the_rest() {
     );
     login(&t, "", &skewed).await.unwrap();
 
-    let forged_key = EncodingKey::from_secret(b"another secret that is long enough!!");
+    let forged_key = EncodingKey::from_secret(b"another secret that is long enough!!").unwrap();
     let forged = jwt(
         Algorithm::HS256,
         &forged_key,

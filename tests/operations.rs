@@ -28,7 +28,7 @@ async fn cluster(game_servers: usize, state_file: Option<std::path::PathBuf>) ->
 
 fn admin(t: &TestCluster) -> (reqwest::Client, String, String) {
     (
-        reqwest::Client::new(),
+        switchboard::http_client(),
         format!("http://{}", t.cluster.admin),
         t.cluster.admin_token.clone(),
     )

@@ -445,7 +445,7 @@ async fn sigterm_drains_a_game_server_with_a_live_room() {
 
     // The master saw it go Offline and its game leave.
     let url = m["admin"].as_str().unwrap();
-    let http = reqwest::Client::new();
+    let http = switchboard::http_client();
     let servers: serde_json::Value = http
         .get(format!("{url}/servers"))
         .bearer_auth(token)

@@ -49,7 +49,7 @@ async fn player(t: &TestCluster, user: &str, level: i64) -> Client {
     let token = jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
         &claims,
-        &EncodingKey::from_secret(KEY),
+        &EncodingKey::from_secret(KEY).unwrap(),
     )
     .unwrap();
     let mut c = Client::connect(&t.master(), ClientConfig::new(t.trust.clone()))

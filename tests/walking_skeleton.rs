@@ -315,7 +315,14 @@ async fn relayed_datagrams_count_in_the_game_servers_bytes_out() {
     .await;
     let metrics = format!("http://{}/metrics", t.cluster.game_server_http[0]);
     let bytes_out = || async {
-        let text = reqwest::get(&metrics).await.unwrap().text().await.unwrap();
+        let text = switchboard::http_client()
+            .get(&metrics)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         text.lines()
             .find_map(|l| l.strip_prefix("switchboard_gs_bytes_out_total "))
             .and_then(|v| v.trim().parse::<u64>().ok())

@@ -76,7 +76,7 @@ fn token(user: &str) -> String {
     jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
         &serde_json::json!({ "sub": user, "exp": exp }),
-        &jsonwebtoken::EncodingKey::from_secret(KEY),
+        &jsonwebtoken::EncodingKey::from_secret(KEY).unwrap(),
     )
     .unwrap()
 }

@@ -63,16 +63,21 @@ impl LoadHook {
 /// Reads the CPU input: the process's share of the machine, or the machine's usage.
 struct CpuInput {
     source: CpuSource,
-    sys: System,
+    /// `None` where the system cannot be read: no CPU input, the other controllers work.
+    sys: Option<System>,
     pid: Option<Pid>,
     process: ProcessCpu,
 }
 
 impl CpuInput {
     fn new(source: CpuSource) -> Self {
-        let mut sys = System::new();
-        sys.refresh_cpu_usage();
-        let cores = sys.cpus().len().max(
+        let mut sys = System::new()
+            .inspect_err(|e| tracing::warn!(error = %e, "cannot read the CPU: no CPU load input"))
+            .ok();
+        if let Some(s) = sys.as_mut() {
+            s.refresh_cpu_usage();
+        }
+        let cores = sys.as_ref().map_or(0, |s| s.cpus().len()).max(
             std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(1),
@@ -90,19 +95,20 @@ impl CpuInput {
 
     /// Percent since the last reading (`None` if the process cannot be read).
     fn read(&mut self) -> Option<u64> {
+        let sys = self.sys.as_mut()?;
         match self.source {
             CpuSource::Machine => {
-                self.sys.refresh_cpu_usage();
-                Some(self.sys.global_cpu_usage().round() as u64)
+                sys.refresh_cpu_usage();
+                Some(sys.global_cpu_usage().round() as u64)
             }
             CpuSource::Process => {
                 let pid = self.pid?;
-                self.sys.refresh_processes_specifics(
+                sys.refresh_processes_specifics(
                     ProcessesToUpdate::Some(&[pid]),
                     false,
                     ProcessRefreshKind::nothing().with_cpu(),
                 );
-                let cpu_ms = self.sys.process(pid)?.accumulated_cpu_time();
+                let cpu_ms = sys.process(pid)?.accumulated_cpu_time();
                 self.process.sample(Instant::now(), cpu_ms)
             }
         }

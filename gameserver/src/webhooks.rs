@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use switchboard_protocol::{GameToClient, ResultCode, RoomEvent, encode_frame};
 use switchboard_transport::LogLimit;
@@ -312,7 +312,11 @@ async fn send_loop(
     stats: Arc<WebhookStats>,
     pending: Arc<AtomicU64>,
 ) {
-    let client = match reqwest::Client::builder().timeout(config.timeout).build() {
+    let client = match reqwest::Client::builder()
+        .timeout(config.timeout)
+        .tls_backend_preconfigured(switchboard_transport::https_client_config())
+        .build()
+    {
         Ok(c) => c,
         Err(e) => {
             warn!(error = %e, "webhooks disabled: no HTTP client");

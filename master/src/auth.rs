@@ -169,6 +169,7 @@ impl Authenticator {
                             )));
                         }
                         DecodingKey::from_secret(&c.key)
+                            .map_err(|e| AuthConfigError(format!("not a usable secret ({e})")))?
                     }
                     Algorithm::RS256 => DecodingKey::from_rsa_pem(&c.key).map_err(|e| {
                         AuthConfigError(format!("not an RSA public key in PEM ({e})"))
@@ -202,10 +203,11 @@ impl Authenticator {
             AuthConfig::Http(c) => {
                 let client = reqwest::Client::builder()
                     .timeout(c.timeout)
+                    .tls_backend_preconfigured(switchboard_transport::https_client_config())
                     .build()
-                    .map_err(|e| AuthConfigError(format!("http: {e}")))?;
+                    .map_err(|e| AuthConfigError(format!("the HTTP client: {e}")))?;
                 reqwest::Url::parse(&c.url)
-                    .map_err(|e| AuthConfigError(format!("http.url: {e}")))?;
+                    .map_err(|e| AuthConfigError(format!("not a URL ({e})")))?;
                 Authenticator::Http {
                     config: c.clone(),
                     client,
@@ -338,10 +340,17 @@ mod backend_tests {
         format!("http://{addr}/auth")
     }
 
+    fn client() -> reqwest::Client {
+        reqwest::Client::builder()
+            .tls_backend_preconfigured(switchboard_transport::https_client_config())
+            .build()
+            .unwrap()
+    }
+
     #[tokio::test]
     async fn a_backend_answering_garbage_is_named_as_such_with_its_cause() {
         let url = garbage_backend().await;
-        let e = reqwest::Client::new()
+        let e = client()
             .post(&url)
             .send()
             .await
@@ -353,7 +362,7 @@ mod backend_tests {
         assert!(why.starts_with("answered something that is not"), "{why}");
         assert!(why.contains("expected"), "the JSON error is kept: {why}");
         // And one that is not there at all.
-        let e = reqwest::Client::new()
+        let e = client()
             .post("http://127.0.0.1:1/auth")
             .send()
             .await

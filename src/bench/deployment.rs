@@ -124,7 +124,7 @@ impl Deployment {
             admin,
             game_servers: Vec::new(),
             trust,
-            http: reqwest::Client::new(),
+            http: crate::http_client(),
         };
         for i in 1..=d.opts.game_servers {
             let id = format!("gs-{i}");

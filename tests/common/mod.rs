@@ -143,7 +143,9 @@ pub fn join_op(game: &str) -> switchboard_protocol::MasterOp {
 
 /// The value of an unlabeled metric in a Prometheus text at `url`.
 pub async fn metric(url: &str, name: &str) -> f64 {
-    let text = reqwest::get(url)
+    let text = switchboard::http_client()
+        .get(url)
+        .send()
         .await
         .expect("metrics endpoint answers")
         .text()

@@ -20,4 +20,4 @@ pub use framed::{FramedRecv, RecvError, WriterEnd, send_frame, write_queued};
 pub use limits::Limits;
 pub use log_limit::LogLimit;
 pub use queue::{Budget, OutRx, OutTx, Overflow, Weighed, out_queue, out_queue_sharing};
-pub use tls::{ServerIdentity, TlsError, Trust};
+pub use tls::{ServerIdentity, TlsError, Trust, https_client_config};

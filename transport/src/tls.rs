@@ -142,7 +142,7 @@ impl ServerIdentity {
         }
         builder.create(&tmp).map_err(io_err(&tmp))?;
         let key_tmp = tmp.join(DEV_KEY_FILE);
-        write_private(&key_tmp, ck.key_pair.serialize_pem().as_bytes())?;
+        write_private(&key_tmp, ck.signing_key.serialize_pem().as_bytes())?;
         let cert_tmp = tmp.join(DEV_CERT_FILE);
         fs::write(&cert_tmp, ck.cert.pem()).map_err(io_err(&cert_tmp))?;
         if fs::rename(&tmp, dir).is_err() {
@@ -151,7 +151,7 @@ impl ServerIdentity {
             if !dir.join(DEV_CERT_FILE).exists() {
                 fs::create_dir_all(dir).map_err(io_err(dir))?;
                 let key = dir.join(DEV_KEY_FILE);
-                write_private(&key, ck.key_pair.serialize_pem().as_bytes())?;
+                write_private(&key, ck.signing_key.serialize_pem().as_bytes())?;
                 let cert = dir.join(DEV_CERT_FILE);
                 fs::write(&cert, ck.cert.pem()).map_err(io_err(&cert))?;
             }
@@ -187,6 +187,23 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
 
 pub(crate) fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// The rustls configuration of the HTTP clients (webhooks, the auth backend, the admin
+/// CLI): the system's root certificates, this crate's ring provider, HTTP/1.1. Given to
+/// reqwest as is, so no process-wide provider is needed.
+pub fn https_client_config() -> rustls::ClientConfig {
+    let trust = Trust::default();
+    if let Some(problem) = &trust.problem {
+        tracing::warn!(%problem, "HTTPS backends cannot be verified");
+    }
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .expect("the ring provider supports TLS 1.2 and 1.3")
+        .with_root_certificates(trust.roots.clone())
+        .with_no_client_auth();
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    cfg
 }
 
 /// The certificates a client accepts as roots.
