@@ -19,4 +19,5 @@ pub mod registry;
 pub mod room;
 
 pub use registry::Registry;
+pub use room::persist::{SavedActor, SavedEvent, SavedMode, SavedObject, SavedRoom};
 pub use room::{Actor, Input, Origin, Out, Presence, Room, RoomLimits, To, Via};

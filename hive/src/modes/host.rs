@@ -54,6 +54,51 @@ impl Host {
     }
 }
 
+impl Host {
+    /// What a saved room keeps of the host mode.
+    pub(crate) fn save(&self) -> crate::SavedMode {
+        crate::SavedMode::Host {
+            snapshot: self.snapshot.as_ref().map(|(s, _)| s.clone()),
+            replay: self.replay.iter().cloned().collect(),
+            truncated: self.truncated,
+        }
+    }
+
+    /// The host mode of a restored room, within `limits`.
+    pub(crate) fn restore(
+        limits: &RoomLimits,
+        snapshot: Option<Bytes>,
+        replay: Vec<EventData>,
+        truncated: bool,
+        now: Instant,
+    ) -> Result<Host, String> {
+        let mut host = Host::new(limits);
+        if let Some(s) = &snapshot
+            && s.len() > host.max_snapshot_bytes
+        {
+            return Err(format!(
+                "a host snapshot of {} bytes; the limit is {}",
+                s.len(),
+                host.max_snapshot_bytes
+            ));
+        }
+        let bytes: usize = replay.iter().map(|e| e.data.len()).sum();
+        if replay.len() > host.max_replay_events || bytes > host.max_replay_bytes {
+            return Err(format!(
+                "a host replay of {} events and {bytes} bytes; the limits are {} and {}",
+                replay.len(),
+                host.max_replay_events,
+                host.max_replay_bytes
+            ));
+        }
+        host.snapshot = snapshot.map(|s| (s, now));
+        host.replay = replay.into();
+        host.replay_bytes = bytes;
+        host.truncated = truncated;
+        Ok(host)
+    }
+}
+
 impl Mode for Host {
     fn check_event(&self, host: u32, sender: u32, event: &RaiseEvent) -> Result<(), OpError> {
         authority_routing(host, sender, event, "Host")

@@ -11,10 +11,10 @@
 //! authority moved (who must be told what?), and for the operations only some modes
 //! know (`UploadSnapshot`).
 
-mod host;
+pub(crate) mod host;
 mod relay;
 mod server;
-mod shared;
+pub(crate) mod shared;
 #[cfg(test)]
 mod shared_tests;
 #[cfg(test)]

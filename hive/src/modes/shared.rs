@@ -69,6 +69,84 @@ impl Shared {
         }
     }
 
+    /// What a saved room keeps of the object table.
+    pub(crate) fn save(&self) -> crate::SavedMode {
+        crate::SavedMode::Shared {
+            objects: self
+                .objects
+                .values()
+                .map(|o| crate::SavedObject {
+                    info: o.info.clone(),
+                    spawner: o.spawner,
+                })
+                .collect(),
+            next_object: self.next_object,
+        }
+    }
+
+    /// The object table of a restored room, within `limits`; every actor named must be
+    /// one of `actors` (or 0).
+    pub(crate) fn restore(
+        limits: &RoomLimits,
+        objects: Vec<crate::SavedObject>,
+        next_object: u32,
+        actors: &BTreeSet<u32>,
+    ) -> Result<Shared, String> {
+        let mut shared = Shared::new(limits);
+        if objects.len() > shared.max_objects {
+            return Err(format!(
+                "{} objects; the limit is {}",
+                objects.len(),
+                shared.max_objects
+            ));
+        }
+        let known = |n: u32| n == 0 || actors.contains(&n);
+        let mut per_actor: BTreeMap<u32, usize> = BTreeMap::new();
+        for o in objects {
+            let i = &o.info;
+            if i.object == 0 || i.object > next_object || shared.objects.contains_key(&i.object) {
+                return Err(format!("object number {} is out of place", i.object));
+            }
+            if !known(i.state_authority) || !known(i.input_authority) || !known(o.spawner) {
+                return Err(format!(
+                    "object {} names an actor the room has not",
+                    i.object
+                ));
+            }
+            if i.state.len() > shared.max_object_state_bytes {
+                return Err(format!("object {}'s state is over the limit", i.object));
+            }
+            let count = per_actor.entry(o.spawner).or_default();
+            *count += 1;
+            if o.spawner != 0 && *count > shared.max_objects_per_actor {
+                return Err(format!("actor {} spawned too many objects", o.spawner));
+            }
+            shared.state_bytes += i.state.len();
+            shared.objects.insert(
+                i.object,
+                Object {
+                    info: o.info,
+                    spawner: o.spawner,
+                },
+            );
+        }
+        if shared.state_bytes > shared.max_room_state_bytes {
+            return Err(format!(
+                "{} bytes of object state; the limit is {}",
+                shared.state_bytes, shared.max_room_state_bytes
+            ));
+        }
+        let parents_ok = shared
+            .objects
+            .values()
+            .all(|o| o.info.parent == 0 || shared.objects.contains_key(&o.info.parent));
+        if !parents_ok {
+            return Err("an object's parent is not in the room".into());
+        }
+        shared.next_object = next_object;
+        Ok(shared)
+    }
+
     /// A live object, or `InvalidRequestParameters`.
     fn object_mut(&mut self, object: u32) -> Result<&mut Object, OpError> {
         self.objects

@@ -97,6 +97,9 @@ pub enum Input {
     Notify(RoomEvent),
     /// Time passed: expire what is due, and close the room if it is done.
     Tick,
+    /// The game server stops: every active actor is left inactive (its connection goes
+    /// with the server), held joins are refused, and the room closes.
+    Shutdown,
 }
 
 fn already_in_room() -> OpError {
@@ -374,6 +377,23 @@ impl Room {
                 to: self.active_actors(),
                 event,
             }],
+            (Origin::Server, Input::Shutdown) => {
+                let mut out = self.refuse_all_pending("the game server is stopping");
+                for n in self.active_actors() {
+                    if let Some(a) = self.actors.get_mut(&n) {
+                        a.presence = Presence::Inactive { until: None };
+                        a.groups.clear();
+                    }
+                    out.push(Out::Left {
+                        actor: n,
+                        inactive: true,
+                    });
+                }
+                self.empty_since.get_or_insert(now);
+                out.push(Out::Closed);
+                out
+            }
+            (_, Input::Shutdown) => Vec::new(),
             (_, Input::Tick) => {
                 let mut out = self.tick(now);
                 out.extend(self.expire_pending(now));

@@ -10,6 +10,7 @@
 mod approval;
 mod events;
 mod handle;
+pub mod persist;
 mod properties;
 #[cfg(test)]
 mod tests;
