@@ -151,6 +151,11 @@ struct MasterArgs {
     /// Bearer token of the operator API (without it the API refuses every call).
     #[arg(long, env = "SWITCHBOARD_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
+    /// Persistent rooms (Photon's AsyncJoin): a join of a game that is not listed goes to a
+    /// game server anyway, which asks the backend for its saved state (pair with the game
+    /// servers' --webhook-persistent).
+    #[arg(long, env = "SWITCHBOARD_ASYNC_JOIN")]
+    async_join: bool,
     /// Secret dedicated servers authenticate with (AuthenticateServer), at least 16
     /// bytes; without it, no dedicated server is accepted.
     #[arg(long, env = "SWITCHBOARD_SERVER_SECRET", hide_env_values = true)]
@@ -335,6 +340,11 @@ struct GameServerArgs {
     /// Tell the sender of a forwarded event the backend never accepted (ErrorInfo).
     #[arg(long, env = "SWITCHBOARD_WEBHOOK_ERROR_INFO")]
     webhook_error_info: bool,
+    /// Persistent rooms (Photon's IsPersistent): a room that ends with actors sends its
+    /// whole state to the backend, and a create (or a join of a room not here) resumes the
+    /// state the backend answers.
+    #[arg(long, env = "SWITCHBOARD_WEBHOOK_PERSISTENT")]
+    webhook_persistent: bool,
     /// Milliseconds between a room's batches of forwarded events.
     #[arg(long, env = "SWITCHBOARD_WEBHOOK_BATCH_MS", default_value_t = 1000)]
     webhook_batch_ms: u64,
@@ -579,6 +589,7 @@ async fn run() -> anyhow::Result<()> {
             cfg.settings.game_list_limit = args.game_list_limit;
             cfg.settings.link_ttl = Duration::from_secs(args.link_ttl);
             cfg.settings.report_timeout = Duration::from_millis(args.report_timeout_ms);
+            cfg.settings.async_join = args.async_join;
             cfg.auth = args.auth.config()?;
             cfg.admin_addr = (!args.no_admin).then_some(args.admin_addr);
             cfg.admin_token = args.admin_token;
@@ -653,6 +664,7 @@ async fn run() -> anyhow::Result<()> {
                 w.max_attempts = args.webhook_attempts.max(1);
                 w.queue = args.webhook_queue.max(1);
                 w.error_info = args.webhook_error_info;
+                w.persistent = args.webhook_persistent;
                 w.batch_interval = Duration::from_millis(args.webhook_batch_ms.max(10));
                 for h in &args.webhook_headers {
                     let (k, v) = h

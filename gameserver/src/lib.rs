@@ -212,20 +212,22 @@ impl Shared {
         self.rooms().get(game).ok()
     }
 
-    /// Creates a room holding its creator (an `Input::Create`) and starts its actor; the
-    /// room answers the creator, its `Joined` ahead of every room event. `Ok(None)`: the
-    /// room refused the creator (and said so).
-    fn create_room(
+    /// Starts `room` holding its first member (the creator of an `Input::Create`, or the
+    /// first joiner of a restored room) and its actor; the room answers the member, its
+    /// `Joined` ahead of every room event. `Ok(None)`: the room refused the member (and
+    /// said so). `asked`: its `GameCreate` hook was asked before it existed.
+    fn start_room(
         self: &Arc<Self>,
-        game: String,
-        options: switchboard_protocol::RoomOptions,
+        room: room::Room,
         creator: member::MemberRef,
         create: room::Input,
+        asked: bool,
     ) -> Result<Option<(RoomHandle, u32)>, OpError> {
+        let game = room.name().to_string();
         let mut rooms = self.rooms();
         rooms.check_free(&game)?;
-        let room = room::Room::new(game.clone(), options, self.config.room_limits.clone());
-        let Some((actor, n)) = room_actor::create(self.clone(), room, creator, create) else {
+        let Some((actor, n)) = room_actor::create(self.clone(), room, creator, create, asked)
+        else {
             return Ok(None);
         };
         let handle = rooms.insert_with(game, |id| room_actor::spawn(actor, id));
@@ -482,9 +484,27 @@ impl GameServer {
         );
         tasks.abort_all();
         background.abort_all();
-        // What the backend has not been told yet leaves within the drain grace.
+        // The rooms still here end now, their actors left inactive (and their state saved
+        // when rooms are persistent); what the backend has not been told yet leaves
+        // within the drain grace.
+        let until = tokio::time::Instant::now() + shared.config.drain_grace;
+        let handles: Vec<RoomHandle> = shared.rooms().rooms().cloned().collect();
+        for h in &handles {
+            h.shutdown().await;
+        }
+        let ended = async {
+            loop {
+                let changed = shared.rooms_changed.notified();
+                if shared.rooms().is_empty() {
+                    break;
+                }
+                changed.await;
+            }
+        };
+        let _ = tokio::time::timeout_at(until, ended).await;
         if let Some(w) = &shared.webhooks {
-            w.flush(shared.config.drain_grace).await;
+            w.flush(until.saturating_duration_since(tokio::time::Instant::now()))
+                .await;
         }
         let _ = tokio::time::timeout(Duration::from_secs(2), endpoint.wait_idle()).await;
         match gave_up {

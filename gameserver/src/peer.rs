@@ -31,10 +31,11 @@ use tracing::debug;
 use crate::Shared;
 use crate::member::{MemberRef, Outbound};
 use crate::quic_member::QuicMember;
-use crate::room::Input;
 use crate::room::Via;
 use crate::room::admission;
+use crate::room::{Input, Room, SavedRoom};
 use crate::room_actor::{RoomHandle, SLOW_CONSUMER, response_frame};
+use crate::webhooks::AskError;
 
 /// Frames coalesced into one write.
 const WRITE_BATCH: usize = 64;
@@ -379,14 +380,16 @@ impl Peer {
                 expected_users,
                 actor_properties,
             } => {
-                let r = self.create(
-                    id,
-                    &ticket,
-                    game,
-                    options,
-                    &expected_users,
-                    actor_properties,
-                );
+                let r = self
+                    .create(
+                        id,
+                        &ticket,
+                        game,
+                        options,
+                        &expected_users,
+                        actor_properties,
+                    )
+                    .await;
                 self.shared.stats.join_latency.observe(started.elapsed());
                 return r.err().map(Err);
             }
@@ -435,7 +438,7 @@ impl Peer {
         })
     }
 
-    fn create(
+    async fn create(
         &mut self,
         id: u32,
         ticket: &Bytes,
@@ -452,20 +455,62 @@ impl Peer {
             expected_users,
         };
         let claims = self.admit_ticket(req)?;
-        let r = admission::terms(&claims, req);
         let user = claims.user_id.clone();
-        let r = r.and_then(|()| {
-            self.create_claimed(
-                id,
-                claims,
-                game.clone(),
-                options.clone(),
-                expected_users,
-                properties,
-            )
-        });
+        let r = match admission::terms(&claims, req) {
+            Ok(()) => {
+                self.create_claimed(
+                    id,
+                    claims,
+                    game.clone(),
+                    options,
+                    expected_users,
+                    properties,
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        };
         self.refused_unless_joined(&game, &user, &r);
         r.map(|_| ())
+    }
+
+    /// Asks the backend about a persistent room before it exists (`kind`: `Create` or
+    /// `Load`): the room made from its saved state, if it answered one.
+    async fn load(
+        &self,
+        kind: &'static str,
+        game: &str,
+        user: &str,
+    ) -> Result<Option<Room>, OpError> {
+        let Some(w) = self.shared.webhooks.as_ref().filter(|w| w.persistent()) else {
+            return Ok(None);
+        };
+        let failed = |why: String| {
+            OpError::new(
+                ResultCode::ExternalHttpCallFailed,
+                format!("the backend's answer to GameCreate ({kind}): {why}"),
+            )
+        };
+        let state = match w.ask(kind, game, user).await {
+            Ok(Some(state)) => state,
+            Ok(None) => return Ok(None),
+            Err(AskError::Failed(why)) | Err(AskError::Refused(why)) => return Err(failed(why)),
+        };
+        let invalid = |why: String| {
+            OpError::new(
+                ResultCode::InvalidSavedState,
+                format!("the backend's saved state of {game:?} cannot be resumed: {why}"),
+            )
+        };
+        let saved: SavedRoom = serde_json::from_value(state).map_err(|e| invalid(e.to_string()))?;
+        Room::restore(
+            game.to_string(),
+            saved,
+            self.shared.config.room_limits.clone(),
+            tokio::time::Instant::now().into_std(),
+        )
+        .map(Some)
+        .map_err(invalid)
     }
 
     /// The ticket of a create or join, checked with the server's and the connection's
@@ -492,8 +537,9 @@ impl Peer {
     }
 
     /// Creates the room for a genuine ticket; whether the client got in (`Ok(false)`:
-    /// the room refused it and has answered).
-    fn create_claimed(
+    /// the room refused it and has answered). With persistent rooms the backend is asked
+    /// first, and a saved state it answers is resumed, the creator joining it.
+    async fn create_claimed(
         &mut self,
         id: u32,
         claims: TicketClaims,
@@ -502,17 +548,38 @@ impl Peer {
         expected_users: &[String],
         properties: Properties,
     ) -> Result<bool, OpError> {
-        let create = Input::Create {
-            id,
-            authority: claims.authority,
-            user_id: claims.user_id,
-            expected_users: expected_users.to_vec(),
-            properties,
+        let persistent = self
+            .shared
+            .webhooks
+            .as_ref()
+            .is_some_and(|w| w.persistent());
+        let (room, first) = match self.load("Create", &game, &claims.user_id).await? {
+            Some(room) => (
+                room,
+                Input::Join {
+                    id,
+                    user_id: claims.user_id,
+                    mode: JoinMode::RejoinOrJoin,
+                    expected_users: expected_users.to_vec(),
+                    properties,
+                    claims: claims.claims,
+                },
+            ),
+            None => (
+                Room::new(game, options, self.shared.config.room_limits.clone()),
+                Input::Create {
+                    id,
+                    authority: claims.authority,
+                    user_id: claims.user_id,
+                    expected_users: expected_users.to_vec(),
+                    properties,
+                },
+            ),
         };
         // Refused by the room: it has answered.
         if let Some(created) = self
             .shared
-            .create_room(game, options, self.member(), create)?
+            .start_room(room, self.member(), first, persistent)?
         {
             set_current(&self.room, Some(created));
             self.admitted();
@@ -558,6 +625,20 @@ impl Peer {
         r.map(|_| ())
     }
 
+    /// A join for a game that is not here (and not in the backend): the master's entry
+    /// is stale.
+    fn unknown_game(&self, game: &str) -> OpError {
+        self.shared.reports.unknown(game);
+        self.shared
+            .stats
+            .unknown_games
+            .fetch_add(1, Ordering::Relaxed);
+        OpError::new(
+            ResultCode::GameDoesNotExist,
+            format!("no game named {game:?} here"),
+        )
+    }
+
     /// Joins the room for a genuine ticket; whether the client got in (`Ok(false)`: the
     /// room refused it and has answered).
     async fn join_claimed(
@@ -569,17 +650,36 @@ impl Peer {
         expected_users: Vec<String>,
         properties: Properties,
     ) -> Result<bool, OpError> {
-        let Some(handle) = self.shared.room(game) else {
-            // The master sent a client here with a genuine ticket: its entry is stale.
-            self.shared.reports.unknown(game);
-            self.shared
-                .stats
-                .unknown_games
-                .fetch_add(1, Ordering::Relaxed);
-            return Err(OpError::new(
-                ResultCode::GameDoesNotExist,
-                format!("no game named {game:?} here"),
-            ));
+        let handle = match self.shared.room(game) {
+            Some(h) => h,
+            // A persistent room not here: the backend may hold its state.
+            None => match self.load("Load", game, &claims.user_id).await? {
+                None => return Err(self.unknown_game(game)),
+                Some(room) => {
+                    let first = Input::Join {
+                        id,
+                        user_id: claims.user_id.clone(),
+                        mode,
+                        expected_users: expected_users.clone(),
+                        properties: properties.clone(),
+                        claims: claims.claims.clone(),
+                    };
+                    match self.shared.start_room(room, self.member(), first, true) {
+                        Ok(Some(joined)) => {
+                            set_current(&self.room, Some(joined));
+                            self.admitted();
+                            return Ok(true);
+                        }
+                        // Refused by the room: it has answered.
+                        Ok(None) => return Ok(false),
+                        // Another joiner loaded it meanwhile: join that one.
+                        Err(_) => self
+                            .shared
+                            .room(game)
+                            .ok_or_else(|| self.unknown_game(game))?,
+                    }
+                }
+            },
         };
         let join = Input::Join {
             id,

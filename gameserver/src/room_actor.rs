@@ -100,6 +100,20 @@ impl RoomHandle {
         self.tx.send(cmd).await.is_ok()
     }
 
+    /// The game server stops: the room leaves its actors inactive and ends (saving its
+    /// state when rooms are persistent).
+    pub async fn shutdown(&self) {
+        let _ = self
+            .tx
+            .send(RoomCmd {
+                from: Origin::Server,
+                input: Input::Shutdown,
+                joiner: None,
+                done: None,
+            })
+            .await;
+    }
+
     /// Sends an event from the server to every active actor (e.g. GameServerOffline).
     pub fn notify(&self, event: RoomEvent) {
         let _ = self.tx.try_send(RoomCmd {
@@ -157,14 +171,17 @@ fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }
 
-/// Creates `room` with the creator of `create` (an `Input::Create`): the room answers
-/// the creator, and its `Joined` is queued before any room event. The room and the
-/// creator's actor, or `None` if the room refused the creator (and said so).
+/// Starts `room` with its first member: the creator of `create` (an `Input::Create`),
+/// or the first joiner of a restored room (an `Input::Join`). The room answers it, and
+/// its `Joined` is queued before any room event. The room and the member's actor, or
+/// `None` if the room refused it (and said so). `asked`: the backend was asked about the
+/// room before it existed (that `GameCreate` was the room's first hook).
 pub(crate) fn create(
     shared: Arc<Shared>,
     room: Room,
     creator: MemberRef,
     create: Input,
+    asked: bool,
 ) -> Option<(RoomActor, u32)> {
     let token = shared.joiner_token();
     let mut actor = RoomActor {
@@ -172,7 +189,8 @@ pub(crate) fn create(
         room,
         members: HashMap::new(),
         users: HashMap::new(),
-        hook_seq: 0,
+        hook_seq: u64::from(asked),
+        save_ack: None,
         batch: Vec::new(),
         batch_due: None,
         joiners: HashMap::new(),
@@ -210,6 +228,9 @@ pub(crate) struct RoomActor {
     users: HashMap<u32, String>,
     /// The room's webhook sequence number (the last one sent).
     hook_seq: u64,
+    /// Hears when the room's saved state reached the backend (or was given up): the
+    /// room stays listed until then, so nobody loads an older state elsewhere.
+    save_ack: Option<oneshot::Receiver<()>>,
     /// Forwarded events waiting for the next batch, and when it is due.
     batch: Vec<crate::webhooks::Forwarded>,
     batch_due: Option<tokio::time::Instant>,
@@ -239,8 +260,9 @@ impl RoomActor {
                         Input::Raise { .. } | Input::Update { .. } | Input::Forward { .. }
                     );
                     self.input(from, input, joiner, done);
-                    // A room emptied by that input may be done at once (EmptyRoomTtl 0).
-                    if !relay {
+                    // A room emptied by that input may be done at once (EmptyRoomTtl 0);
+                    // one that input ended is not ticked again.
+                    if !relay && !self.closed {
                         self.tick();
                     }
                 }
@@ -254,6 +276,9 @@ impl RoomActor {
         }
         // Refuse whatever is still queued: the room is gone.
         rx.close();
+        if let (Some(ack), Some(w)) = (self.save_ack.take(), &self.shared.webhooks) {
+            let _ = tokio::time::timeout(w.delivery_bound(), ack).await;
+        }
         self.shared.remove_room(self.room.name(), self.id);
         info!(game = self.room.name(), "room closed");
     }
@@ -362,7 +387,7 @@ impl RoomActor {
                 Out::Closed => {
                     self.closed = true;
                     self.flush_batch();
-                    self.hook("Close", 0, "", None);
+                    self.close_hook();
                     // Only a Server room whose authority left ends with members in it.
                     for m in self.members.values() {
                         m.close(CloseCode::RoomClosed, ROOM_CLOSED);
@@ -479,6 +504,24 @@ impl RoomActor {
         if let Some(w) = &self.shared.webhooks {
             self.hook_seq += 1;
             w.events(self.room.name(), self.hook_seq, &batch);
+        }
+    }
+
+    /// The room's last hook: its whole state (`Save`) when rooms are persistent and it
+    /// has actors to come back, else `Close`.
+    fn close_hook(&mut self) {
+        let Some(w) = self.shared.webhooks.clone() else {
+            return;
+        };
+        let saved = (w.persistent() && self.room.has_actors())
+            .then(|| self.room.save())
+            .flatten();
+        match saved.map(|s| serde_json::to_value(s).expect("a saved room serializes")) {
+            Some(state) => {
+                self.hook_seq += 1;
+                self.save_ack = Some(w.save(self.room.name(), self.hook_seq, state));
+            }
+            None => self.hook("Close", 0, "", None),
         }
     }
 
@@ -652,7 +695,7 @@ mod timers {
             expected_users: vec![],
             properties: Properties::new(),
         };
-        let (actor, n) = create(shared.clone(), room, alice.clone(), first).unwrap();
+        let (actor, n) = create(shared.clone(), room, alice.clone(), first, false).unwrap();
         assert_eq!(n, 1);
         let handle = shared
             .rooms()
@@ -724,7 +767,7 @@ mod timers {
             expected_users: vec![],
             properties: Properties::new(),
         };
-        let (actor, _) = create(shared.clone(), room, server.clone(), first).unwrap();
+        let (actor, _) = create(shared.clone(), room, server.clone(), first, false).unwrap();
         let handle = spawn(actor, 8);
         let bob = Arc::new(Recorder::default());
         let started = tokio::time::Instant::now();
@@ -759,7 +802,7 @@ mod timers {
             expected_users: vec![],
             properties: Properties::new(),
         };
-        let (actor, _) = create(shared.clone(), room, alice.clone(), first).unwrap();
+        let (actor, _) = create(shared.clone(), room, alice.clone(), first, false).unwrap();
         let handle = shared
             .rooms()
             .insert_with("g".into(), |id| spawn(actor, id));
@@ -792,7 +835,7 @@ mod timers {
             expected_users: vec![],
             properties: Properties::new(),
         };
-        let (actor, n) = create(shared.clone(), room, bob, first).unwrap();
+        let (actor, n) = create(shared.clone(), room, bob, first, false).unwrap();
         let handle = shared
             .rooms()
             .insert_with("h".into(), |id| spawn(actor, id));

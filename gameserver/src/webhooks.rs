@@ -15,7 +15,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use switchboard_protocol::{GameToClient, ResultCode, RoomEvent, encode_frame};
 use switchboard_transport::LogLimit;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tracing::warn;
 
 use crate::member::{MemberRef, Outbound};
@@ -40,6 +40,11 @@ pub struct WebhookConfig {
     pub error_info: bool,
     /// How often a room sends its batched forwarded events.
     pub batch_interval: Duration,
+    /// Persistent rooms (Photon's IsPersistent): a room that ends with actors sends its
+    /// whole state in its `GameClose` (`Type` `Save`), and a room is created, or joined
+    /// when it is not here, only after the backend's answer to `GameCreate` (`Type`
+    /// `Create` or `Load`), whose `State` it resumes from.
+    pub persistent: bool,
 }
 
 impl WebhookConfig {
@@ -54,6 +59,7 @@ impl WebhookConfig {
             queue: 4096,
             error_info: false,
             batch_interval: Duration::from_secs(1),
+            persistent: false,
         }
     }
 }
@@ -78,6 +84,18 @@ pub(crate) struct Hook {
     body: serde_json::Value,
     /// Who to tell if it is given up (a forwarded event's sender, with HasErrorInfo).
     notify: Option<MemberRef>,
+    /// Who waits until it is delivered or given up (a saving room).
+    done: Option<oneshot::Sender<()>>,
+}
+
+/// Why the backend's answer to a `GameCreate` asked before a room exists does not let
+/// the room be made.
+#[derive(Debug)]
+pub(crate) enum AskError {
+    /// No answer, an error status, or not the expected JSON.
+    Failed(String),
+    /// The backend answered with a non-zero `ResultCode`.
+    Refused(String),
 }
 
 /// A property value in JSON: null, booleans, numbers and strings as such; bytes as
@@ -142,6 +160,9 @@ pub(crate) struct Webhooks {
     pending: Arc<AtomicU64>,
     error_info: bool,
     batch_interval: Duration,
+    /// The HTTP client and settings, for the hooks asked before a room exists.
+    client: Option<reqwest::Client>,
+    config: Arc<WebhookConfig>,
 }
 
 static DROP_LOG: LogLimit = LogLimit::new(Duration::from_secs(1));
@@ -175,7 +196,25 @@ impl Webhooks {
         let (tx, rx) = mpsc::channel(config.queue.max(1));
         let pending = Arc::new(AtomicU64::new(0));
         let (error_info, batch_interval) = (config.error_info, config.batch_interval);
-        let task = tokio::spawn(send_loop(config, rx, stats.clone(), pending.clone()));
+        let client = match reqwest::Client::builder()
+            .timeout(config.timeout)
+            .tls_backend_preconfigured(switchboard_transport::https_client_config())
+            .build()
+        {
+            Ok(c) => Some(c),
+            Err(e) => {
+                warn!(error = %e, "webhooks disabled: no HTTP client");
+                None
+            }
+        };
+        let config = Arc::new(config);
+        let task = tokio::spawn(send_loop(
+            config.clone(),
+            client.clone(),
+            rx,
+            stats.clone(),
+            pending.clone(),
+        ));
         (
             Webhooks {
                 tx,
@@ -184,9 +223,118 @@ impl Webhooks {
                 pending,
                 error_info,
                 batch_interval,
+                client,
+                config,
             },
             task,
         )
+    }
+
+    /// Whether rooms are persistent.
+    pub(crate) fn persistent(&self) -> bool {
+        self.config.persistent
+    }
+
+    /// The longest a queued hook may take to be delivered or given up once it is sent:
+    /// every attempt timing out, with the backoff between them.
+    pub(crate) fn delivery_bound(&self) -> Duration {
+        let attempts = self.config.max_attempts.max(1);
+        (self.config.timeout + Duration::from_secs(2)) * attempts
+    }
+
+    /// A room's end with its whole state (`GameClose`, `Type` `Save`); the receiver hears
+    /// when it was delivered or given up.
+    pub(crate) fn save(
+        &self,
+        game: &str,
+        seq: u64,
+        state: serde_json::Value,
+    ) -> oneshot::Receiver<()> {
+        let (done, rx) = oneshot::channel();
+        let body = serde_json::json!({
+            "Type": "Save",
+            "GameId": game,
+            "GameServer": &*self.server_id,
+            "Seq": seq,
+            "ActorNr": 0,
+            "UserId": "",
+            "State": state,
+            "Time": unix_ms(),
+        });
+        self.push_hook(Hook {
+            path: "GameClose",
+            body,
+            notify: None,
+            done: Some(done),
+        });
+        rx
+    }
+
+    /// Asks the backend before a room exists (`GameCreate` with `Type` `Create` for a
+    /// create, `Load` for a join of a room that is not here), one attempt: its `State`,
+    /// if it answered one.
+    pub(crate) async fn ask(
+        &self,
+        kind: &'static str,
+        game: &str,
+        user_id: &str,
+    ) -> Result<Option<serde_json::Value>, AskError> {
+        let Some(client) = &self.client else {
+            return Err(AskError::Failed("no HTTP client".into()));
+        };
+        let body = serde_json::json!({
+            "Type": kind,
+            "GameId": game,
+            "GameServer": &*self.server_id,
+            "Seq": 1,
+            "ActorNr": 0,
+            "UserId": user_id,
+            "Time": unix_ms(),
+        });
+        let body = serde_json::to_vec(&body).expect("JSON values serialize");
+        let url = format!("{}/GameCreate", self.config.base_url.trim_end_matches('/'));
+        let mut req = client
+            .post(&url)
+            .header("Content-Type", "application/json")
+            .header(
+                "X-Switchboard-Signature",
+                signature(&self.config.secret, &body),
+            )
+            .body(body);
+        for (k, v) in &self.config.headers {
+            req = req.header(k, v);
+        }
+        let failed = |why: String| {
+            self.stats.failed.fetch_add(1, Ordering::Relaxed);
+            AskError::Failed(why)
+        };
+        let resp = req.send().await.map_err(|e| failed(cause(&e)))?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(failed(format!("status {status}")));
+        }
+        let text = resp.bytes().await.map_err(|e| failed(cause(&e)))?;
+        self.stats.delivered.fetch_add(1, Ordering::Relaxed);
+        if text.iter().all(u8::is_ascii_whitespace) {
+            return Ok(None);
+        }
+        let answer: serde_json::Value = serde_json::from_slice(&text)
+            .map_err(|e| AskError::Failed(format!("the answer is not JSON ({e})")))?;
+        let code = answer
+            .get("ResultCode")
+            .and_then(|c| c.as_i64())
+            .unwrap_or(0);
+        if code != 0 {
+            let message = answer
+                .get("Message")
+                .and_then(|m| m.as_str())
+                .unwrap_or("")
+                .to_string();
+            return Err(AskError::Refused(format!(
+                "the backend refused (ResultCode {code}): {message}"
+            )));
+        }
+        Ok(answer.get("State").filter(|s| !s.is_null()).cloned())
     }
 
     /// Waits (at most `within`) until every queued hook was delivered or given up.
@@ -264,8 +412,17 @@ impl Webhooks {
     }
 
     fn push_notify(&self, path: &'static str, body: serde_json::Value, notify: Option<MemberRef>) {
+        self.push_hook(Hook {
+            path,
+            body,
+            notify,
+            done: None,
+        });
+    }
+
+    fn push_hook(&self, hook: Hook) {
         self.pending.fetch_add(1, Ordering::AcqRel);
-        if self.tx.try_send(Hook { path, body, notify }).is_err() {
+        if self.tx.try_send(hook).is_err() {
             self.pending.fetch_sub(1, Ordering::AcqRel);
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
             if let Some(left_out) = DROP_LOG.check(std::time::Instant::now()) {
@@ -306,22 +463,27 @@ impl Webhooks {
     }
 }
 
+/// An HTTP failure with its cause (reqwest's message alone says only "error sending
+/// request").
+fn cause(e: &reqwest::Error) -> String {
+    let mut why = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        why = format!("{why}: {s}");
+        source = s.source();
+    }
+    why
+}
+
 async fn send_loop(
-    config: WebhookConfig,
+    config: Arc<WebhookConfig>,
+    client: Option<reqwest::Client>,
     mut rx: mpsc::Receiver<Hook>,
     stats: Arc<WebhookStats>,
     pending: Arc<AtomicU64>,
 ) {
-    let client = match reqwest::Client::builder()
-        .timeout(config.timeout)
-        .tls_backend_preconfigured(switchboard_transport::https_client_config())
-        .build()
-    {
-        Ok(c) => c,
-        Err(e) => {
-            warn!(error = %e, "webhooks disabled: no HTTP client");
-            return;
-        }
+    let Some(client) = client else {
+        return;
     };
     let base = config.base_url.trim_end_matches('/').to_string();
     while let Some(hook) = rx.recv().await {
@@ -367,6 +529,9 @@ async fn send_loop(
                     backoff = (backoff * 2).min(Duration::from_secs(2));
                 }
             }
+        }
+        if let Some(done) = hook.done {
+            let _ = done.send(());
         }
         pending.fetch_sub(1, Ordering::AcqRel);
     }

@@ -203,6 +203,21 @@ impl MasterState {
                     expected_users,
                     now,
                 ),
+                // A persistent room the backend may hold: reserve the name on a game
+                // server, which loads the room (or refuses, freeing the name).
+                _ if self.settings.async_join => {
+                    let mut a = self.create_game(
+                        user,
+                        authority,
+                        Some(name.to_string()),
+                        RoomOptions::default(),
+                        expected_users,
+                        now,
+                    )?;
+                    a.action = TicketAction::Join;
+                    a.terms = terms_digest(None, expected_users, user);
+                    Ok(a)
+                }
                 _ => Err(OpError::new(
                     ResultCode::GameDoesNotExist,
                     format!("no game named {name:?}"),
@@ -215,7 +230,9 @@ impl MasterState {
         let game = self.games.get(name).expect("looked up above");
         debug_assert_eq!(game.server, server);
         let member = game.state.users.iter().any(|u| u == user);
-        if mode == JoinMode::RejoinOnly && !member {
+        // A game not confirmed yet (being created, or loaded from the backend) does not
+        // know its actors here: its game server decides about a rejoin.
+        if mode == JoinMode::RejoinOnly && !member && game.confirmed {
             return Err(OpError::new(
                 ResultCode::JoinFailedWithRejoinerNotFound,
                 "this user has no actor in the game to rejoin",

@@ -40,6 +40,9 @@ pub struct Settings {
     pub max_lobby_props: usize,
     /// Most encoded bytes of a game's lobby-listed property values.
     pub max_lobby_prop_bytes: usize,
+    /// Persistent rooms (Photon's AsyncJoin): a join of a game that is not listed goes to
+    /// a game server anyway, which asks the studio's backend for its saved state.
+    pub async_join: bool,
 }
 
 impl Default for Settings {
@@ -56,6 +59,7 @@ impl Default for Settings {
             max_joins_in_flight: 1,
             max_lobby_props: 16,
             max_lobby_prop_bytes: 2048,
+            async_join: false,
         }
     }
 }

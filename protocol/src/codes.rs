@@ -90,11 +90,14 @@ pub enum ResultCode {
     TicketTermsMismatch = 32693,
     /// The room's authority refused the join, or did not answer it in time.
     JoinNotApproved = 32692,
+    /// The studio's backend answered a persistent room's saved state that is not a state
+    /// this game server can resume (the message says what is wrong).
+    InvalidSavedState = 32691,
 }
 
 impl ResultCode {
     /// Every defined code, in table order.
-    pub const ALL: [ResultCode; 32] = [
+    pub const ALL: [ResultCode; 33] = [
         ResultCode::Ok,
         ResultCode::InternalServerError,
         ResultCode::OperationInvalid,
@@ -127,6 +130,7 @@ impl ResultCode {
         ResultCode::JoinInProgress,
         ResultCode::TicketTermsMismatch,
         ResultCode::JoinNotApproved,
+        ResultCode::InvalidSavedState,
     ];
 
     /// The number sent on the wire.
