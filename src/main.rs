@@ -328,6 +328,14 @@ struct GameServerArgs {
         value_delimiter = ','
     )]
     webhook_headers: Vec<String>,
+    /// A hook's path if not its name, `Hook=path` (repeatable; `Hook=` turns it off):
+    /// GameCreate, GameJoin, GameLeave, GameClose, GameEvent, GameEvents, GameProperties.
+    #[arg(
+        long = "webhook-path",
+        env = "SWITCHBOARD_WEBHOOK_PATHS",
+        value_delimiter = ','
+    )]
+    webhook_paths: Vec<String>,
     /// Milliseconds one webhook attempt may take.
     #[arg(long, env = "SWITCHBOARD_WEBHOOK_TIMEOUT_MS", default_value_t = 2000)]
     webhook_timeout_ms: u64,
@@ -666,6 +674,19 @@ async fn run() -> anyhow::Result<()> {
                 w.error_info = args.webhook_error_info;
                 w.persistent = args.webhook_persistent;
                 w.batch_interval = Duration::from_millis(args.webhook_batch_ms.max(10));
+                for p in &args.webhook_paths {
+                    let (hook, path) = p
+                        .split_once('=')
+                        .with_context(|| format!("--webhook-path {p:?} is not `Hook=path`"))?;
+                    let hook = hook.trim();
+                    if !switchboard_gameserver::webhooks::HOOKS.contains(&hook) {
+                        anyhow::bail!(
+                            "--webhook-path {p:?}: no hook named {hook:?} (one of {})",
+                            switchboard_gameserver::webhooks::HOOKS.join(", ")
+                        );
+                    }
+                    w.paths.insert(hook.to_string(), path.trim().to_string());
+                }
                 for h in &args.webhook_headers {
                     let (k, v) = h
                         .split_once(':')

@@ -323,3 +323,32 @@ async fn a_forwarded_event_the_backend_never_takes_comes_back_as_error_info() {
     ));
     t.cluster.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_hook_goes_to_its_configured_path_and_an_empty_path_turns_it_off() {
+    let (addr, b) = backend(0).await;
+    let t = start_all(
+        1,
+        |_| {},
+        |_| {},
+        move |g| {
+            let mut w = WebhookConfig::new(format!("http://{addr}/hooks"), SECRET.to_vec());
+            w.paths.insert("GameJoin".into(), "/players-joined/".into());
+            w.paths.insert("GameLeave".into(), String::new());
+            g.webhooks = Some(w);
+        },
+    )
+    .await;
+    play_a_room(&t).await;
+    let got = hooks(&b, 3).await;
+    let seen: Vec<(&str, u64)> = got
+        .iter()
+        .map(|(path, _, j)| (path.as_str(), j["Seq"].as_u64().unwrap()))
+        .collect();
+    // The leaves are not sent; their sequence numbers are still counted.
+    assert_eq!(
+        seen,
+        vec![("GameCreate", 1), ("players-joined", 2), ("GameClose", 5)]
+    );
+    t.cluster.shutdown().await;
+}

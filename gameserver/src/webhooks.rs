@@ -29,6 +29,9 @@ pub struct WebhookConfig {
     pub secret: Vec<u8>,
     /// Extra headers on every request (an API key, say).
     pub headers: Vec<(String, String)>,
+    /// Paths other than the hooks' names (`GameCreate` → `rooms/create`, say), by hook
+    /// name; an empty path turns that hook off (Photon's empty path).
+    pub paths: std::collections::HashMap<String, String>,
     /// How long one attempt may take.
     pub timeout: Duration,
     /// Attempts per hook before it is given up (counted and logged).
@@ -47,13 +50,32 @@ pub struct WebhookConfig {
     pub persistent: bool,
 }
 
+/// The hooks' names (their default paths).
+pub const HOOKS: [&str; 7] = [
+    "GameCreate",
+    "GameJoin",
+    "GameLeave",
+    "GameClose",
+    "GameEvent",
+    "GameEvents",
+    "GameProperties",
+];
+
 impl WebhookConfig {
+    /// The path of hook `name`: configured, else its name; `None` when turned off.
+    pub fn path<'a>(&'a self, name: &'a str) -> Option<&'a str> {
+        let path = self.paths.get(name).map_or(name, String::as_str);
+        let path = path.trim_matches('/');
+        (!path.is_empty()).then_some(path)
+    }
+
     /// A configuration with the defaults: 2 s per attempt, 5 attempts, 4096 queued.
     pub fn new(base_url: impl Into<String>, secret: impl Into<Vec<u8>>) -> Self {
         WebhookConfig {
             base_url: base_url.into(),
             secret: secret.into(),
             headers: Vec::new(),
+            paths: std::collections::HashMap::new(),
             timeout: Duration::from_secs(2),
             max_attempts: 5,
             queue: 4096,
@@ -282,6 +304,10 @@ impl Webhooks {
         let Some(client) = &self.client else {
             return Err(AskError::Failed("no HTTP client".into()));
         };
+        // A create hook turned off: nothing is ever loaded.
+        let Some(path) = self.config.path("GameCreate") else {
+            return Ok(None);
+        };
         let body = serde_json::json!({
             "Type": kind,
             "GameId": game,
@@ -292,7 +318,7 @@ impl Webhooks {
             "Time": unix_ms(),
         });
         let body = serde_json::to_vec(&body).expect("JSON values serialize");
-        let url = format!("{}/GameCreate", self.config.base_url.trim_end_matches('/'));
+        let url = format!("{}/{path}", self.config.base_url.trim_end_matches('/'));
         let mut req = client
             .post(&url)
             .header("Content-Type", "application/json")
@@ -421,6 +447,10 @@ impl Webhooks {
     }
 
     fn push_hook(&self, hook: Hook) {
+        // A hook turned off is not sent (a saving room does not wait for it).
+        if self.config.path(hook.path).is_none() {
+            return;
+        }
         self.pending.fetch_add(1, Ordering::AcqRel);
         if self.tx.try_send(hook).is_err() {
             self.pending.fetch_sub(1, Ordering::AcqRel);
@@ -489,7 +519,10 @@ async fn send_loop(
     while let Some(hook) = rx.recv().await {
         let body = serde_json::to_vec(&hook.body).expect("JSON values serialize");
         let sig = signature(&config.secret, &body);
-        let url = format!("{base}/{}", hook.path);
+        let Some(path) = config.path(hook.path) else {
+            continue;
+        };
+        let url = format!("{base}/{path}");
         let mut backoff = Duration::from_millis(100);
         for attempt in 1..=config.max_attempts.max(1) {
             let mut req = client
