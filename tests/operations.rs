@@ -269,3 +269,21 @@ async fn the_state_file_is_watched() {
     let _ = eventually(|| server_field(&t, "gs-1", "state"), |s| *s == "Normal").await;
     t.cluster.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_empty_admin_token_turns_the_api_off_instead_of_opening_it() {
+    let t = start_all(1, |_| {}, |m| m.admin_token = Some(String::new()), |_| {}).await;
+    let (c, url, _) = admin(&t);
+    // A request with no Authorization header matches an empty token byte for byte: it
+    // must not get in.
+    let r = c.get(format!("{url}/servers")).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    let r = c
+        .get(format!("{url}/servers"))
+        .bearer_auth("")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    t.cluster.shutdown().await;
+}

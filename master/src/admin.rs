@@ -115,7 +115,8 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 }
 
 async fn authorize(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Response {
-    let Some(token) = s.config.admin_token.as_deref() else {
+    // An empty token is no token: it would let a request without one in.
+    let Some(token) = s.config.admin_token.as_deref().filter(|t| !t.is_empty()) else {
         return error(
             StatusCode::FORBIDDEN,
             "the admin API is disabled: start the master with --admin-token",
