@@ -600,6 +600,14 @@ async fn run() -> anyhow::Result<()> {
             cfg.settings.async_join = args.async_join;
             cfg.auth = args.auth.config()?;
             cfg.admin_addr = (!args.no_admin).then_some(args.admin_addr);
+            if let Some(t) = &args.admin_token
+                && t.len() < 16
+            {
+                anyhow::bail!(
+                    "--admin-token (SWITCHBOARD_ADMIN_TOKEN) must have at least 16 bytes, this one has {}",
+                    t.len()
+                );
+            }
             cfg.admin_token = args.admin_token;
             if let Some(s) = &args.server_secret
                 && s.len() < 16

@@ -384,6 +384,17 @@ fn configuration_errors_name_the_flag_and_the_problem() {
         err.contains(&format!("--key {cert}: no private key")),
         "{err}"
     );
+    // An admin token anyone could guess (an empty one would let anyone in).
+    let err = master(&[
+        "--dev-tls-dir",
+        tmp.path().join("tls").to_str().unwrap(),
+        "--admin-token",
+        "",
+    ]);
+    assert!(
+        err.contains("--admin-token") && err.contains("at least 16 bytes"),
+        "{err}"
+    );
     // A short HS256 secret: the flag, the file and the problem.
     let short = tmp.path().join("short.key");
     std::fs::write(&short, "tooshort\n").unwrap();

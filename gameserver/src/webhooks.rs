@@ -50,6 +50,11 @@ pub struct WebhookConfig {
     pub persistent: bool,
 }
 
+/// The largest answer to a `GameCreate` read: a saved room within a game server's limits
+/// (its `Joined` under 512 KiB, a cache of 1 MiB, a snapshot and replay of 256 KiB each,
+/// 1 MiB of objects) takes a few times that as JSON at most.
+pub const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
+
 /// The hooks' names (their default paths).
 pub const HOOKS: [&str; 7] = [
     "GameCreate",
@@ -339,7 +344,17 @@ impl Webhooks {
         if !status.is_success() {
             return Err(failed(format!("status {status}")));
         }
-        let text = resp.bytes().await.map_err(|e| failed(cause(&e)))?;
+        // Read bounded: a backend's answer is input like any other.
+        let mut resp = resp;
+        let mut text = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| failed(cause(&e)))? {
+            if text.len() + chunk.len() > MAX_ANSWER_BYTES {
+                return Err(failed(format!(
+                    "the answer is over {MAX_ANSWER_BYTES} bytes"
+                )));
+            }
+            text.extend_from_slice(&chunk);
+        }
         self.stats.delivered.fetch_add(1, Ordering::Relaxed);
         if text.iter().all(u8::is_ascii_whitespace) {
             return Ok(None);

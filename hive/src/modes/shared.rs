@@ -93,6 +93,9 @@ impl Shared {
         actors: &BTreeSet<u32>,
     ) -> Result<Shared, String> {
         let mut shared = Shared::new(limits);
+        if next_object > crate::room::persist::MAX_SAVED_NUMBER {
+            return Err(format!("next object number {next_object} is out of range"));
+        }
         if objects.len() > shared.max_objects {
             return Err(format!(
                 "{} objects; the limit is {}",
@@ -136,12 +139,13 @@ impl Shared {
                 shared.state_bytes, shared.max_room_state_bytes
             ));
         }
-        let parents_ok = shared
-            .objects
-            .values()
-            .all(|o| o.info.parent == 0 || shared.objects.contains_key(&o.info.parent));
+        // As spawned: a parent exists before its children (no cycles).
+        let parents_ok = shared.objects.values().all(|o| {
+            o.info.parent == 0
+                || (o.info.parent < o.info.object && shared.objects.contains_key(&o.info.parent))
+        });
         if !parents_ok {
-            return Err("an object's parent is not in the room".into());
+            return Err("an object's parent is not in the room, or not older than it".into());
         }
         shared.next_object = next_object;
         Ok(shared)

@@ -21,6 +21,10 @@ use crate::modes::shared::Shared;
 /// The version of [`SavedRoom`]'s layout.
 pub const SAVED_ROOM_VERSION: u32 = 1;
 
+/// The highest next actor or object number a restored room may have: far beyond what a
+/// room's lifetime of joins and spawns reaches, far below where the counters overflow.
+pub const MAX_SAVED_NUMBER: u32 = 1 << 30;
+
 /// A room's whole state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SavedRoom {
@@ -162,6 +166,12 @@ impl Room {
             ));
         }
         check_game_name(&name).map_err(|e| e.message)?;
+        if saved.next_actor > MAX_SAVED_NUMBER {
+            return Err(format!(
+                "next actor number {} is out of range",
+                saved.next_actor
+            ));
+        }
         let mut room = Room::new(name, saved.options, limits);
         let o = &room.options;
         if o.mode == RoomMode::Server || o.join_approval {
@@ -514,6 +524,13 @@ mod tests {
         assert!(
             matches!(&saved.mode, SavedMode::Shared { objects, .. } if objects.len() == 1 && objects[0].info.state_authority == 2)
         );
+        // An object nested in itself (a cycle no spawn can make) is refused.
+        let mut cyclic = saved.clone();
+        if let SavedMode::Shared { objects, .. } = &mut cyclic.mode {
+            objects[0].info.parent = objects[0].info.object;
+        }
+        let e = Room::restore("saved".into(), cyclic, RoomLimits::default(), t0).unwrap_err();
+        assert!(e.contains("parent"), "{e}");
     }
 
     #[test]
@@ -534,6 +551,7 @@ mod tests {
             assert!(e.contains(needle), "{e}");
         };
         refused(&|s| s.version = 99, "version");
+        refused(&|s| s.next_actor = u32::MAX, "out of range");
         refused(&|s| s.actors[1].number = 1, "out of place");
         refused(&|s| s.actors[1].number = 50, "out of place");
         refused(&|s| s.actors[1].user_id = "alice".into(), "repeated");
