@@ -82,23 +82,37 @@ async fn call(
     path: &str,
     body: Option<serde_json::Value>,
 ) -> anyhow::Result<String> {
-    let (base, token) = endpoint(args, crate::devstate::DevState::read());
+    let found = crate::devstate::DevState::find();
+    let (base, token) = endpoint(args, found.as_ref().ok().cloned());
     let url = format!("{base}{path}");
     let request = match body {
         Some(json) => client.post(&url).json(&json),
         None => client.get(&url),
     };
     let resp = request
-        .bearer_auth(token.context(
-            "--token (or SWITCHBOARD_ADMIN_TOKEN) is required: the master's admin token",
-        )?)
+        .bearer_auth(token.with_context(|| {
+            match &found {
+                Err(why) if args.url.is_none() => {
+                    format!("give --url and --token (the master's admin endpoint and token): {why}")
+                }
+                _ => "--token (or SWITCHBOARD_ADMIN_TOKEN) is required: the master's admin token"
+                    .to_string(),
+            }
+        })?)
         .send()
         .await
         .with_context(|| format!("cannot reach {url}"))?;
     let status = resp.status();
     let text = resp.text().await?;
     if !status.is_success() {
-        bail!("{url}: {status}: {text}");
+        let message = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(String::from))
+            .unwrap_or(text);
+        if status == reqwest::StatusCode::UNAUTHORIZED {
+            bail!("{url}: the master refused the admin token (--token): {message}");
+        }
+        bail!("{url}: {status}: {message}");
     }
     Ok(text)
 }
@@ -248,16 +262,17 @@ mod tests {
     }
 }
 
-/// The admin endpoint's base URL as given, with `http://` when it names no scheme and
-/// without a trailing slash.
-/// The endpoint and token to use: the flags', else those of the user's running `dev`.
+/// The endpoint and token to use: the flags'; with neither, those of the user's running
+/// `dev`. A token given without a URL never goes to `dev`'s endpoint (it may be a
+/// production token), and `dev`'s token goes nowhere but `dev`'s endpoint.
 fn endpoint(args: &AdminArgs, dev: Option<crate::devstate::DevState>) -> (String, Option<String>) {
-    let base = base_url(
-        args.url
-            .as_deref()
-            .or(dev.as_ref().map(|d| d.admin.as_str()))
-            .unwrap_or("http://127.0.0.1:5080"),
-    );
+    if args.url.is_none()
+        && args.token.is_none()
+        && let Some(d) = dev
+    {
+        return (base_url(&d.admin), Some(d.admin_token));
+    }
+    let base = base_url(args.url.as_deref().unwrap_or("http://127.0.0.1:5080"));
     let token = args.token.clone().or_else(|| {
         dev.filter(|d| base_url(&d.admin) == base)
             .map(|d| d.admin_token)
@@ -265,6 +280,8 @@ fn endpoint(args: &AdminArgs, dev: Option<crate::devstate::DevState>) -> (String
     (base, token)
 }
 
+/// The admin endpoint's base URL as given, with `http://` when it names no scheme and
+/// without a trailing slash.
 fn base_url(url: &str) -> String {
     let url = url.trim().trim_end_matches('/');
     if url.contains("://") {
@@ -317,8 +334,9 @@ mod url_tests {
             Some(dev.clone()),
         );
         assert_eq!(e, ("http://10.0.0.1:5080".into(), None));
+        // A token given alone goes to the default endpoint, never to dev's.
         let e = endpoint(&args(&["--token", "mine", "servers"]), Some(dev));
-        assert_eq!(e.1.as_deref(), Some("mine"));
+        assert_eq!(e, ("http://127.0.0.1:5080".into(), Some("mine".into())));
         // No dev: the default endpoint, no token.
         let e = endpoint(&args(&["servers"]), None);
         assert_eq!(e, ("http://127.0.0.1:5080".into(), None));

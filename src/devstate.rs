@@ -78,7 +78,8 @@ fn check_private(dir: &Path) -> anyhow::Result<()> {
             meta.uid()
         );
     }
-    if meta.mode() & 0o077 != 0 {
+    // Others may not write into it (plant a certificate or a state file).
+    if meta.mode() & 0o022 != 0 {
         bail!(
             "{} is open to other users (mode {:o}); `chmod 700` it or remove it",
             dir.display(),
@@ -122,11 +123,18 @@ impl DevState {
         dev_home().join("dev.json")
     }
 
-    /// Writes the state file (owner-only: it holds the admin token), replacing any.
-    pub fn write(&self) -> anyhow::Result<()> {
+    /// Writes the state file (owner-only: it holds the admin token), unless another
+    /// running `dev` has it: that one stays the one the other commands find. Returns
+    /// whether this one is registered.
+    pub fn write(&self) -> anyhow::Result<bool> {
         let home = dev_home();
         ensure_private_dir(&home)?;
         let path = Self::path();
+        if let Ok(other) = Self::find()
+            && other.pid != self.pid
+        {
+            return Ok(false);
+        }
         let tmp = home.join(format!(".dev.json.{}", std::process::id()));
         let _ = fs::remove_file(&tmp);
         let mut opts = fs::OpenOptions::new();
@@ -141,15 +149,37 @@ impl DevState {
             .with_context(|| format!("writing {}", tmp.display()))?;
         io::Write::write_all(&mut f, serde_json::to_string_pretty(self)?.as_bytes())
             .with_context(|| format!("writing {}", tmp.display()))?;
-        fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))
+        fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+        Ok(true)
     }
 
-    /// The state of a running `dev`, if there is one: `None` when no file exists or its
-    /// process is gone.
+    /// The state of a running `dev`, if there is one.
     pub fn read() -> Option<DevState> {
-        let text = fs::read_to_string(Self::path()).ok()?;
-        let state: DevState = serde_json::from_str(&text).ok()?;
-        state.alive().then_some(state)
+        Self::find().ok()
+    }
+
+    /// The state of a running `dev`, or why there is none to use: no file, its process
+    /// gone, or a directory that is not the user's own (whose file anyone could have
+    /// planted: never trusted).
+    pub fn find() -> Result<DevState, String> {
+        let home = dev_home();
+        let path = Self::path();
+        let none = |why: String| format!("no running `switchboard dev` found ({why})");
+        if !home.exists() {
+            return Err(none(format!("no {}", path.display())));
+        }
+        check_private(&home).map_err(|e| none(format!("{e:#}; not trusted")))?;
+        let text = fs::read_to_string(&path).map_err(|_| none(format!("no {}", path.display())))?;
+        let state: DevState =
+            serde_json::from_str(&text).map_err(|e| none(format!("{}: {e}", path.display())))?;
+        if !state.alive() {
+            return Err(none(format!(
+                "{} names process {}, which is gone",
+                path.display(),
+                state.pid
+            )));
+        }
+        Ok(state)
     }
 
     fn alive(&self) -> bool {

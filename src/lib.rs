@@ -4,6 +4,23 @@
 
 pub mod admin;
 
+/// An error and its causes on one line, each cause once: libraries often repeat their
+/// source's text in their own message, which `{:#}` would then print twice.
+pub fn one_line(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
 /// The HTTP client of the CLI (admin, bench) and the tests: rustls with the ring provider
 /// and the system's roots ([`switchboard_transport::https_client_config`]).
 pub fn http_client() -> reqwest::Client {

@@ -274,6 +274,9 @@ impl AuthArgs {
                     timeout: Duration::from_millis(self.auth_timeout_ms),
                     fail_open: self.auth_fail_open,
                 });
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    anyhow::bail!("--auth-url {url}: not an http:// or https:// URL");
+                }
                 Authenticator::new(&config).with_context(|| format!("--auth-url {url}"))?;
                 config
             }
@@ -421,7 +424,9 @@ struct DevArgs {
     /// First game server port; the others follow (0 = any free ports).
     #[arg(long, env = "SWITCHBOARD_DEV_GS_PORT", default_value_t = 5056)]
     gs_base_port: u16,
-    /// Directory of the development certificate.
+    /// Directory of the development certificate; default: `tls` in the user's dev
+    /// directory ($SWITCHBOARD_DEV_HOME, else $XDG_RUNTIME_DIR/switchboard, else
+    /// <tmp>/switchboard-<uid>), where `dev.json` tells probe, admin and bench about it.
     #[arg(long, env = "SWITCHBOARD_DEV_TLS_DIR")]
     tls_dir: Option<PathBuf>,
     /// Port of the master's admin HTTP endpoint (0 = any free port).
@@ -437,7 +442,7 @@ struct DevArgs {
 #[derive(Debug, Args)]
 struct ProbeArgs {
     /// The master's client address (host:port); default: the master of this user's
-    /// running `switchboard dev`, else 127.0.0.1:5055.
+    /// running `switchboard dev`.
     #[arg(long, env = "SWITCHBOARD_MASTER_ADDR")]
     master: Option<String>,
     /// Certificate(s) to trust (PEM); default: the `switchboard dev` certificate for that
@@ -496,6 +501,9 @@ struct TokenArgs {
 /// Signs a token the way a studio's backend would, for trying a `jwt` master.
 fn mint_token(args: &TokenArgs) -> anyhow::Result<String> {
     use switchboard_master::jsonwebtoken::{EncodingKey, Header, encode};
+    if args.user.is_empty() {
+        bail!("--user must not be empty");
+    }
     let flag = || format!("--jwt-key-file {}", args.jwt_key_file.display());
     let mut key = std::fs::read(&args.jwt_key_file).with_context(flag)?;
     let (algorithm, key) = match args.jwt_algorithm {
@@ -503,6 +511,14 @@ fn mint_token(args: &TokenArgs) -> anyhow::Result<String> {
             // As the master reads it: a trailing newline is not part of the secret.
             while key.last().is_some_and(|b| b.is_ascii_whitespace()) {
                 key.pop();
+            }
+            // As the master would refuse it.
+            if key.len() < 32 {
+                bail!(
+                    "{}: an HS256 secret needs at least 32 bytes, this one has {}",
+                    flag(),
+                    key.len()
+                );
             }
             (
                 Algorithm::HS256,
@@ -542,7 +558,11 @@ fn token_arg(value: &str, flag: &str) -> anyhow::Result<String> {
             .with_context(|| format!("{flag} {value}: cannot read {path}"))?
             .trim()
             .to_string()),
-        None => Ok(value.to_string()),
+        // A token is never a path: a file of that name was meant to be read.
+        None if value.is_empty() || !std::path::Path::new(value).is_file() => Ok(value.to_string()),
+        None => bail!(
+            "{flag} {value}: a file of that name exists: write {flag} @{value} to read the token from it"
+        ),
     }
 }
 
@@ -578,7 +598,7 @@ async fn shutdown_signal() {
 async fn main() {
     // A failure is one readable line with its causes, whatever RUST_BACKTRACE says.
     if let Err(e) = run().await {
-        eprintln!("switchboard: {e:#}");
+        eprintln!("switchboard: {}", switchboard::one_line(&e));
         std::process::exit(1);
     }
 }
@@ -589,7 +609,7 @@ async fn run() -> anyhow::Result<()> {
     match cli.command {
         Command::Master(args) => {
             let mut cfg = MasterConfig::new(args.tls.identity()?, args.cluster_secret)
-                .context("--cluster-secret")?;
+                .context("--cluster-secret (SWITCHBOARD_CLUSTER_SECRET)")?;
             cfg.client_addr = args.client_addr;
             cfg.cluster_addr = args.cluster_addr;
             cfg.ticket_ttl = Duration::from_secs(args.ticket_ttl);
@@ -648,14 +668,15 @@ async fn run() -> anyhow::Result<()> {
             master.run(shutdown_signal()).await;
         }
         Command::Gameserver(args) => {
+            if args.id.trim().is_empty() {
+                anyhow::bail!("--id (SWITCHBOARD_SERVER_ID) must not be empty");
+            }
+            // Its own identity first: with --dev-tls-dir shared with a master starting at
+            // the same moment, whichever comes first writes the certificate both use.
+            let identity = args.tls.identity()?;
             let trust = Trust::from_ca_file(&args.master_ca).context("--master-ca")?;
-            let mut cfg = GameServerConfig::new(
-                args.id,
-                args.master,
-                trust,
-                args.tls.identity()?,
-                args.cluster_secret,
-            );
+            let mut cfg =
+                GameServerConfig::new(args.id, args.master, trust, identity, args.cluster_secret);
             cfg.listen = args.listen;
             cfg.public_address = args.public_address;
             cfg.priority = args.priority;
@@ -788,14 +809,28 @@ async fn run() -> anyhow::Result<()> {
                 server_secret: cluster.server_secret.clone(),
                 game_servers: cluster.game_servers.iter().map(|a| a.to_string()).collect(),
             };
-            state.write()?;
+            let registered = state.write()?;
             println!("{ready}");
-            eprintln!(
-                "switchboard dev: master on {}; try `switchboard probe` and `switchboard admin servers` \
-                 (they find this cluster through {}); Ctrl-C stops",
-                cluster.master,
-                DevState::path().display(),
-            );
+            if registered {
+                eprintln!(
+                    "switchboard dev: master on {}; try `switchboard probe` and `switchboard admin servers` \
+                     (they find this cluster through {}); Ctrl-C stops",
+                    cluster.master,
+                    DevState::path().display(),
+                );
+            } else {
+                eprintln!(
+                    "switchboard dev: master on {}; another `switchboard dev` is registered in {}, so \
+                     `probe` and `admin` find that one: give them --master {} --ca {} (admin: --url \
+                     http://{} --token {}); Ctrl-C stops",
+                    cluster.master,
+                    DevState::path().display(),
+                    cluster.master,
+                    cluster.ca.display(),
+                    cluster.admin,
+                    cluster.admin_token,
+                );
+            }
             shutdown_signal().await;
             DevState::remove_if_ours();
             cluster.shutdown().await;
@@ -807,11 +842,13 @@ async fn run() -> anyhow::Result<()> {
         Command::Probe(args) => {
             // Without --master: this user's running `dev`, else the default address.
             // Without --ca: the system's roots, unless the master is this user's `dev`.
-            let dev = DevState::read();
-            let master = args
-                .master
-                .or_else(|| dev.as_ref().map(|d| d.master.clone()))
-                .unwrap_or_else(|| "127.0.0.1:5055".into());
+            let found = DevState::find();
+            let dev = found.as_ref().ok().cloned();
+            let master = match (args.master, &found) {
+                (Some(m), _) => m,
+                (None, Ok(d)) => d.master.clone(),
+                (None, Err(why)) => anyhow::bail!("no --master given, and {why}"),
+            };
             let trust = match (&args.ca, &dev) {
                 (Some(ca), _) => Trust::from_ca_file(ca).context("--ca")?,
                 (None, Some(d)) if d.master == master => {

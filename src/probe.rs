@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow, bail};
 use serde::Serialize;
 use switchboard_client::{Client, ClientConfig, Delivery, Room};
-use switchboard_protocol::{RoomEvent, RoomOptions};
+use switchboard_protocol::{ResultCode, RoomEvent, RoomOptions};
 use switchboard_transport::Trust;
 
 /// One timed step.
@@ -85,10 +85,18 @@ pub async fn probe_as(
         error: None,
         elapsed_ms: 0.0,
     };
-    let outcome = tokio::time::timeout(timeout, run(&mut report, trust, creds)).await;
+    let outcome = tokio::time::timeout(timeout, run(&mut report, trust, creds, timeout)).await;
     match outcome {
         Ok(Ok(())) => report.ok = true,
-        Ok(Err(e)) => report.error = Some(format!("{e:#}")),
+        Ok(Err(e)) => {
+            let mut why = crate::one_line(&e);
+            if why.contains("UnknownIssuer") {
+                why.push_str(
+                    " (the master's certificate is not trusted: give --ca with the file it chains to)",
+                );
+            }
+            report.error = Some(why);
+        }
         Err(_) => report.error = Some(format!("timed out after {timeout:?}")),
     }
     report.elapsed_ms = ms(started);
@@ -110,8 +118,14 @@ async fn step<T>(
     Ok(out)
 }
 
-async fn run(report: &mut ProbeReport, trust: Trust, creds: &Credentials) -> anyhow::Result<()> {
-    let config = ClientConfig::new(trust);
+async fn run(
+    report: &mut ProbeReport,
+    trust: Trust,
+    creds: &Credentials,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let mut config = ClientConfig::new(trust);
+    config.connect_timeout = timeout;
     let master = report.master.clone();
     let game = report.game.clone();
     let mut a = step(report, "connect_a", async {
@@ -123,7 +137,16 @@ async fn run(report: &mut ProbeReport, trust: Trust, creds: &Credentials) -> any
     })
     .await?;
     let mut room_a = step(report, "create_game", async {
-        Ok(a.create_game(Some(&game), RoomOptions::default()).await?)
+        // A deployment still starting has no game server yet: ask again until one is
+        // there (within the probe's time).
+        loop {
+            match a.create_game(Some(&game), RoomOptions::default()).await {
+                Err(e) if e.result_code() == Some(ResultCode::ServerFull) => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                other => return Ok(other?),
+            }
+        }
     })
     .await?;
     report.game_server = room_a.address().to_string();

@@ -146,9 +146,15 @@ async fn bench_takes_json_after_the_scenario() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failure_is_one_line_without_a_backtrace() {
-    let out = run(["probe", "--ca", "/nonexistent/cert.pem"]
-        .map(String::from)
-        .to_vec())
+    let out = run([
+        "probe",
+        "--master",
+        "127.0.0.1:9",
+        "--ca",
+        "/nonexistent/cert.pem",
+    ]
+    .map(String::from)
+    .to_vec())
     .await;
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
@@ -291,8 +297,148 @@ async fn probe_and_admin_find_a_running_dev_without_flags() {
     );
     assert!(dev.wait().unwrap().success());
     assert!(!state.exists(), "the state file outlived its dev");
-    let out = run_env(args(&["probe", "--timeout", "2"]), env).await;
+    let out = run_env(args(&["probe", "--timeout", "2"]), env.clone()).await;
     assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no --master given") && err.contains("no running `switchboard dev` found"),
+        "{err}"
+    );
+    let out = run_env(args(&["admin", "servers"]), env).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("give --url and --token") && err.contains("no running `switchboard dev`"),
+        "{err}"
+    );
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_dev_and_a_planted_state_file_are_not_taken_for_the_users_dev() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let (mut first, ready) = start_dev(&home);
+    let state = std::fs::read_to_string(home.join("dev.json")).unwrap();
+    // A second dev leaves the first registered, and its stop leaves the file alone.
+    let (mut second, _) = start_dev(&home);
+    assert_eq!(
+        std::fs::read_to_string(home.join("dev.json")).unwrap(),
+        state
+    );
+    let pid = second.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(second.wait().unwrap().success());
+    assert_eq!(
+        std::fs::read_to_string(home.join("dev.json")).unwrap(),
+        state
+    );
+    let env = vec![("SWITCHBOARD_DEV_HOME", home.display().to_string())];
+    let out = run_env(args(&["probe"]), env.clone()).await;
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        report.contains(ready["master"].as_str().unwrap()),
+        "{report}"
+    );
+    assert!(out.status.success(), "{report}");
+    let _ = first.kill();
+    let _ = first.wait();
+    // A state file in a directory others can write is never trusted: its token and URL
+    // could be anybody's.
+    let open = tmp.path().join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::write(open.join("dev.json"), &state).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let env = vec![("SWITCHBOARD_DEV_HOME", open.display().to_string())];
+    let out = run_env(args(&["admin", "servers"]), env).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("not trusted"), "{err}");
+}
+
+#[test]
+fn tokens_and_values_the_servers_would_refuse_are_refused_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let short = tmp.path().join("short.key");
+    std::fs::write(&short, "sixteen-bytes-ok").unwrap();
+    let err = start_error(&[
+        "token",
+        "--user",
+        "a",
+        "--jwt-key-file",
+        short.to_str().unwrap(),
+    ]);
+    assert!(err.contains("at least 32 bytes, this one has 16"), "{err}");
+    let long = tmp.path().join("long.key");
+    std::fs::write(&long, "0123456789abcdef0123456789abcdef").unwrap();
+    let err = start_error(&[
+        "token",
+        "--user",
+        "",
+        "--jwt-key-file",
+        long.to_str().unwrap(),
+    ]);
+    assert!(err.contains("--user must not be empty"), "{err}");
+    // A token file named without its @.
+    let file = tmp.path().join("alice.jwt");
+    std::fs::write(&file, "x.y.z").unwrap();
+    let f = file.to_str().unwrap();
+    let err = start_error(&["probe", "--master", "127.0.0.1:9", "--token-a", f]);
+    assert!(err.contains(&format!("write --token-a @{f}")), "{err}");
+    let secret = "long-enough-secret-123";
+    let tls = tmp.path().join("tls");
+    let tls = tls.to_str().unwrap();
+    let err = start_error(&[
+        "master",
+        "--auth",
+        "http",
+        "--auth-url",
+        "localhost:8080/auth",
+        "--cluster-secret",
+        secret,
+        "--dev-tls-dir",
+        tls,
+    ]);
+    assert!(
+        err.contains("--auth-url localhost:8080/auth: not an http"),
+        "{err}"
+    );
+    let err = start_error(&[
+        "gameserver",
+        "--id",
+        "",
+        "--master-ca",
+        "x.pem",
+        "--cluster-secret",
+        secret,
+        "--dev-tls-dir",
+        tls,
+    ]);
+    assert!(err.contains("--id"), "{err}");
+    // A workload file TOML refuses: one line, with where.
+    let w = tmp.path().join("w.toml");
+    std::fs::write(&w, "[load_balancer\nweights = 1\n").unwrap();
+    let err = start_error(&[
+        "master",
+        "--auth",
+        "dev",
+        "--cluster-secret",
+        secret,
+        "--dev-tls-dir",
+        tls,
+        "--workload",
+        w.to_str().unwrap(),
+    ]);
+    assert!(
+        err.contains("--workload") && err.contains("line 1"),
+        "{err}"
+    );
 }
 
 #[cfg(unix)]

@@ -77,7 +77,7 @@ pub struct MasterConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The cluster secret is too short to resist guessing.
-    #[error("cluster_secret must be at least {MIN_CLUSTER_SECRET} bytes")]
+    #[error("the cluster secret must have at least {MIN_CLUSTER_SECRET} bytes")]
     WeakClusterSecret,
 }
 

@@ -105,7 +105,19 @@ impl Workload {
             source_name: source_name.to_string(),
             message,
         };
-        let w: Workload = toml::from_str(text).map_err(|e| err(e.to_string()))?;
+        // One line: the message and where (TOML's own display draws the line with a caret).
+        let w: Workload = toml::from_str(text).map_err(|e| {
+            let at = e
+                .span()
+                .map(|s| {
+                    let start = s.start.min(text.len());
+                    let line = text[..start].matches('\n').count() + 1;
+                    let content = text.lines().nth(line - 1).unwrap_or("").trim();
+                    format!("line {line} `{content}`: ")
+                })
+                .unwrap_or_default();
+            err(format!("{at}{}", e.message().trim()))
+        })?;
         w.load_balancer.validate().map_err(err)?;
         if w.sampling.interval_ms == 0 || w.sampling.window == 0 {
             return Err(err(
