@@ -219,8 +219,31 @@ fn logs_carry_no_colour_codes_when_standard_error_is_not_a_terminal() {
     assert!(!err.contains('\u{1b}'), "no colour codes in a pipe: {err}");
 }
 
+/// A child process killed when dropped (a failing test leaves nothing running).
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl std::ops::Deref for Killed {
+    type Target = std::process::Child;
+    fn deref(&self) -> &std::process::Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Killed {
+    fn deref_mut(&mut self) -> &mut std::process::Child {
+        &mut self.0
+    }
+}
+
 /// `dev` with its default (per-user) directory; the ready line and the child.
-fn start_dev(home: &std::path::Path) -> (std::process::Child, serde_json::Value) {
+fn start_dev(home: &std::path::Path) -> (Killed, serde_json::Value) {
     use std::io::{BufRead, BufReader};
     use std::process::Stdio;
     let mut dev = Command::new(BIN)
@@ -245,7 +268,7 @@ fn start_dev(home: &std::path::Path) -> (std::process::Child, serde_json::Value)
         .unwrap();
     let ready: serde_json::Value =
         serde_json::from_str(&ready).unwrap_or_else(|e| panic!("{ready}: {e}"));
-    (dev, ready)
+    (Killed(dev), ready)
 }
 
 #[cfg(unix)]
@@ -697,9 +720,16 @@ fn bind_errors_name_the_address_and_its_flag() {
 /// The README's "Trying a JWT master" block, run line by line as a newcomer would: a line
 /// ending in `&` is a server, waited for until it prints its ready line; every other
 /// line must succeed; the probe's report must say it held.
+/// Both ways of running the README's block, one after the other (it names fixed ports).
 #[cfg(unix)]
 #[test]
-fn the_readme_jwt_sequence_works_as_written() {
+fn the_readme_jwt_sequence_works_line_by_line_and_pasted_as_one_script() {
+    readme_line_by_line();
+    readme_pasted();
+}
+
+#[cfg(unix)]
+fn readme_line_by_line() {
     use std::io::{BufRead, BufReader};
     use std::process::Stdio;
     let readme = include_str!("../README.md");
@@ -786,4 +816,60 @@ fn the_readme_jwt_sequence_works_as_written() {
     assert!(lines.last().unwrap().starts_with("switchboard probe"));
     assert!(last.contains("\"ok\":true"), "{last}");
     drop(servers);
+}
+
+/// The same block pasted as one script, as people do: the servers start in the
+/// background at once, and everything must still work.
+#[cfg(unix)]
+fn readme_pasted() {
+    use std::os::unix::process::CommandExt;
+    let readme = include_str!("../README.md");
+    let marker = "<!-- tests/first_hour.rs runs this block as written -->\n```sh\n";
+    let start = readme.find(marker).expect("the README's tested block") + marker.len();
+    let block = &readme[start..start + readme[start..].find("```").unwrap()];
+    let dir = tempfile::tempdir().unwrap();
+    let bin_dir = std::path::Path::new(BIN).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut child = Command::new("sh")
+        .args(["-e", "-c", block])
+        .current_dir(dir.path())
+        .env("PATH", path)
+        .env("RUST_LOG", "warn")
+        .env("SWITCHBOARD_DEV_HOME", dir.path().join("home"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        // Its own process group: the servers it leaves running are stopped with it.
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let group = child.id();
+    let stop = move || {
+        let _ = Command::new("kill")
+            .args(["-TERM", "--", &format!("-{group}")])
+            .status();
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            stop();
+            panic!("the script did not finish within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // The servers it left hold its output open: stop them, then read.
+    stop();
+    let mut out = String::new();
+    let mut err = String::new();
+    use std::io::Read;
+    child.stdout.take().unwrap().read_to_string(&mut out).ok();
+    child.stderr.take().unwrap().read_to_string(&mut err).ok();
+    assert!(status.success(), "{out}\n{err}");
+    assert!(out.contains("\"ok\":true"), "{out}\n{err}");
 }
