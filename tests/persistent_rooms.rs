@@ -244,6 +244,18 @@ async fn a_room_saved_on_one_game_server_resumes_on_another_with_its_state() {
     assert_eq!(load["GameId"], "world");
     assert_eq!(load["UserId"], "bob");
     assert_ne!(load["GameServer"], saved_on.as_str(), "resumed elsewhere");
+    // Each life of the room has its own id: RoomId + Seq is unique across saves and loads.
+    let save = hook_where(&b, is("Save")).await;
+    assert!(load["RoomId"].as_str().is_some_and(|id| id.len() == 16));
+    assert_ne!(load["RoomId"], save["RoomId"]);
+    let rejoined = hook_where(&b, |h| {
+        h["Type"] == "Join" && h["UserId"] == "bob" && h["Seq"] == 2
+    })
+    .await;
+    assert_eq!(
+        rejoined["RoomId"], load["RoomId"],
+        "the Load is the resumed room's first hook"
+    );
     // Everything as it was: his actor number and property, the room's properties, the
     // cached event, alice inactive.
     let joined = room.joined().clone();
@@ -329,6 +341,20 @@ async fn a_backend_answer_that_is_not_valid_state_refuses_the_join_clearly() {
         "{e}"
     );
     assert!(e.to_string().contains("account locked"), "{e}");
+    // Answers that only look like a success are failures.
+    for answer in [
+        serde_json::json!({ "ResultCode": "7", "State": null }),
+        serde_json::json!([{ "ResultCode": 0 }]),
+        serde_json::json!({ "State": null }),
+    ] {
+        b.lock().unwrap().answer = Some(answer.clone());
+        let e = refused(&bob).await;
+        assert_eq!(
+            e.result_code(),
+            Some(ResultCode::ExternalHttpCallFailed),
+            "{answer}: {e}"
+        );
+    }
     // Nothing saved: the room does not exist.
     b.lock().unwrap().answer = None;
     let e = refused(&bob).await;

@@ -221,7 +221,7 @@ impl Shared {
         room: room::Room,
         creator: member::MemberRef,
         create: room::Input,
-        asked: bool,
+        asked: Option<webhooks::HookRoom>,
     ) -> Result<Option<(RoomHandle, u32)>, OpError> {
         let game = room.name().to_string();
         let mut rooms = self.rooms();
@@ -505,6 +505,15 @@ impl GameServer {
         if let Some(w) = &shared.webhooks {
             w.flush(until.saturating_duration_since(tokio::time::Instant::now()))
                 .await;
+            let lost = w.pending();
+            if lost > 0 {
+                tracing::error!(
+                    lost,
+                    grace = ?shared.config.drain_grace,
+                    "webhooks not delivered before stopping (room saves among them are lost): \
+                     the backend is too slow for --drain-grace"
+                );
+            }
         }
         let _ = tokio::time::timeout(Duration::from_secs(2), endpoint.wait_idle()).await;
         match gave_up {

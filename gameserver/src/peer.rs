@@ -35,7 +35,7 @@ use crate::room::Via;
 use crate::room::admission;
 use crate::room::{Input, Room, SavedRoom};
 use crate::room_actor::{RoomHandle, SLOW_CONSUMER, response_frame};
-use crate::webhooks::AskError;
+use crate::webhooks::{AskError, HookRoom};
 
 /// Frames coalesced into one write.
 const WRITE_BATCH: usize = 64;
@@ -479,9 +479,10 @@ impl Peer {
     async fn load(
         &self,
         kind: &'static str,
-        game: &str,
+        room: &HookRoom,
         user: &str,
     ) -> Result<Option<Room>, OpError> {
+        let game = room.game.as_str();
         let Some(w) = self.shared.webhooks.as_ref().filter(|w| w.persistent()) else {
             return Ok(None);
         };
@@ -491,7 +492,7 @@ impl Peer {
                 format!("the backend's answer to GameCreate ({kind}): {why}"),
             )
         };
-        let state = match w.ask(kind, game, user).await {
+        let state = match w.ask(kind, room, user).await {
             Ok(Some(state)) => state,
             Ok(None) => return Ok(None),
             Err(AskError::Failed(why)) | Err(AskError::Refused(why)) => return Err(failed(why)),
@@ -548,12 +549,18 @@ impl Peer {
         expected_users: &[String],
         properties: Properties,
     ) -> Result<bool, OpError> {
-        let persistent = self
+        // With persistent rooms the backend is asked first, under this room's id.
+        let asked = self
             .shared
             .webhooks
             .as_ref()
-            .is_some_and(|w| w.persistent());
-        let (room, first) = match self.load("Create", &game, &claims.user_id).await? {
+            .filter(|w| w.persistent())
+            .map(|_| HookRoom::new(&game));
+        let loaded = match &asked {
+            Some(hook_room) => self.load("Create", hook_room, &claims.user_id).await?,
+            None => None,
+        };
+        let (room, first) = match loaded {
             Some(room) => (
                 room,
                 Input::Join {
@@ -577,10 +584,7 @@ impl Peer {
             ),
         };
         // Refused by the room: it has answered.
-        if let Some(created) = self
-            .shared
-            .start_room(room, self.member(), first, persistent)?
-        {
+        if let Some(created) = self.shared.start_room(room, self.member(), first, asked)? {
             set_current(&self.room, Some(created));
             self.admitted();
             return Ok(true);
@@ -650,10 +654,11 @@ impl Peer {
         expected_users: Vec<String>,
         properties: Properties,
     ) -> Result<bool, OpError> {
+        let hook_room = HookRoom::new(game);
         let handle = match self.shared.room(game) {
             Some(h) => h,
             // A persistent room not here: the backend may hold its state.
-            None => match self.load("Load", game, &claims.user_id).await? {
+            None => match self.load("Load", &hook_room, &claims.user_id).await? {
                 None => return Err(self.unknown_game(game)),
                 Some(room) => {
                     let first = Input::Join {
@@ -664,7 +669,12 @@ impl Peer {
                         properties: properties.clone(),
                         claims: claims.claims.clone(),
                     };
-                    match self.shared.start_room(room, self.member(), first, true) {
+                    match self.shared.start_room(
+                        room,
+                        self.member(),
+                        first,
+                        Some(hook_room.clone()),
+                    ) {
                         Ok(Some(joined)) => {
                             set_current(&self.room, Some(joined));
                             self.admitted();

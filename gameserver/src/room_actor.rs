@@ -19,6 +19,7 @@ use tracing::info;
 
 use crate::member::{Datagram, MemberRef, Outbound};
 use crate::room::{Input, Origin, Out, Room, To, Via};
+use crate::webhooks::HookRoom;
 use crate::{Shared, Stats};
 
 /// The close reason of the members of a room that ended under them.
@@ -175,21 +176,23 @@ fn now() -> Instant {
 /// or the first joiner of a restored room (an `Input::Join`). The room answers it, and
 /// its `Joined` is queued before any room event. The room and the member's actor, or
 /// `None` if the room refused it (and said so). `asked`: the backend was asked about the
-/// room before it existed (that `GameCreate` was the room's first hook).
+/// room before it existed, with this `RoomId` (that `GameCreate` was the room's first
+/// hook).
 pub(crate) fn create(
     shared: Arc<Shared>,
     room: Room,
     creator: MemberRef,
     create: Input,
-    asked: bool,
+    asked: Option<HookRoom>,
 ) -> Option<(RoomActor, u32)> {
     let token = shared.joiner_token();
     let mut actor = RoomActor {
         shared,
+        hook_seq: u64::from(asked.is_some()),
+        hook_room: asked.unwrap_or_else(|| HookRoom::new(room.name())),
         room,
         members: HashMap::new(),
         users: HashMap::new(),
-        hook_seq: u64::from(asked),
         save_ack: None,
         batch: Vec::new(),
         batch_due: None,
@@ -228,6 +231,8 @@ pub(crate) struct RoomActor {
     users: HashMap<u32, String>,
     /// The room's webhook sequence number (the last one sent).
     hook_seq: u64,
+    /// The room as its webhooks name it.
+    hook_room: HookRoom,
     /// Hears when the room's saved state reached the backend (or was given up): the
     /// room stays listed until then, so nobody loads an older state elsewhere.
     save_ack: Option<oneshot::Receiver<()>>,
@@ -444,7 +449,7 @@ impl RoomActor {
                         let user = self.users.get(&sender).cloned().unwrap_or_default();
                         self.hook_seq += 1;
                         w.properties(
-                            self.room.name(),
+                            &self.hook_room,
                             self.hook_seq,
                             sender,
                             &user,
@@ -491,7 +496,7 @@ impl RoomActor {
             None
         };
         self.hook_seq += 1;
-        w.event(self.room.name(), self.hook_seq, &e, notify);
+        w.event(&self.hook_room, self.hook_seq, &e, notify);
     }
 
     /// Sends the batched forwarded events, in order, as one webhook.
@@ -503,7 +508,7 @@ impl RoomActor {
         let batch = std::mem::take(&mut self.batch);
         if let Some(w) = &self.shared.webhooks {
             self.hook_seq += 1;
-            w.events(self.room.name(), self.hook_seq, &batch);
+            w.events(&self.hook_room, self.hook_seq, &batch);
         }
     }
 
@@ -519,7 +524,7 @@ impl RoomActor {
         match saved.map(|s| serde_json::to_value(s).expect("a saved room serializes")) {
             Some(state) => {
                 self.hook_seq += 1;
-                self.save_ack = Some(w.save(self.room.name(), self.hook_seq, state));
+                self.save_ack = Some(w.save(&self.hook_room, self.hook_seq, state));
             }
             None => self.hook("Close", 0, "", None),
         }
@@ -529,7 +534,7 @@ impl RoomActor {
     fn hook(&mut self, kind: &'static str, actor: u32, user: &str, reason: Option<&str>) {
         if let Some(w) = &self.shared.webhooks {
             self.hook_seq += 1;
-            w.room(kind, self.room.name(), self.hook_seq, actor, user, reason);
+            w.room(kind, &self.hook_room, self.hook_seq, actor, user, reason);
         }
     }
 
@@ -695,7 +700,7 @@ mod timers {
             expected_users: vec![],
             properties: Properties::new(),
         };
-        let (actor, n) = create(shared.clone(), room, alice.clone(), first, false).unwrap();
+        let (actor, n) = create(shared.clone(), room, alice.clone(), first, None).unwrap();
         assert_eq!(n, 1);
         let handle = shared
             .rooms()
@@ -767,7 +772,7 @@ mod timers {
             expected_users: vec![],
             properties: Properties::new(),
         };
-        let (actor, _) = create(shared.clone(), room, server.clone(), first, false).unwrap();
+        let (actor, _) = create(shared.clone(), room, server.clone(), first, None).unwrap();
         let handle = spawn(actor, 8);
         let bob = Arc::new(Recorder::default());
         let started = tokio::time::Instant::now();
@@ -802,7 +807,7 @@ mod timers {
             expected_users: vec![],
             properties: Properties::new(),
         };
-        let (actor, _) = create(shared.clone(), room, alice.clone(), first, false).unwrap();
+        let (actor, _) = create(shared.clone(), room, alice.clone(), first, None).unwrap();
         let handle = shared
             .rooms()
             .insert_with("g".into(), |id| spawn(actor, id));
@@ -835,7 +840,7 @@ mod timers {
             expected_users: vec![],
             properties: Properties::new(),
         };
-        let (actor, n) = create(shared.clone(), room, bob, first, false).unwrap();
+        let (actor, n) = create(shared.clone(), room, bob, first, None).unwrap();
         let handle = shared
             .rooms()
             .insert_with("h".into(), |id| spawn(actor, id));

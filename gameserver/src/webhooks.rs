@@ -115,6 +115,24 @@ pub(crate) struct Hook {
     done: Option<oneshot::Sender<()>>,
 }
 
+/// Which room a hook is about: its name, and the id of this incarnation of it (random,
+/// new each time a room of that name starts on a game server), so `RoomId` + `Seq` is
+/// unique across game servers and across saves and loads.
+#[derive(Debug, Clone)]
+pub(crate) struct HookRoom {
+    pub game: String,
+    pub id: String,
+}
+
+impl HookRoom {
+    pub(crate) fn new(game: &str) -> HookRoom {
+        HookRoom {
+            game: game.to_string(),
+            id: format!("{:016x}", rand::random::<u64>()),
+        }
+    }
+}
+
 /// Why the backend's answer to a `GameCreate` asked before a room exists does not let
 /// the room be made.
 #[derive(Debug)]
@@ -225,6 +243,9 @@ impl Webhooks {
         let (error_info, batch_interval) = (config.error_info, config.batch_interval);
         let client = match reqwest::Client::builder()
             .timeout(config.timeout)
+            // A redirect is an answer from the wrong place (and would turn the POST into
+            // a GET elsewhere): it counts as a failure.
+            .redirect(reqwest::redirect::Policy::none())
             .tls_backend_preconfigured(switchboard_transport::https_client_config())
             .build()
         {
@@ -257,6 +278,11 @@ impl Webhooks {
         )
     }
 
+    /// Hooks queued or being sent.
+    pub(crate) fn pending(&self) -> u64 {
+        self.pending.load(Ordering::Acquire)
+    }
+
     /// Whether rooms are persistent.
     pub(crate) fn persistent(&self) -> bool {
         self.config.persistent
@@ -273,14 +299,15 @@ impl Webhooks {
     /// when it was delivered or given up.
     pub(crate) fn save(
         &self,
-        game: &str,
+        room: &HookRoom,
         seq: u64,
         state: serde_json::Value,
     ) -> oneshot::Receiver<()> {
         let (done, rx) = oneshot::channel();
         let body = serde_json::json!({
             "Type": "Save",
-            "GameId": game,
+            "GameId": room.game,
+            "RoomId": room.id,
             "GameServer": &*self.server_id,
             "Seq": seq,
             "ActorNr": 0,
@@ -303,7 +330,7 @@ impl Webhooks {
     pub(crate) async fn ask(
         &self,
         kind: &'static str,
-        game: &str,
+        room: &HookRoom,
         user_id: &str,
     ) -> Result<Option<serde_json::Value>, AskError> {
         let Some(client) = &self.client else {
@@ -315,7 +342,8 @@ impl Webhooks {
         };
         let body = serde_json::json!({
             "Type": kind,
-            "GameId": game,
+            "GameId": room.game,
+            "RoomId": room.id,
             "GameServer": &*self.server_id,
             "Seq": 1,
             "ActorNr": 0,
@@ -361,10 +389,16 @@ impl Webhooks {
         }
         let answer: serde_json::Value = serde_json::from_slice(&text)
             .map_err(|e| AskError::Failed(format!("the answer is not JSON ({e})")))?;
-        let code = answer
-            .get("ResultCode")
-            .and_then(|c| c.as_i64())
-            .unwrap_or(0);
+        // Strict: a refusal must never read as a success.
+        if !answer.is_object() {
+            return Err(AskError::Failed("the answer is not a JSON object".into()));
+        }
+        let code = match answer.get("ResultCode") {
+            Some(c) => c.as_i64().ok_or_else(|| {
+                AskError::Failed(format!("the answer's ResultCode {c} is not an integer"))
+            })?,
+            None => return Err(AskError::Failed("the answer has no ResultCode".into())),
+        };
         if code != 0 {
             let message = answer
                 .get("Message")
@@ -397,10 +431,17 @@ impl Webhooks {
     }
 
     /// A forwarded event, at once (`GameEvent`).
-    pub(crate) fn event(&self, game: &str, seq: u64, e: &Forwarded, notify: Option<MemberRef>) {
+    pub(crate) fn event(
+        &self,
+        room: &HookRoom,
+        seq: u64,
+        e: &Forwarded,
+        notify: Option<MemberRef>,
+    ) {
         let mut body = e.json();
         body["Type"] = "Event".into();
-        body["GameId"] = game.into();
+        body["GameId"] = room.game.as_str().into();
+        body["RoomId"] = room.id.as_str().into();
         body["GameServer"] = (&*self.server_id).into();
         body["Seq"] = seq.into();
         self.push_notify("GameEvent", body, notify);
@@ -409,7 +450,7 @@ impl Webhooks {
     /// A forwarded property change (`GameProperties`).
     pub(crate) fn properties(
         &self,
-        game: &str,
+        room: &HookRoom,
         seq: u64,
         actor: u32,
         user_id: &str,
@@ -422,7 +463,8 @@ impl Webhooks {
             .collect();
         let body = serde_json::json!({
             "Type": "Properties",
-            "GameId": game,
+            "GameId": room.game,
+            "RoomId": room.id,
             "GameServer": &*self.server_id,
             "Seq": seq,
             "ActorNr": actor,
@@ -435,10 +477,11 @@ impl Webhooks {
     }
 
     /// A room's batched events, in order (`GameEvents`).
-    pub(crate) fn events(&self, game: &str, seq: u64, events: &[Forwarded]) {
+    pub(crate) fn events(&self, room: &HookRoom, seq: u64, events: &[Forwarded]) {
         let body = serde_json::json!({
             "Type": "Events",
-            "GameId": game,
+            "GameId": room.game,
+            "RoomId": room.id,
             "GameServer": &*self.server_id,
             "Seq": seq,
             "Events": events.iter().map(Forwarded::json).collect::<Vec<_>>(),
@@ -480,7 +523,7 @@ impl Webhooks {
     pub(crate) fn room(
         &self,
         kind: &'static str,
-        game: &str,
+        room: &HookRoom,
         seq: u64,
         actor: u32,
         user_id: &str,
@@ -488,7 +531,8 @@ impl Webhooks {
     ) {
         let mut body = serde_json::json!({
             "Type": kind,
-            "GameId": game,
+            "GameId": room.game,
+            "RoomId": room.id,
             "GameServer": &*self.server_id,
             "Seq": seq,
             "ActorNr": actor,

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use switchboard_protocol::frame::encoded_len;
-use switchboard_protocol::messages::common::check_game_name;
+use switchboard_protocol::messages::common::{
+    MAX_GAME_NAME, MAX_USER_ID, check_expected_users, check_game_name,
+};
 use switchboard_protocol::{EventData, ObjectInfo, Properties, RoomMode, RoomOptions};
 
 use super::{Actor, Cached, Presence, Room, RoomLimits, actor_weight};
@@ -186,6 +188,10 @@ impl Room {
         }
         room.check_lobby_properties(&o.properties.clone())
             .map_err(|e| e.message)?;
+        if room.options.lobby.name.len() > MAX_GAME_NAME {
+            return Err(format!("lobby names are at most {MAX_GAME_NAME} bytes"));
+        }
+        check_expected_users(&saved.expected_users).map_err(|e| e.message)?;
         // Every actor inactive: back within its PlayerTtl from now.
         let ttl = room.options.player_ttl_ms;
         let until = (ttl > 0).then(|| now + Duration::from_millis(ttl as u64));
@@ -195,14 +201,20 @@ impl Room {
             {
                 return Err(format!("actor number {} is out of place", a.number));
             }
-            if a.user_id.is_empty() || !users.insert(a.user_id.clone()) {
+            if a.user_id.is_empty()
+                || a.user_id.len() > MAX_USER_ID
+                || !users.insert(a.user_id.clone())
+            {
                 return Err(format!(
-                    "actor {} has an empty or repeated user id",
+                    "actor {} has an empty, repeated or over-long user id",
                     a.number
                 ));
             }
             room.check_actor_properties(&a.properties)
                 .map_err(|e| e.message)?;
+            if a.properties.keys().any(|k| k.starts_with('#')) {
+                return Err(format!("actor {}'s properties use reserved keys", a.number));
+            }
             let weight = actor_weight(&a.user_id, &a.properties);
             room.actors_weight += weight;
             room.actors.insert(
@@ -555,6 +567,16 @@ mod tests {
         refused(&|s| s.actors[1].number = 1, "out of place");
         refused(&|s| s.actors[1].number = 50, "out of place");
         refused(&|s| s.actors[1].user_id = "alice".into(), "repeated");
+        refused(&|s| s.actors[1].user_id = "x".repeat(200), "over-long");
+        refused(
+            &|s| {
+                s.actors[0]
+                    .properties
+                    .insert("#admin".into(), Value::Bool(true));
+            },
+            "reserved",
+        );
+        refused(&|s| s.options.lobby.name = "l".repeat(200), "lobby names");
         refused(
             &|s| {
                 s.actors[0]
