@@ -146,7 +146,13 @@ impl FrameDecoder {
             return Ok(None);
         }
         self.buf.advance(HEADER_LEN);
-        Ok(Some(self.buf.split_to(len).freeze()))
+        let body = self.buf.split_to(len).freeze();
+        if self.buf.is_empty() {
+            // Nothing pending: let go of the allocation (it goes with the last body), so an
+            // idle stream holds no buffer.
+            self.buf = BytesMut::new();
+        }
+        Ok(Some(body))
     }
 
     /// The next complete message, `Ok(None)` if more bytes are needed.
@@ -177,6 +183,23 @@ pub fn encoded_len<T: Serialize>(value: &T) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_idle_decoder_holds_no_buffer() {
+        let frame = encode_frame(&7u32);
+        let mut d = FrameDecoder::new(DEFAULT_MAX_FRAME);
+        let mut two = frame.to_vec();
+        two.extend_from_slice(&frame[..2]);
+        d.extend(&two);
+        let body = d.next_body().unwrap().unwrap();
+        // Part of the next frame is pending: the buffer stays.
+        assert!(d.buf.capacity() > 0);
+        d.extend(&frame[2..]);
+        d.next_body().unwrap().unwrap();
+        // Nothing pending: no allocation is held (the bodies keep theirs alive).
+        assert_eq!(d.buf.capacity(), 0);
+        assert_eq!(decode_body::<u32>(&body).unwrap(), 7);
+    }
 
     #[test]
     fn partial_input_is_not_an_error() {

@@ -28,14 +28,16 @@ pub enum Gated<E> {
     Refused(E),
 }
 
-/// Reads length-prefixed postcard frames from a receive stream.
+/// Reads length-prefixed postcard frames from a receive stream. It reads the stream's
+/// chunks as quinn holds them (no buffer of its own while idle: a connection that sends
+/// nothing costs no read buffer).
 #[derive(Debug)]
 pub struct FramedRecv {
     stream: RecvStream,
     decoder: FrameDecoder,
-    scratch: Box<[u8]>,
 }
 
+/// The most bytes taken from the stream at once.
 const READ_CHUNK: usize = 16 * 1024;
 
 impl FramedRecv {
@@ -44,7 +46,6 @@ impl FramedRecv {
         FramedRecv {
             stream,
             decoder: FrameDecoder::new(max_frame),
-            scratch: vec![0; READ_CHUNK].into_boxed_slice(),
         }
     }
 
@@ -62,8 +63,8 @@ impl FramedRecv {
             // Stop reading as soon as a frame announces a size over the limit; otherwise read
             // a whole chunk, so the buffer never holds more than max_frame + READ_CHUNK.
             self.decoder.wanted()?;
-            match self.stream.read(&mut self.scratch).await? {
-                Some(n) => self.decoder.extend(&self.scratch[..n]),
+            match self.stream.read_chunk(READ_CHUNK, true).await? {
+                Some(chunk) => self.decoder.extend(&chunk.bytes),
                 None => {
                     self.decoder.finish()?;
                     return Ok(None);
@@ -101,11 +102,11 @@ impl FramedRecv {
             self.decoder.wanted().map_err(RecvError::from)?;
             match self
                 .stream
-                .read(&mut self.scratch)
+                .read_chunk(READ_CHUNK, true)
                 .await
                 .map_err(RecvError::from)?
             {
-                Some(n) => self.decoder.extend(&self.scratch[..n]),
+                Some(chunk) => self.decoder.extend(&chunk.bytes),
                 None => {
                     self.decoder.finish().map_err(RecvError::from)?;
                     return Ok(None);
