@@ -593,3 +593,65 @@ async fn responses_echo_any_id() {
     ));
     t.cluster.shutdown().await;
 }
+
+/// §4 Requests may follow `Hello` without waiting for `Welcome` (one round trip less per
+/// hop): sent in one write, they are answered in order after `Welcome`.
+#[tokio::test]
+async fn requests_may_follow_hello_in_the_same_write() {
+    use switchboard_protocol::encode_frame;
+    let t = start(1).await;
+    let mut m = RawMaster::master(&t).await;
+    let mut bytes = encode_frame(&ClientToMaster::Hello(Hello::new("raw"))).to_vec();
+    bytes.extend_from_slice(&encode_frame(&ClientToMaster::Request {
+        id: 1,
+        op: MasterOp::Authenticate {
+            user_id: "ann".into(),
+            token: String::new(),
+        },
+    }));
+    bytes.extend_from_slice(&encode_frame(&ClientToMaster::Request {
+        id: 2,
+        op: create("piped"),
+    }));
+    m.send.write_all(&bytes).await.unwrap();
+    assert!(matches!(m.next().await, MasterToClient::Welcome(_)));
+    let r = match m.next().await {
+        MasterToClient::Response(Response { id: 1, result }) => result,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        r,
+        Ok(MasterReply::Authenticated {
+            user_id: "ann".into()
+        })
+    );
+    let r = match m.next().await {
+        MasterToClient::Response(Response { id: 2, result }) => redirect(result),
+        other => panic!("{other:?}"),
+    };
+    // The same on the game server: Hello and the create with its ticket in one write.
+    let mut g: RawGame = RawGame::game(&t, &r.address).await;
+    let mut bytes = encode_frame(&ClientToGame::Hello(Hello::new("raw"))).to_vec();
+    bytes.extend_from_slice(&encode_frame(&ClientToGame::Request {
+        id: 1,
+        op: GameOp::CreateGame {
+            ticket: r.ticket.clone(),
+            game: r.game.clone(),
+            options: RoomOptions::default(),
+            expected_users: vec![],
+            actor_properties: Properties::new(),
+        },
+    }));
+    g.send.write_all(&bytes).await.unwrap();
+    assert!(matches!(g.next().await, GameToClient::Welcome(_)));
+    match g.next().await {
+        GameToClient::Response(Response {
+            id: 1,
+            result: Ok(GameReply::Joined(j)),
+        }) => {
+            assert_eq!(j.actor, 1)
+        }
+        other => panic!("{other:?}"),
+    }
+    t.cluster.shutdown().await;
+}

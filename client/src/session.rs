@@ -10,7 +10,7 @@ use std::time::Duration;
 use quinn::{Connection, SendStream};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use switchboard_protocol::{Hello, OpError, frame::DEFAULT_MAX_FRAME};
+use switchboard_protocol::{CloseCode, Hello, OpError, frame::DEFAULT_MAX_FRAME};
 use switchboard_transport::{FramedRecv, send_frame};
 use tokio::sync::{mpsc, oneshot};
 
@@ -60,8 +60,11 @@ impl<L: Link> std::fmt::Debug for Session<L> {
 }
 
 impl<L: Link> Session<L> {
-    /// Opens the control stream, does the handshake and starts the reader, which sends
-    /// events to `events` (waiting when it is full, which pushes back on the server).
+    /// Opens the control stream, sends `Hello` and starts the reader, which expects
+    /// `Welcome` first and then sends events to `events` (waiting when it is full, which
+    /// pushes back on the server). It does not wait for `Welcome`: the first request
+    /// leaves right behind `Hello`, saving a round trip (the server handles it once it has
+    /// accepted `Hello`; if it refuses, the request fails with its close reason).
     pub async fn open(
         conn: Connection,
         agent: &str,
@@ -69,25 +72,12 @@ impl<L: Link> Session<L> {
         events: mpsc::Sender<L::Event>,
     ) -> Result<Self, ClientError> {
         let (mut send, recv) = conn.open_bi().await?;
-        let mut recv = FramedRecv::new(recv, DEFAULT_MAX_FRAME);
+        let recv = FramedRecv::new(recv, DEFAULT_MAX_FRAME);
         send_frame(&mut send, &L::hello(Hello::new(agent)))
             .await
             .map_err(|e| closed(&conn, e.to_string()))?;
-        let first = tokio::time::timeout(timeout, recv.next::<L::In>())
-            .await
-            .map_err(|_| ClientError::Timeout(timeout))?;
-        match first {
-            Ok(Some(msg)) => match L::sort(msg) {
-                Incoming::Welcome => {}
-                _ => return Err(ClientError::Protocol("expected Welcome".into())),
-            },
-            Ok(None) | Err(switchboard_transport::RecvError::Read(_)) => {
-                return Err(closed(&conn, "closed during the handshake".into()));
-            }
-            Err(e) => return Err(ClientError::Protocol(e.to_string())),
-        }
         let pending: Pending<L::Reply> = Arc::default();
-        tokio::spawn(read_loop::<L>(recv, pending.clone(), events));
+        tokio::spawn(read_loop::<L>(conn.clone(), recv, pending.clone(), events));
         Ok(Session {
             conn,
             send: tokio::sync::Mutex::new(send),
@@ -145,12 +135,26 @@ pub(crate) fn closed(conn: &Connection, fallback: String) -> ClientError {
 }
 
 async fn read_loop<L: Link>(
+    conn: Connection,
     mut recv: FramedRecv,
     pending: Pending<L::Reply>,
     events: mpsc::Sender<L::Event>,
 ) {
+    let mut welcomed = false;
     while let Ok(Some(msg)) = recv.next::<L::In>().await {
-        match L::sort(msg) {
+        let msg = L::sort(msg);
+        if !welcomed {
+            if matches!(msg, Incoming::Welcome) {
+                welcomed = true;
+                continue;
+            }
+            conn.close(
+                CloseCode::ProtocolViolation.to_wire().into(),
+                b"expected Welcome",
+            );
+            break;
+        }
+        match msg {
             Incoming::Response(id, result) => {
                 let waiter = pending
                     .lock()

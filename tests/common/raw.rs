@@ -111,6 +111,11 @@ impl RawMaster {
 }
 
 impl RawGame {
+    /// A connection to the game server at `address` that has not sent anything yet.
+    pub async fn game(t: &TestCluster, address: &str) -> RawGame {
+        Raw::open(t, ALPN_GAME, address).await
+    }
+
     /// A connection to the game server at `address` past `Hello`/`Welcome`.
     pub async fn game_hello(t: &TestCluster, address: &str) -> RawGame {
         let mut g: RawGame = Raw::open(t, ALPN_GAME, address).await;
