@@ -115,10 +115,62 @@ fn bench(c: &mut Criterion) {
     }
 }
 
+/// A join ticket signed and verified with the keyed HMAC state reused (Switchboard), and
+/// rekeyed for every ticket (how it was done before: the reference in the same run).
+fn tickets(c: &mut Criterion) {
+    use hmac::{Hmac, KeyInit, Mac};
+    use switchboard_protocol::{TicketAction, TicketClaims, TicketKeys};
+    let key = vec![7u8; 32];
+    let keys = TicketKeys::single(1, key.clone()).unwrap();
+    let claims = TicketClaims {
+        user_id: "player-4711".into(),
+        game: "arena-42".into(),
+        game_server: "gs-1".into(),
+        action: TicketAction::Join,
+        expires_at_ms: u64::MAX,
+        key_id: 1,
+        terms: 0x1234_5678,
+        authority: false,
+        claims: Default::default(),
+    };
+    c.bench_function("ticket/sign", |b| {
+        b.iter(|| black_box(keys.sign(black_box(claims.clone()))))
+    });
+    let ticket = keys.sign(claims.clone());
+    c.bench_function("ticket/verify", |b| {
+        b.iter(|| black_box(keys.verify(black_box(&ticket), 0, "gs-1").unwrap()))
+    });
+    let rekeyed = || {
+        let mut out = postcard::to_stdvec(black_box(&claims)).unwrap();
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+        mac.update(&out);
+        out.extend_from_slice(&mac.finalize().into_bytes());
+        black_box(out)
+    };
+    c.bench_function("ticket/sign, rekeyed per ticket (reference)", |b| {
+        b.iter(|| {
+            // The same clone as `sign` takes its claims by value.
+            black_box(claims.clone());
+            rekeyed()
+        })
+    });
+    let reused = per_op(500_000, || {
+        black_box(keys.sign(black_box(claims.clone())));
+    });
+    let reference = per_op(500_000, || {
+        let _ = claims.clone();
+        rekeyed();
+    });
+    println!(
+        "\nticket signing, keyed state reused vs rekeyed per ticket (same run): {reused:?} vs {reference:?}, {:.2}x",
+        reused.as_secs_f64() / reference.as_secs_f64()
+    );
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(20).measurement_time(Duration::from_secs(2)).warm_up_time(Duration::from_millis(500));
-    targets = bench
+    targets = bench, tickets
 }
 
 fn main() {

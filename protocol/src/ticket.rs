@@ -130,12 +130,57 @@ impl TicketError {
     }
 }
 
-/// A set of HMAC keys by id, one of which signs.
-#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+/// A set of HMAC keys by id, one of which signs. Each key's HMAC state is keyed once
+/// (the inner and outer pads hashed) and cloned per ticket.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(from = "KeySet", into = "KeySet")]
 pub struct TicketKeys {
     keys: BTreeMap<u32, Vec<u8>>,
     signing: u32,
+    macs: BTreeMap<u32, HmacSha256>,
 }
+
+/// What travels: the keys and the signing id.
+#[derive(Clone, Serialize, Deserialize)]
+struct KeySet {
+    keys: BTreeMap<u32, Vec<u8>>,
+    signing: u32,
+}
+
+impl From<KeySet> for TicketKeys {
+    fn from(k: KeySet) -> Self {
+        let macs = k
+            .keys
+            .iter()
+            .map(|(id, key)| {
+                let mac = HmacSha256::new_from_slice(key).expect("HMAC takes keys of any length");
+                (*id, mac)
+            })
+            .collect();
+        TicketKeys {
+            keys: k.keys,
+            signing: k.signing,
+            macs,
+        }
+    }
+}
+
+impl From<TicketKeys> for KeySet {
+    fn from(k: TicketKeys) -> Self {
+        KeySet {
+            keys: k.keys,
+            signing: k.signing,
+        }
+    }
+}
+
+impl PartialEq for TicketKeys {
+    fn eq(&self, other: &Self) -> bool {
+        self.keys == other.keys && self.signing == other.signing
+    }
+}
+
+impl Eq for TicketKeys {}
 
 impl std::fmt::Debug for TicketKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -171,7 +216,7 @@ impl TicketKeys {
         if !keys.contains_key(&signing) {
             return Err(KeyError::MissingSigningKey(signing));
         }
-        Ok(TicketKeys { keys, signing })
+        Ok(KeySet { keys, signing }.into())
     }
 
     /// The id of the signing key.
@@ -180,8 +225,7 @@ impl TicketKeys {
     }
 
     fn mac(&self, key_id: u32) -> Option<HmacSha256> {
-        let key = self.keys.get(&key_id)?;
-        Some(HmacSha256::new_from_slice(key).expect("HMAC takes keys of any length"))
+        self.macs.get(&key_id).cloned()
     }
 
     /// Signs claims (their `key_id` is set to the signing key's id).
