@@ -400,6 +400,11 @@ impl Room {
         self.events.recv().await
     }
 
+    /// The QUIC connection to the game server (its statistics, its round-trip time).
+    pub fn quic(&self) -> quinn::Connection {
+        self.session.conn.clone()
+    }
+
     /// Why the connection closed, if it has.
     pub fn close_reason(&self) -> Option<ClientError> {
         self.session.conn.close_reason().map(Into::into)

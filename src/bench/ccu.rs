@@ -220,6 +220,7 @@ mod tests {
                 samples: 1,
             },
             cpu_us_per_delivery: None,
+            packets_per_delivery: None,
         }
     }
 

@@ -64,6 +64,14 @@ pub struct Measured {
     pub latency: Latency,
     /// Server CPU microseconds per delivery (local servers only).
     pub cpu_us_per_delivery: Option<f64>,
+    /// UDP packets the server sent the clients per delivery (counted by the clients'
+    /// QUIC connections: every packet, acknowledgements included).
+    pub packets_per_delivery: Option<f64>,
+}
+
+/// UDP packets these connections have received so far.
+fn packets_in(conns: &[quinn::Connection]) -> u64 {
+    conns.iter().map(|c| c.stats().udp_rx.datagrams).sum()
 }
 
 pub(crate) fn epoch() -> Instant {
@@ -269,6 +277,8 @@ pub async fn measure_switchboard(
     let w = Window::new(a);
     let before = target.proc_stats();
     let n = joined.len();
+    let quic: Vec<quinn::Connection> = joined.iter().map(|(_, r)| r.quic()).collect();
+    let packets_before = packets_in(&quic);
     let mut clients = Vec::new();
     let mut set = JoinSet::new();
     for (i, (c, room)) in joined.into_iter().enumerate() {
@@ -289,15 +299,19 @@ pub async fn measure_switchboard(
     }
     let tallies = collect(set, a, quiet, "switchboard relay").await;
     let after = target.proc_stats();
+    let packets = packets_in(&quic) - packets_before;
     for c in &clients {
         c.disconnect();
     }
-    Ok(summarize(
-        &tallies,
-        a,
-        before
-            .zip(after)
-            .map(|(b, x)| x.cpu_seconds - b.cpu_seconds),
+    Ok(with_packets(
+        summarize(
+            &tallies,
+            a,
+            before
+                .zip(after)
+                .map(|(b, x)| x.cpu_seconds - b.cpu_seconds),
+        ),
+        packets,
     ))
 }
 
@@ -347,7 +361,14 @@ fn summarize(tallies: &[Tally], a: &RelayArgs, cpu_seconds: Option<f64>) -> Meas
         cpu_us_per_delivery: cpu_seconds
             .filter(|_| delivered > 0)
             .map(|s| s * 1e6 / delivered as f64),
+        packets_per_delivery: None,
     }
+}
+
+/// `m` with the packets the clients received over the run.
+fn with_packets(mut m: Measured, packets: u64) -> Measured {
+    m.packets_per_delivery = (m.delivered > 0).then(|| packets as f64 / m.delivered as f64);
+    m
 }
 
 /// Runs the same load against the bare quinn fan-out relay.
@@ -373,6 +394,8 @@ pub async fn measure_baseline(
     let w = Window::new(a);
     let before = super::ProcStats::read(server.pid);
     let n = conns.len();
+    let quic: Vec<quinn::Connection> = conns.iter().map(|(c, _, _)| c.clone()).collect();
+    let packets_before = packets_in(&quic);
     let mut set = JoinSet::new();
     for (i, (conn, mut send, recv)) in conns.into_iter().enumerate() {
         let (bytes, reliable, mut tick) = (a.bytes, a.reliable, w.ticker(i, n));
@@ -420,12 +443,16 @@ pub async fn measure_baseline(
     }
     let tallies = collect(set, a, quiet, "baseline relay").await;
     let after = super::ProcStats::read(server.pid);
-    Ok(Some(summarize(
-        &tallies,
-        a,
-        before
-            .zip(after)
-            .map(|(b, x)| x.cpu_seconds - b.cpu_seconds),
+    let packets = packets_in(&quic) - packets_before;
+    Ok(Some(with_packets(
+        summarize(
+            &tallies,
+            a,
+            before
+                .zip(after)
+                .map(|(b, x)| x.cpu_seconds - b.cpu_seconds),
+        ),
+        packets,
     )))
 }
 
@@ -512,6 +539,9 @@ pub fn report(
     push("latency p99", "ms", &|m| Some(m.latency.p99_ms));
     push("latency p99.9", "ms", &|m| Some(m.latency.p999_ms));
     push("server CPU per delivery", "µs", &|m| m.cpu_us_per_delivery);
+    push("server packets per delivery", "", &|m| {
+        m.packets_per_delivery
+    });
     push("events sent", "", &|m| Some(m.sent as f64));
     Report {
         scenario: format!(
