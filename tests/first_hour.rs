@@ -852,24 +852,25 @@ fn readme_pasted() {
             .args(["-TERM", "--", &format!("-{group}")])
             .status();
     };
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if std::time::Instant::now() > deadline {
+    let (mut stdout, mut stderr) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let (done, exited) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(child.wait());
+    });
+    let status = match exited.recv_timeout(Duration::from_secs(60)) {
+        Ok(status) => status.unwrap(),
+        Err(_) => {
             stop();
             panic!("the script did not finish within 60 s");
         }
-        std::thread::sleep(Duration::from_millis(50));
     };
     // The servers it left hold its output open: stop them, then read.
     stop();
     let mut out = String::new();
     let mut err = String::new();
     use std::io::Read;
-    child.stdout.take().unwrap().read_to_string(&mut out).ok();
-    child.stderr.take().unwrap().read_to_string(&mut err).ok();
+    stdout.read_to_string(&mut out).ok();
+    stderr.read_to_string(&mut err).ok();
     assert!(status.success(), "{out}\n{err}");
     assert!(out.contains("\"ok\":true"), "{out}\n{err}");
 }

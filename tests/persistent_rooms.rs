@@ -191,29 +191,34 @@ async fn play_and_save(t: &TestCluster, b: &Shared) -> String {
     save["GameServer"].as_str().unwrap().to_string()
 }
 
-/// Waits until the master no longer lists `game` (its game server reported it gone).
+/// Waits until the master no longer lists `game` (its game server reported it gone): a
+/// client in the lobby sees the list, then its updates.
 async fn unlisted(t: &TestCluster, game: &str) {
-    let (c, url, token) = (
-        switchboard::http_client(),
-        format!("http://{}", t.cluster.admin),
-        t.cluster.admin_token.clone(),
-    );
-    for _ in 0..200 {
-        let games: serde_json::Value = c
-            .get(format!("{url}/games"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if !games.as_array().unwrap().iter().any(|g| g["name"] == game) {
-            return;
+    use switchboard_protocol::{Lobby, MasterEvent};
+    let mut watcher = t.client("watcher").await;
+    watcher.join_lobby(Lobby::default()).await.unwrap();
+    let wait = async {
+        loop {
+            match watcher
+                .next_event()
+                .await
+                .expect("the master connection is open")
+            {
+                MasterEvent::GameList { games, .. } if !games.iter().any(|g| g.game == game) => {
+                    return;
+                }
+                MasterEvent::GameListUpdate { games, .. }
+                    if games.iter().any(|g| g.game == game && g.removed) =>
+                {
+                    return;
+                }
+                _ => {}
+            }
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{game} is still listed");
+    };
+    tokio::time::timeout(Duration::from_secs(10), wait)
+        .await
+        .unwrap_or_else(|_| panic!("{game} is still listed"));
 }
 
 async fn out_of_rotation(t: &TestCluster, id: &str) {
