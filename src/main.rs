@@ -579,19 +579,26 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-/// Completes on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
+/// Completes on Ctrl-C or SIGTERM. The handlers are installed when this is called, not
+/// when the future is first polled: a signal that comes right after the ready line (a
+/// supervisor, a script) must find them in place, or it kills the process outright.
+fn shutdown_signal() -> impl Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+        let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+        async move {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
         }
     }
     #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 #[tokio::main]
@@ -608,6 +615,9 @@ async fn run() -> anyhow::Result<()> {
     init_logging(cli.log_format);
     match cli.command {
         Command::Master(args) => {
+            // Before anything starts: a stop request is never lost (other commands keep
+            // the default Ctrl-C).
+            let stop = shutdown_signal();
             let mut cfg = MasterConfig::new(args.tls.identity()?, args.cluster_secret)
                 .context("--cluster-secret (SWITCHBOARD_CLUSTER_SECRET)")?;
             cfg.client_addr = args.client_addr;
@@ -665,9 +675,12 @@ async fn run() -> anyhow::Result<()> {
                 "admin": master.admin_addr().map(|a| format!("http://{a}")),
             });
             println!("{ready}");
-            master.run(shutdown_signal()).await;
+            master.run(stop).await;
         }
         Command::Gameserver(args) => {
+            // Before anything starts: a stop request is never lost (other commands keep
+            // the default Ctrl-C).
+            let stop = shutdown_signal();
             if args.id.trim().is_empty() {
                 anyhow::bail!("--id (SWITCHBOARD_SERVER_ID) must not be empty");
             }
@@ -761,11 +774,14 @@ async fn run() -> anyhow::Result<()> {
                     println!("{ready}");
                 }
             });
-            if let Err(e) = gs.run(shutdown_signal()).await {
+            if let Err(e) = gs.run(stop).await {
                 anyhow::bail!("{e}");
             }
         }
         Command::Dev(args) => {
+            // Before anything starts: a stop request is never lost (other commands keep
+            // the default Ctrl-C).
+            let stop = shutdown_signal();
             let opts = DevOptions {
                 game_servers: args.game_servers,
                 master_port: args.master_port,
@@ -831,7 +847,7 @@ async fn run() -> anyhow::Result<()> {
                     cluster.admin_token,
                 );
             }
-            shutdown_signal().await;
+            stop.await;
             DevState::remove_if_ours();
             cluster.shutdown().await;
         }
