@@ -331,23 +331,24 @@ mod tests {
             out.iter()
                 .any(|o| matches!(o, Out::Joined { actor: 1, .. }))
         );
-        let out = r.handle(
-            Origin::Joiner(2),
-            Input::Join {
-                id: 1,
-                user_id: "bob".into(),
-                mode: JoinMode::JoinOnly,
-                expected_users: vec![],
-                properties: Properties::new(),
-                claims: Properties::new(),
-            },
-            now,
-        );
+        let out = r.handle(Origin::Joiner(2), join(1, "bob", JoinMode::JoinOnly), now);
         assert!(
             out.iter()
                 .any(|o| matches!(o, Out::Joined { actor: 2, .. }))
         );
         r
+    }
+
+    /// A join (or rejoin) request of `user` without properties or reserved slots.
+    fn join(id: u32, user: &str, mode: JoinMode) -> Input {
+        Input::Join {
+            id,
+            user_id: user.into(),
+            mode,
+            expected_users: vec![],
+            properties: Properties::new(),
+            claims: Properties::new(),
+        }
     }
 
     fn cached(code: u8) -> Input {
@@ -371,18 +372,7 @@ mod tests {
 
     /// The restored room answers a rejoin of `user` with what it saved.
     fn rejoin(r: &mut Room, user: &str, now: Instant) -> (u32, Vec<Out>) {
-        let out = r.handle(
-            Origin::Joiner(7),
-            Input::Join {
-                id: 3,
-                user_id: user.into(),
-                mode: JoinMode::RejoinOnly,
-                expected_users: vec![],
-                properties: Properties::new(),
-                claims: Properties::new(),
-            },
-            now,
-        );
+        let out = r.handle(Origin::Joiner(7), join(3, user, JoinMode::RejoinOnly), now);
         let actor = out
             .iter()
             .find_map(|o| match o {
@@ -436,35 +426,13 @@ mod tests {
             Some(&Value::Int(7))
         );
         // A new user gets a fresh number, after the saved ones.
-        let out = back.handle(
-            Origin::Joiner(8),
-            Input::Join {
-                id: 4,
-                user_id: "dave".into(),
-                mode: JoinMode::JoinOnly,
-                expected_users: vec![],
-                properties: Properties::new(),
-                claims: Properties::new(),
-            },
-            t1,
-        );
+        let out = back.handle(Origin::Joiner(8), join(4, "dave", JoinMode::JoinOnly), t1);
         assert!(
             out.iter()
                 .any(|o| matches!(o, Out::Joined { actor: 3, .. }))
         );
         // carol's slot is still reserved: the room (4 players) is full now.
-        let out = back.handle(
-            Origin::Joiner(9),
-            Input::Join {
-                id: 5,
-                user_id: "erin".into(),
-                mode: JoinMode::JoinOnly,
-                expected_users: vec![],
-                properties: Properties::new(),
-                claims: Properties::new(),
-            },
-            t1,
-        );
+        let out = back.handle(Origin::Joiner(9), join(5, "erin", JoinMode::JoinOnly), t1);
         assert!(
             out.iter()
                 .any(|o| matches!(o, Out::Reply { result: Err(e), .. }
