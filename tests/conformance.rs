@@ -74,7 +74,7 @@ async fn master_handshake_and_authenticate() {
     let mut m = RawMaster::master(&t).await;
     m.send(&ClientToMaster::Hello(Hello::new("raw"))).await;
     match m.next().await {
-        MasterToClient::Welcome(w) => assert_eq!(w.version, 3),
+        MasterToClient::Welcome(w) => assert_eq!(w.version, 4),
         other => panic!("{other:?}"),
     }
     // Anything before Authenticate: -3, and the connection stays.

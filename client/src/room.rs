@@ -9,7 +9,8 @@ use switchboard_protocol::messages::game::MAX_CHANNEL;
 use switchboard_protocol::{
     ALPN_GAME, ChannelHeader, ClientToGame, CloseCode, DatagramDown, DatagramUp, EventCaching,
     GameOp, GameReply, GameToClient, Hello, Joined, RaiseEvent, ReceiverGroup, Redirect, RoomEvent,
-    SetProperties, SpawnObject, StateUpdate, decode_body, encode_body, frame::DEFAULT_MAX_FRAME,
+    SetProperties, SpawnObject, StateUpdate, Unreliable, decode_body, encode_body,
+    frame::DEFAULT_MAX_FRAME,
 };
 use switchboard_transport::endpoint::client_config;
 use switchboard_transport::{FramedRecv, close, connect, send_frame};
@@ -444,15 +445,16 @@ impl Room {
 
 async fn read_datagrams(conn: quinn::Connection, events: mpsc::Sender<RoomEvent>) {
     while let Ok(bytes) = conn.read_datagram().await {
-        // Unreliable events may be dropped when the application is behind.
-        match decode_body(&bytes) {
-            Ok(DatagramDown::Event(ev)) => {
-                let _ = events.try_send(RoomEvent::Custom(ev));
-            }
-            Ok(DatagramDown::State(st)) => {
-                let _ = events.try_send(RoomEvent::ObjectState(st));
-            }
-            Err(_) => {}
+        // Unreliable events may be dropped when the application is behind. A batch
+        // (the server's flush window) carries several, in order.
+        let Ok(datagram) = decode_body::<DatagramDown>(&bytes) else {
+            continue;
+        };
+        for item in datagram.into_items() {
+            let _ = events.try_send(match item {
+                Unreliable::Event(ev) => RoomEvent::Custom(ev),
+                Unreliable::State(st) => RoomEvent::ObjectState(st),
+            });
         }
     }
 }

@@ -32,7 +32,7 @@ pub use messages::game::{
     ActorInfo, ChannelHeader, ClientToGame, DatagramDown, DatagramUp, EventCaching, EventData,
     Forward, GameOp, GameReply, GameToClient, Handover, HostChange, HostSnapshot, Joined,
     ObjectInfo, ObjectState, RaiseEvent, ReceiverGroup, RoomChange, RoomEvent, SetProperties,
-    SpawnObject, StateUpdate,
+    SpawnObject, StateUpdate, Unreliable,
 };
 pub use messages::master::{
     ClientToMaster, CreateSpec, FriendStatus, GameListEntry, JoinRandom, LobbyStats, MasterEvent,

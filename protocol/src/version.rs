@@ -8,15 +8,15 @@
 use serde::{Deserialize, Serialize};
 
 /// ALPN of the master's client listener (default port 5055).
-pub const ALPN_MASTER: &[u8] = b"switchboard-master/3";
+pub const ALPN_MASTER: &[u8] = b"switchboard-master/4";
 /// ALPN of a game server's client listener (default port 5056).
-pub const ALPN_GAME: &[u8] = b"switchboard-game/3";
+pub const ALPN_GAME: &[u8] = b"switchboard-game/4";
 /// ALPN of the master's game-server listener (default port 4520).
-pub const ALPN_CLUSTER: &[u8] = b"switchboard-cluster/3";
+pub const ALPN_CLUSTER: &[u8] = b"switchboard-cluster/4";
 
 /// The protocol version this build speaks. A server accepts exactly the versions it
 /// lists in [`SUPPORTED_VERSIONS`].
-pub const PROTOCOL_VERSION: u16 = 3;
+pub const PROTOCOL_VERSION: u16 = 4;
 /// Versions a server of this build accepts in [`Hello`].
 pub const SUPPORTED_VERSIONS: &[u16] = &[PROTOCOL_VERSION];
 

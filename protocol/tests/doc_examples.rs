@@ -70,7 +70,7 @@ fn hello_frame() {
     let doc = doc_bytes(
         "05 00 00 00   frame length 5
 00            ClientToMaster::Hello
-03            version 3
+04            version 4
 02 72 73      agent \"rs\"",
     );
     assert_eq!(
@@ -81,7 +81,7 @@ fn hello_frame() {
 
 #[test]
 fn room_options_without_wishes() {
-    let doc = doc_bytes("`00 01 01 00 00 00 00 00 00 00 01 00 01 00 00 00 00`");
+    let doc = doc_bytes("`00 01 01 00 00 00 00 00 00 00 01 00 01 00 00 00 00 00`");
     assert_eq!(doc, &encode_body(&RoomOptions::default())[..]);
 }
 
@@ -165,6 +165,32 @@ fn datagram_down() {
         data: Bytes::from_static(b"z"),
     });
     assert_eq!(doc_bytes("`00 01 c8 01 7a`"), &encode_body(&d)[..]);
+}
+
+#[test]
+fn datagram_batch() {
+    let event = |sender: u32, data: &'static [u8]| EventData {
+        sender,
+        code: 10,
+        data: Bytes::from_static(data),
+    };
+    let doc = doc_bytes(
+        "02            DatagramDown::Batch
+02            2 items
+00 01 0a 01 61   Event { sender: 1, code: 10, data: \"a\" }
+00 02 0a 01 62   Event { sender: 2, code: 10, data: \"b\" }",
+    );
+    let batch = DatagramDown::Batch(vec![
+        Unreliable::Event(event(1, b"a")),
+        Unreliable::Event(event(2, b"b")),
+    ]);
+    assert_eq!(doc, &encode_body(&batch)[..]);
+    // What a game server builds from the items' own datagrams, without re-encoding.
+    let items = [
+        encode_body(&DatagramDown::Event(event(1, b"a"))),
+        encode_body(&DatagramDown::Event(event(2, b"b"))),
+    ];
+    assert_eq!(doc, &messages::game::batch_datagram(&items)[..]);
 }
 
 #[test]

@@ -23,7 +23,7 @@ fn golden_hello() {
     assert_eq!(&f[..], &[
         5, 0, 0, 0,       // frame length 5, u32 little-endian
         0,                // ClientToMaster::Hello
-        3,                // version 3 (varint)
+        4,                // version 4 (varint)
         2, b'r', b's',    // agent "rs"
     ]);
 }
@@ -86,6 +86,7 @@ fn golden_create_game() {
         0,                // options.property_policy Guarded
         0,                // options.mode Relay
         0,                // options.join_approval false
+        0,                // options.flush_window_ms None (the server's default)
         1, 1, b'x',       // expected_users ["x"]
     ]);
 }
@@ -345,6 +346,7 @@ fn golden_join_modes_and_random() {
         0,                          // ... property_policy Guarded
         0,                          // ... mode Relay
         0,                          // ... join_approval false
+        0,                          // ... flush_window_ms None
     ]);
     let mut props = Properties::new();
     props.insert("a".into(), Value::Int(1));
@@ -449,7 +451,7 @@ fn unknown_tags_are_rejected() {
     let create = |open: u8| {
         vec![
             1, 1, 0, 0, 0, // Request 1, CreateGame, ticket "", game ""
-            0, open, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0, // options
+            0, open, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0, 0, // options
             0, 0, // expected_users, actor_properties
         ]
     };
@@ -529,6 +531,7 @@ fn room_options() -> impl Strategy<Value = RoomOptions> {
                         RoomMode::Server
                     },
                     join_approval: !is_open,
+                    flush_window_ms: publish.then_some(max_players),
                 }
             },
         )

@@ -164,6 +164,13 @@ pub struct RoomOptions {
     pub mode: RoomMode,
     /// (`Server` rooms) Hold every join until the authority approves or refuses it.
     pub join_approval: bool,
+    /// Milliseconds the game server may hold events bound for one client to send them
+    /// together (several unreliable events in one datagram, reliable ones in one
+    /// write): `None` = the server's default, `Some(0)` = send every event at once;
+    /// capped by the server. The first event after a quiet period longer than the
+    /// window is never held.
+    #[serde(default)]
+    pub flush_window_ms: Option<u32>,
 }
 
 /// Who holds authority in a room, chosen at creation for the room's life.
@@ -217,6 +224,7 @@ impl Default for RoomOptions {
             property_policy: PropertyPolicy::Guarded,
             mode: RoomMode::Relay,
             join_approval: false,
+            flush_window_ms: None,
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Client ↔ game server, on a game server's client listener (ALPN `switchboard-game/3`).
+//! Client ↔ game server, on a game server's client listener (ALPN `switchboard-game/4`).
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -555,14 +555,88 @@ pub enum DatagramDown {
     Event(EventData),
     /// 1: (`Shared` rooms) an object's new state, unreliably.
     State(ObjectState),
+    /// 2: several of the above for one client, in the order they were relayed (the
+    /// server's flush window, `RoomOptions::flush_window_ms`).
+    Batch(Vec<Unreliable>),
 }
 
-/// Turns an encoded [`DatagramDown`] into the reliable frame carrying the same thing,
-/// without decoding: `GameToClient::Event(RoomEvent::Custom(..))` for an `Event`,
-/// `GameToClient::Event(RoomEvent::ObjectState(..))` for a `State` (the encodings end
-/// with the same bytes). A game server uses it when a datagram is too large for the
-/// path. Returns the frame as header and body parts, or `None` if `datagram` is neither.
-pub fn event_datagram_to_frame(datagram: &Bytes) -> Option<[Bytes; 2]> {
+/// One item of a [`DatagramDown::Batch`]: encoded exactly as the `DatagramDown` of the
+/// same variant index, so a batch is `02`, the item count, and the items' datagrams
+/// one after the other.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Unreliable {
+    /// 0: an unreliable event.
+    Event(EventData),
+    /// 1: (`Shared` rooms) an object's new state, unreliably.
+    State(ObjectState),
+}
+
+impl DatagramDown {
+    /// What the datagram carries, in order: one item, or a batch's items.
+    pub fn into_items(self) -> Vec<Unreliable> {
+        match self {
+            DatagramDown::Event(e) => vec![Unreliable::Event(e)],
+            DatagramDown::State(s) => vec![Unreliable::State(s)],
+            DatagramDown::Batch(items) => items,
+        }
+    }
+}
+
+/// The size of a batch datagram holding `count` items of `bytes` bytes together.
+pub fn batch_len(count: usize, bytes: usize) -> usize {
+    1 + varint_len(count) + bytes
+}
+
+fn varint_len(mut n: usize) -> usize {
+    let mut len = 1;
+    while n >= 0x80 {
+        n >>= 7;
+        len += 1;
+    }
+    len
+}
+
+/// A [`DatagramDown::Batch`] of already encoded `Event` and `State` datagrams, without
+/// decoding them: `02`, the count as a varint, then the datagrams as they are.
+pub fn batch_datagram(items: &[Bytes]) -> Bytes {
+    let bytes = items.iter().map(Bytes::len).sum();
+    let mut out = Vec::with_capacity(batch_len(items.len(), bytes));
+    out.push(2);
+    let mut n = items.len();
+    while n >= 0x80 {
+        out.push((n as u8 & 0x7f) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+    for item in items {
+        debug_assert!(
+            matches!(item.first(), Some(0 | 1)),
+            "a batch item is an Event or a State"
+        );
+        out.extend_from_slice(item);
+    }
+    Bytes::from(out)
+}
+
+/// Turns an encoded [`DatagramDown`] into the reliable frames carrying the same things,
+/// without decoding an `Event` or a `State`: `GameToClient::Event(RoomEvent::Custom(..))`
+/// for an `Event`, `GameToClient::Event(RoomEvent::ObjectState(..))` for a `State` (the
+/// encodings end with the same bytes), one for each item of a `Batch`. A game server
+/// uses it when a datagram is too large for the path. Each frame comes as header and
+/// body parts; `None` if `datagram` does not decode.
+pub fn event_datagram_to_frame(datagram: &Bytes) -> Option<Vec<Bytes>> {
+    if datagram.first() == Some(&2) {
+        let batch: DatagramDown = postcard::from_bytes(datagram).ok()?;
+        let mut frames = Vec::new();
+        for item in batch.into_items() {
+            let one = match item {
+                Unreliable::Event(e) => crate::encode_body(&DatagramDown::Event(e)),
+                Unreliable::State(s) => crate::encode_body(&DatagramDown::State(s)),
+            };
+            frames.extend(event_datagram_to_frame(&one)?);
+        }
+        return Some(frames);
+    }
     // GameToClient::Event = 2; RoomEvent::Custom = 2, RoomEvent::ObjectState = 13.
     let room_event = match datagram.first() {
         Some(0) => 2,
@@ -574,7 +648,7 @@ pub fn event_datagram_to_frame(datagram: &Bytes) -> Option<[Bytes; 2]> {
     let mut head = Vec::with_capacity(6);
     head.extend_from_slice(&len.to_le_bytes());
     head.extend_from_slice(&[2, room_event]);
-    Some([Bytes::from(head), event])
+    Some(vec![Bytes::from(head), event])
 }
 
 /// The ticket of a frame body that starts `ClientToGame::Request { op: CreateGame | JoinGame }`
@@ -611,7 +685,7 @@ mod tests {
             data: Bytes::from(vec![7; 300]),
         };
         let dg = encode_body(&DatagramDown::Event(ev.clone()));
-        let [head, body] = event_datagram_to_frame(&dg).unwrap();
+        let [head, body] = <[Bytes; 2]>::try_from(event_datagram_to_frame(&dg).unwrap()).unwrap();
         let mut joined = head.to_vec();
         joined.extend_from_slice(&body);
         assert_eq!(
@@ -626,13 +700,70 @@ mod tests {
             state: Bytes::from_static(b"pos"),
         };
         let dg = encode_body(&DatagramDown::State(st.clone()));
-        let [head, body] = event_datagram_to_frame(&dg).unwrap();
+        let [head, body] = <[Bytes; 2]>::try_from(event_datagram_to_frame(&dg).unwrap()).unwrap();
         let mut joined = head.to_vec();
         joined.extend_from_slice(&body);
         assert_eq!(
             joined,
             encode_frame(&GameToClient::Event(RoomEvent::ObjectState(st))).to_vec()
         );
+    }
+
+    #[test]
+    fn a_batch_is_its_items_datagrams_behind_a_tag_and_a_count() {
+        let items: Vec<Bytes> = (0..130u32)
+            .map(|i| {
+                encode_body(&DatagramDown::Event(EventData {
+                    sender: i,
+                    code: 1,
+                    data: Bytes::from_static(b"x"),
+                }))
+            })
+            .collect();
+        let batch = batch_datagram(&items);
+        // 130 items: the count takes two varint bytes.
+        assert_eq!(&batch[..3], &[2, 0x82, 0x01]);
+        assert_eq!(
+            batch.len(),
+            batch_len(130, items.iter().map(Bytes::len).sum())
+        );
+        let decoded: DatagramDown = crate::decode_body(&batch).unwrap();
+        let items = decoded.into_items();
+        assert_eq!(items.len(), 130);
+        assert!(matches!(&items[129], Unreliable::Event(e) if e.sender == 129));
+        // The reliable fallback of a batch is one frame per item, in order.
+        let two = batch_datagram(&[
+            encode_body(&DatagramDown::Event(EventData {
+                sender: 1,
+                code: 2,
+                data: Bytes::from_static(b"a"),
+            })),
+            encode_body(&DatagramDown::State(ObjectState {
+                object: 7,
+                sender: 1,
+                tick: 3,
+                state: Bytes::from_static(b"s"),
+            })),
+        ]);
+        let parts = event_datagram_to_frame(&two).unwrap();
+        let joined: Vec<u8> = parts.iter().flat_map(|b| b.to_vec()).collect();
+        let mut expected = encode_frame(&GameToClient::Event(RoomEvent::Custom(EventData {
+            sender: 1,
+            code: 2,
+            data: Bytes::from_static(b"a"),
+        })))
+        .to_vec();
+        expected.extend_from_slice(&encode_frame(&GameToClient::Event(RoomEvent::ObjectState(
+            ObjectState {
+                object: 7,
+                sender: 1,
+                tick: 3,
+                state: Bytes::from_static(b"s"),
+            },
+        ))));
+        assert_eq!(joined, expected);
+        // A batch inside a batch does not decode.
+        assert!(crate::decode_body::<DatagramDown>(&[2, 1, 2, 0]).is_err());
     }
 
     #[test]
