@@ -86,6 +86,13 @@ pub struct LimitArgs {
     /// (game server) Milliseconds a Server room lasts after its authority left [5000].
     #[arg(long, env = "SWITCHBOARD_AUTHORITY_GRACE_MS")]
     pub authority_grace_ms: Option<u64>,
+    /// (game server) The flush window of rooms that do not choose one, in ms: relayed
+    /// events bound for one client within it leave together; 0 sends each at once [5].
+    #[arg(long, env = "SWITCHBOARD_FLUSH_WINDOW_MS")]
+    pub flush_window_ms: Option<u64>,
+    /// (game server) The longest flush window a room may choose, in ms [50].
+    #[arg(long, env = "SWITCHBOARD_MAX_FLUSH_WINDOW_MS")]
+    pub max_flush_window_ms: Option<u64>,
 }
 
 fn parse_retry(s: &str) -> Result<RetryPolicy, String> {
@@ -190,6 +197,12 @@ impl LimitArgs {
         }
         if let Some(ms) = self.authority_grace_ms {
             r.authority_grace = Duration::from_millis(ms);
+        }
+        if let Some(ms) = self.flush_window_ms {
+            c.flush_window = Duration::from_millis(ms);
+        }
+        if let Some(ms) = self.max_flush_window_ms {
+            c.max_flush_window = Duration::from_millis(ms);
         }
     }
 

@@ -16,6 +16,7 @@
 //! the shutdown future completes, then drains: out of rotation until the rooms are empty
 //! or the grace time passes, then Offline, then every connection is closed with a reason.
 
+mod coalesce;
 pub mod config;
 mod http;
 pub mod load;

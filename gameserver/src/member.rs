@@ -46,6 +46,8 @@ pub(crate) trait Member: Send + Sync + std::fmt::Debug {
     fn queue(&self, out: Outbound) -> Result<(), Overflow>;
     /// Sends an encoded datagram at once if nothing is queued ahead of it and it fits.
     fn datagram_now(&self, datagram: &Bytes) -> Datagram;
+    /// The largest datagram the member's path carries now (`None`: it takes none).
+    fn max_datagram(&self) -> Option<usize>;
     /// Closes the connection with a code and a reason.
     fn close(&self, code: CloseCode, reason: &str);
 }

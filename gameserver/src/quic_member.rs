@@ -42,6 +42,10 @@ impl Member for QuicMember {
         }
     }
 
+    fn max_datagram(&self) -> Option<usize> {
+        self.conn.max_datagram_size()
+    }
+
     fn close(&self, code: CloseCode, reason: &str) {
         close(&self.conn, code, reason);
     }

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
+use switchboard_protocol::messages::game::event_datagram_to_frame;
 use switchboard_protocol::{
     CloseCode, DatagramDown, GameOp, GameReply, GameToClient, OpError, RaiseEvent, Response,
     RoomEvent, StateUpdate, encode_body, encode_frame,
@@ -17,6 +18,7 @@ use switchboard_transport::Overflow;
 use tokio::sync::{mpsc, oneshot};
 use tracing::info;
 
+use crate::coalesce::{Coalescer, Held, Offer, pack};
 use crate::member::{Datagram, MemberRef, Outbound};
 use crate::room::{Input, Origin, Out, Room, To, Via};
 use crate::webhooks::HookRoom;
@@ -186,7 +188,9 @@ pub(crate) fn create(
     asked: Option<HookRoom>,
 ) -> Option<(RoomActor, u32)> {
     let token = shared.joiner_token();
+    let window = flush_window(&shared.config, room.options().flush_window_ms);
     let mut actor = RoomActor {
+        coalescer: (!window.is_zero()).then(|| Coalescer::new(window)),
         shared,
         hook_seq: u64::from(asked.is_some()),
         hook_room: asked.unwrap_or_else(|| HookRoom::new(room.name())),
@@ -209,6 +213,16 @@ pub(crate) fn create(
     );
     let n = rx.try_recv().ok().flatten()?;
     Some((actor, n))
+}
+
+/// The flush window of a room that asks for `asked` milliseconds (`None`: the server's
+/// default), capped by the server.
+fn flush_window(config: &crate::GameServerConfig, asked: Option<u32>) -> std::time::Duration {
+    asked
+        .map_or(config.flush_window, |ms| {
+            std::time::Duration::from_millis(ms.into())
+        })
+        .min(config.max_flush_window)
 }
 
 /// Starts the actor of a created room.
@@ -241,6 +255,8 @@ pub(crate) struct RoomActor {
     batch_due: Option<tokio::time::Instant>,
     /// Joiners the room has not decided on yet (held for approval), by token.
     joiners: HashMap<u64, Joiner>,
+    /// Relayed events held per member for the room's flush window (none: no window).
+    coalescer: Option<Coalescer>,
     id: u64,
     closed: bool,
 }
@@ -253,13 +269,20 @@ impl RoomActor {
                 .room
                 .next_deadline()
                 .map(tokio::time::Instant::from_std);
-            let deadline = match (deadline, self.batch_due) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            let flush_due = self
+                .coalescer
+                .as_ref()
+                .and_then(Coalescer::due)
+                .map(tokio::time::Instant::from_std);
+            let deadline = [deadline, self.batch_due, flush_due]
+                .into_iter()
+                .flatten()
+                .min();
             tokio::select! {
                 cmd = rx.recv() => {
                     let Some(RoomCmd { from, input, joiner, done }) = cmd else { break };
+                    // Windows that closed go first, so nothing overtakes what they held.
+                    self.flush_due();
                     let relay = matches!(
                         input,
                         Input::Raise { .. } | Input::Update { .. } | Input::Forward { .. }
@@ -272,6 +295,7 @@ impl RoomActor {
                     }
                 }
                 _ = sleep_until(deadline) => {
+                    self.flush_due();
                     if self.batch_due.is_some_and(|t| t <= tokio::time::Instant::now()) {
                         self.flush_batch();
                     }
@@ -356,6 +380,7 @@ impl RoomActor {
                     let frame = Outbound::Frame(response_frame(id, result));
                     match to {
                         To::Actor(n) => {
+                            self.flush_member(n, &mut slow);
                             if let Some(m) = self.members.get(&n) {
                                 let _ = m.queue(frame);
                             }
@@ -376,6 +401,9 @@ impl RoomActor {
                     }
                 }
                 Out::Left { actor, inactive } => {
+                    if let Some(c) = &mut self.coalescer {
+                        c.forget(actor);
+                    }
                     let reason = match (inactive, self.members.remove(&actor)) {
                         (true, _) => "inactive",
                         (false, Some(_)) => "left",
@@ -391,6 +419,10 @@ impl RoomActor {
                 }
                 Out::Closed => {
                     self.closed = true;
+                    let held = self.coalescer.as_mut().map(Coalescer::take_all);
+                    for (actor, held) in held.into_iter().flatten() {
+                        self.send_held(actor, held, &mut slow);
+                    }
                     self.flush_batch();
                     self.close_hook();
                     // Only a Server room whose authority left ends with members in it.
@@ -464,8 +496,12 @@ impl RoomActor {
         for (done, actor) in told {
             let _ = done.send(Some(actor));
         }
-        // A recipient whose queue was full was disconnected; it drops out like any
-        // dropped connection (inactive if the room has a PlayerTtl).
+        self.drop_slow(slow);
+    }
+
+    /// Recipients whose queue was full were disconnected; each drops out like any
+    /// dropped connection (inactive if the room has a PlayerTtl).
+    fn drop_slow(&mut self, slow: Vec<u32>) {
         for actor in slow {
             self.shared.stats.slow_consumer();
             let dropped = Input::Leave {
@@ -538,45 +574,122 @@ impl RoomActor {
         }
     }
 
-    /// Delivers a relayed event or object state, counted as relayed deliveries.
-    fn relay(&self, to: &[u32], out: &Outbound, slow: &mut Vec<u32>) {
+    /// Delivers a relayed event or object state, counted as relayed deliveries; with a
+    /// flush window, held for the members whose window is open.
+    fn relay(&mut self, to: &[u32], out: &Outbound, slow: &mut Vec<u32>) {
         self.shared
             .stats
             .events_relayed
             .fetch_add(to.len() as u64, Ordering::Relaxed);
-        self.deliver(to, out, slow);
-    }
-
-    fn deliver(&self, recipients: &[u32], out: &Outbound, slow: &mut Vec<u32>) {
-        for actor in recipients {
+        let now = now();
+        for actor in to {
             let Some(m) = self.members.get(actor) else {
                 continue;
             };
-            if let Outbound::Datagram(d) = out {
-                match m.datagram_now(d) {
-                    Datagram::Sent(n) => {
-                        self.shared
-                            .stats
-                            .bytes_out
-                            .fetch_add(n as u64, Ordering::Relaxed);
-                        continue;
-                    }
-                    Datagram::Gone => continue,
-                    Datagram::Queue => {}
-                }
+            if let Some(c) = &mut self.coalescer
+                && c.offer(*actor, out, now) == Offer::Held
+            {
+                continue;
             }
-            match m.queue(out.clone()) {
-                Ok(()) => {}
-                Err(Overflow::Full) => {
-                    m.close(CloseCode::SlowConsumer, SLOW_CONSUMER);
-                    if !slow.contains(actor) {
-                        slow.push(*actor);
-                    }
-                }
-                // The connection is going away; its own Leave follows.
-                Err(Overflow::Closed) => {}
+            send(&self.shared, *actor, m, out, slow);
+        }
+    }
+
+    /// Delivers a room event or response: after what is held for each recipient, which
+    /// it must not overtake.
+    fn deliver(&mut self, recipients: &[u32], out: &Outbound, slow: &mut Vec<u32>) {
+        for actor in recipients {
+            self.flush_member(*actor, slow);
+            if let Some(m) = self.members.get(actor) {
+                send(&self.shared, *actor, m, out, slow);
             }
         }
+    }
+
+    /// Sends what is held for `actor` now.
+    fn flush_member(&mut self, actor: u32, slow: &mut Vec<u32>) {
+        if let Some(held) = self.coalescer.as_mut().and_then(|c| c.take(actor)) {
+            self.send_held(actor, held, slow);
+        }
+    }
+
+    /// Sends what is held for members whose window has closed.
+    fn flush_due(&mut self) {
+        let Some(c) = &mut self.coalescer else {
+            return;
+        };
+        let due = c.take_due(now());
+        if due.is_empty() {
+            return;
+        }
+        let mut slow = Vec::new();
+        for (actor, held) in due {
+            self.send_held(actor, held, &mut slow);
+        }
+        self.drop_slow(slow);
+    }
+
+    /// Sends what was held for a member: its unreliable events packed into as few
+    /// datagrams as its path takes (an event too large for any datagram goes as its
+    /// reliable frame), its reliable ones as one write per channel.
+    fn send_held(&self, actor: u32, mut held: Held, slow: &mut Vec<u32>) {
+        let Some(m) = self.members.get(&actor) else {
+            return;
+        };
+        let (datagrams, too_large) = pack(std::mem::take(&mut held.datagrams), m.max_datagram());
+        for d in datagrams {
+            send(&self.shared, actor, m, &Outbound::Datagram(d), slow);
+        }
+        if !too_large.is_empty() {
+            let mut frames = BytesMut::new();
+            for part in too_large
+                .iter()
+                .filter_map(event_datagram_to_frame)
+                .flatten()
+            {
+                frames.extend_from_slice(&part);
+            }
+            send(
+                &self.shared,
+                actor,
+                m,
+                &Outbound::Frame(frames.freeze()),
+                slow,
+            );
+        }
+        for write in held.writes() {
+            send(&self.shared, actor, m, &write, slow);
+        }
+    }
+}
+
+/// Sends `out` to one member: a datagram straight on the connection when it can go now,
+/// anything else behind what is queued. A member whose queue is full is closed as a slow
+/// consumer and added to `slow`.
+fn send(shared: &Shared, actor: u32, m: &MemberRef, out: &Outbound, slow: &mut Vec<u32>) {
+    if let Outbound::Datagram(d) = out {
+        match m.datagram_now(d) {
+            Datagram::Sent(n) => {
+                shared
+                    .stats
+                    .bytes_out
+                    .fetch_add(n as u64, Ordering::Relaxed);
+                return;
+            }
+            Datagram::Gone => return,
+            Datagram::Queue => {}
+        }
+    }
+    match m.queue(out.clone()) {
+        Ok(()) => {}
+        Err(Overflow::Full) => {
+            m.close(CloseCode::SlowConsumer, SLOW_CONSUMER);
+            if !slow.contains(&actor) {
+                slow.push(actor);
+            }
+        }
+        // The connection is going away; its own Leave follows.
+        Err(Overflow::Closed) => {}
     }
 }
 
@@ -642,6 +755,9 @@ mod timers {
         }
         fn datagram_now(&self, _: &Bytes) -> Datagram {
             Datagram::Queue
+        }
+        fn max_datagram(&self) -> Option<usize> {
+            Some(1200)
         }
         fn close(&self, _: CloseCode, _: &str) {}
     }
@@ -736,6 +852,121 @@ mod timers {
             None,
             "nobody answers for an ended room"
         );
+    }
+
+    /// What a member was sent, in order, readably: `d[codes]` for a datagram (a batch
+    /// lists its events), `r[code]` for a relayed reliable event, the event's name for
+    /// another room event (and forgets them).
+    fn sent(m: &Recorder) -> Vec<String> {
+        use switchboard_protocol::Unreliable;
+        let mut out = Vec::new();
+        for o in std::mem::take(&mut *m.0.lock().unwrap()) {
+            match o {
+                Outbound::Datagram(d) => {
+                    let codes: Vec<String> = decode_body::<DatagramDown>(&d)
+                        .unwrap()
+                        .into_items()
+                        .into_iter()
+                        .map(|i| match i {
+                            Unreliable::Event(e) => e.code.to_string(),
+                            Unreliable::State(s) => format!("s{}", s.object),
+                        })
+                        .collect();
+                    out.push(format!("d{codes:?}"));
+                }
+                Outbound::Frame(mut f) | Outbound::Channel(_, mut f) => {
+                    // A write may hold several frames.
+                    while !f.is_empty() {
+                        let len = u32::from_le_bytes(f[..4].try_into().unwrap()) as usize;
+                        let body = f.split_to(4 + len).split_off(4);
+                        out.push(match decode_body::<GameToClient>(&body).unwrap() {
+                            GameToClient::Event(RoomEvent::Custom(e)) => format!("r{}", e.code),
+                            GameToClient::Event(e) => format!("{e:?}")
+                                .split([' ', '(', '{'])
+                                .next()
+                                .unwrap()
+                                .into(),
+                            other => format!("{other:?}").chars().take(8).collect(),
+                        });
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_flush_window_holds_a_busy_members_events_and_never_a_quiet_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = shared(dir.path()).await;
+        let options = RoomOptions {
+            flush_window_ms: Some(10),
+            property_policy: switchboard_protocol::PropertyPolicy::Open,
+            ..RoomOptions::default()
+        };
+        let room = Room::new("w".into(), options, RoomLimits::default());
+        let alice = Arc::new(Recorder::default());
+        let first = Input::Create {
+            id: 1,
+            user_id: "alice".into(),
+            authority: false,
+            expected_users: vec![],
+            properties: Properties::new(),
+        };
+        let (actor, _) = create(shared.clone(), room, alice.clone(), first, None).unwrap();
+        let handle = spawn(actor, 9);
+        let bob = Arc::new(Recorder::default());
+        assert_eq!(handle.join(103, bob, join("bob")).await, Some(Some(2)));
+        sent(&alice);
+        let event = |code: u8| RaiseEvent {
+            code,
+            receivers: switchboard_protocol::ReceiverGroup::Others,
+            targets: vec![],
+            group: 0,
+            cache: switchboard_protocol::EventCaching::DoNotCache,
+            channel: 0,
+            data: Bytes::from_static(b"x"),
+        };
+        let ms = |n| tokio::time::sleep(Duration::from_millis(n));
+        let stats = &shared.stats;
+        // Quiet: the first event leaves at once and opens Alice's window.
+        handle.raise(stats, 2, event(1), Via::Datagram);
+        ms(1).await;
+        assert_eq!(sent(&alice), ["d[\"1\"]"]);
+        // Within the window: held until it closes (at 10 ms), then one datagram.
+        handle.raise(stats, 2, event(2), Via::Datagram);
+        handle.raise(stats, 2, event(3), Via::Datagram);
+        ms(8).await;
+        assert!(sent(&alice).is_empty(), "held");
+        ms(2).await;
+        assert_eq!(sent(&alice), ["d[\"2\", \"3\"]"]);
+        // Quiet for longer than a window: the next one is not held, not even a moment.
+        ms(25).await;
+        handle.raise(stats, 2, event(4), Via::Datagram);
+        let t = tokio::time::Instant::now();
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(t, tokio::time::Instant::now());
+        assert_eq!(sent(&alice), ["d[\"4\"]"]);
+        // A reliable event is held too, and a room event about the same time does not
+        // overtake it: Bob's property change goes after it, without waiting for the window.
+        handle.raise(stats, 2, event(5), Via::Control);
+        handle.raise(stats, 2, event(6), Via::Datagram);
+        let mut props = Properties::new();
+        props.insert("k".into(), switchboard_protocol::Value::Int(1));
+        let set = GameOp::SetProperties(switchboard_protocol::SetProperties {
+            target: 2,
+            properties: props,
+            broadcast: true,
+            ..Default::default()
+        });
+        assert!(handle.request(2, 7, set).await);
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(t, tokio::time::Instant::now());
+        assert_eq!(sent(&alice), ["d[\"6\"]", "r5", "PropertiesChanged"]);
     }
 
     /// The refusals a member was sent: (code, message).
