@@ -14,7 +14,14 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use switchboard_protocol::messages::game::{batch_datagram, batch_len};
 
+use switchboard_transport::Weighed;
+
 use crate::member::Outbound;
+
+/// Bytes held for one member at most: reaching it sends what is held at once (a window
+/// saves packets of small events; a large event fills packets on its own, and nothing
+/// a peer sends may make the server hold an unbounded amount).
+pub(crate) const MAX_HELD_BYTES: usize = 16 * 1024;
 
 /// What to do with an offered event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,6 +30,9 @@ pub(crate) enum Offer {
     Now,
     /// Held until the member's window closes.
     Held,
+    /// Held, and the member's held bytes reached [`MAX_HELD_BYTES`]: send what is held
+    /// now ([`Coalescer::take`]); the window goes on.
+    Full,
 }
 
 /// What is held for one member.
@@ -32,6 +42,8 @@ pub(crate) struct Held {
     pub datagrams: Vec<Bytes>,
     /// Reliable frames with their channel, in the order relayed.
     pub frames: Vec<(u8, Bytes)>,
+    /// The bytes of both.
+    bytes: usize,
 }
 
 impl Held {
@@ -119,6 +131,10 @@ impl Coalescer {
             Outbound::Datagram(d) => m.held.datagrams.push(d.clone()),
             Outbound::Frame(f) => m.held.frames.push((0, f.clone())),
             Outbound::Channel(ch, f) => m.held.frames.push((*ch, f.clone())),
+        }
+        m.held.bytes += out.weight();
+        if m.held.bytes >= MAX_HELD_BYTES {
+            return Offer::Full;
         }
         let end = m.open_until;
         self.due = Some(self.due.map_or(end, |d| d.min(end)));
@@ -351,6 +367,29 @@ mod tests {
         let (datagrams, big) = pack(vec![event(1, 10), event(2, 10)], None);
         assert!(datagrams.is_empty());
         assert_eq!(big.len(), 2);
+    }
+
+    #[test]
+    fn what_is_held_for_one_member_is_bounded() {
+        let t0 = Instant::now();
+        let mut c = Coalescer::new(W);
+        let d = Outbound::Datagram(event(1, 1000));
+        assert_eq!(c.offer(1, &d, t0), Offer::Now);
+        let mut held = 0;
+        let full = loop {
+            match c.offer(1, &d, ms(t0, 1)) {
+                Offer::Held => held += 1,
+                Offer::Full => break c.take(1).unwrap(),
+                Offer::Now => unreachable!("the window is open"),
+            }
+        };
+        // 1,004-byte items: the 17th reaches 16 KiB.
+        assert_eq!(held, 16);
+        assert_eq!(full.datagrams.len(), 17);
+        assert_eq!(c.due(), None);
+        // Taken, the count starts again; the window goes on.
+        assert_eq!(c.offer(1, &d, ms(t0, 2)), Offer::Held);
+        assert_eq!(c.due(), Some(ms(t0, 5)));
     }
 
     #[test]

@@ -264,6 +264,11 @@ pub(crate) struct RoomActor {
 impl RoomActor {
     async fn run(mut self, mut rx: mpsc::Receiver<RoomCmd>) {
         info!(game = self.room.name(), "room created");
+        // One timer for the actor's life, moved only when the next deadline changes (a
+        // new timer per input was a timer-wheel insert and removal per relayed event).
+        let timer = tokio::time::sleep_until(tokio::time::Instant::now());
+        tokio::pin!(timer);
+        let mut armed = None;
         while !self.closed {
             let deadline = self
                 .room
@@ -278,6 +283,12 @@ impl RoomActor {
                 .into_iter()
                 .flatten()
                 .min();
+            if deadline != armed {
+                if let Some(d) = deadline {
+                    timer.as_mut().reset(d);
+                }
+                armed = deadline;
+            }
             tokio::select! {
                 cmd = rx.recv() => {
                     let Some(RoomCmd { from, input, joiner, done }) = cmd else { break };
@@ -294,7 +305,8 @@ impl RoomActor {
                         self.tick();
                     }
                 }
-                _ = sleep_until(deadline) => {
+                _ = &mut timer, if armed.is_some() => {
+                    armed = None;
                     self.flush_due();
                     if self.batch_due.is_some_and(|t| t <= tokio::time::Instant::now()) {
                         self.flush_batch();
@@ -586,12 +598,16 @@ impl RoomActor {
             let Some(m) = self.members.get(actor) else {
                 continue;
             };
-            if let Some(c) = &mut self.coalescer
-                && c.offer(*actor, out, now) == Offer::Held
-            {
-                continue;
+            match self.coalescer.as_mut().map(|c| c.offer(*actor, out, now)) {
+                None | Some(Offer::Now) => send(&self.shared, *actor, m, out, slow),
+                Some(Offer::Held) => {}
+                Some(Offer::Full) => {
+                    let held = self.coalescer.as_mut().and_then(|c| c.take(*actor));
+                    if let Some(held) = held {
+                        self.send_held(*actor, held, slow);
+                    }
+                }
             }
-            send(&self.shared, *actor, m, out, slow);
         }
     }
 
@@ -690,13 +706,6 @@ fn send(shared: &Shared, actor: u32, m: &MemberRef, out: &Outbound, slow: &mut V
         }
         // The connection is going away; its own Leave follows.
         Err(Overflow::Closed) => {}
-    }
-}
-
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
     }
 }
 
