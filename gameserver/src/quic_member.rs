@@ -25,14 +25,11 @@ impl Member for QuicMember {
     /// Switchboard spends per delivery beyond a bare relay). Only when nothing is queued
     /// ahead of it, so that a datagram does not overtake frames still waiting (a Join
     /// response, say; datagrams and streams were never ordered with each other on the
-    /// wire), and when it fits the path.
+    /// wire). One that does not fit the path is refused by quinn without being sent (one
+    /// lock of the connection instead of a size check and a send), and queued: the
+    /// writer sends its reliable equivalent.
     fn datagram_now(&self, d: &Bytes) -> Datagram {
-        if !self.tx.is_empty()
-            || self
-                .conn
-                .max_datagram_size()
-                .is_none_or(|max| d.len() > max)
-        {
+        if !self.tx.is_empty() {
             return Datagram::Queue;
         }
         match self.conn.send_datagram(d.clone()) {
