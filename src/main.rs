@@ -30,6 +30,11 @@ struct Cli {
     /// Log format on standard error.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "SWITCHBOARD_LOG_FORMAT")]
     log_format: LogFormat,
+    /// Threads of the async runtime (default: one per core). A game server on one thread
+    /// spends less CPU per event (no wake-ups across threads) but uses one core: run one
+    /// such process per core (docs/OPERATIONS.md).
+    #[arg(long, global = true, env = "SWITCHBOARD_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
+    threads: Option<u16>,
     #[command(subcommand)]
     command: Command,
 }
@@ -601,17 +606,27 @@ fn shutdown_signal() -> impl Future<Output = ()> {
     }
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
+    let cli = Cli::parse();
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = cli.threads {
+        runtime.worker_threads(n.into());
+    }
+    let runtime = match runtime.enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("switchboard: cannot start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
     // A failure is one readable line with its causes, whatever RUST_BACKTRACE says.
-    if let Err(e) = run().await {
+    if let Err(e) = runtime.block_on(run(cli)) {
         eprintln!("switchboard: {}", switchboard::one_line(&e));
         std::process::exit(1);
     }
 }
 
-async fn run() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+async fn run(cli: Cli) -> anyhow::Result<()> {
     init_logging(cli.log_format);
     match cli.command {
         Command::Master(args) => {

@@ -43,6 +43,10 @@ pub struct CcuArgs {
     /// Bound on loss, in percent.
     #[arg(long, default_value_t = 0.1)]
     pub loss_percent: f64,
+    /// The rooms' flush window in ms (0 sends every event at once); the game server's
+    /// default if not given.
+    #[arg(long)]
+    pub flush_window_ms: Option<u32>,
 }
 
 fn holds(a: &CcuArgs, m: &Measured) -> bool {
@@ -72,6 +76,7 @@ where
         reliable: false,
         seconds: a.seconds,
         objects: false,
+        flush_window_ms: a.flush_window_ms,
     };
     match measure(args).await {
         Ok(Some(m)) => {
@@ -236,6 +241,7 @@ mod tests {
             seconds: 1.0,
             p99_ms: 20.0,
             loss_percent: 0.1,
+            flush_window_ms: None,
         }
     }
 

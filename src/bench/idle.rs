@@ -36,6 +36,7 @@ pub async fn run(target: &Target, a: &IdleArgs, quiet: bool) -> anyhow::Result<R
         reliable: true,
         seconds: 0.0,
         objects: false,
+        flush_window_ms: None,
     };
     let bar = progress(a.clients as u64, "joining rooms", quiet);
     let joined = super::relay::join_rooms(target, &relay, &bar).await?;

@@ -49,6 +49,10 @@ pub struct BenchArgs {
     /// pairing runs taken close together cancels much of a shared machine's drift.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=99), global = true)]
     pub rounds: u32,
+    /// Runtime threads of the servers this bench starts (Switchboard and its baselines
+    /// alike, their `--threads`); one per core if not given.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..), global = true)]
+    pub server_threads: Option<u16>,
     /// The scenario.
     #[command(subcommand)]
     pub scenario: Scenario,
@@ -329,6 +333,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
+    if let Some(n) = args.server_threads {
+        target::set_server_threads(n);
+    }
     let target = Target::open(
         args.master.as_deref(),
         args.ca.as_deref(),
@@ -351,7 +358,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             Scenario::Failover(_) => unreachable!("handled above"),
         });
     }
-    let report = Report::median(reports).expect("at least one round");
+    let mut report = Report::median(reports).expect("at least one round");
+    if let (Some(n), None) = (args.server_threads, &args.master) {
+        report.scenario += &format!("; servers on {n} runtime thread(s)");
+    }
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {

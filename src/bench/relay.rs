@@ -45,6 +45,10 @@ pub struct RelayArgs {
     /// same size.
     #[arg(long)]
     pub objects: bool,
+    /// The rooms' flush window in ms (`RoomOptions::flush_window_ms`; 0 sends every event
+    /// at once); the game server's default if not given.
+    #[arg(long)]
+    pub flush_window_ms: Option<u32>,
 }
 
 /// One run's numbers.
@@ -201,7 +205,7 @@ pub(crate) async fn join_rooms(
                 limit.clone(),
             );
             let (game, max) = (format!("bench-{nonce:08x}-{r}"), a.room_size as u32);
-            let objects = a.objects;
+            let (objects, window) = (a.objects, a.flush_window_ms);
             set.spawn(async move {
                 let _permit = limit.acquire().await;
                 let mut c = Client::connect_on(endpoint, &master, config).await?;
@@ -218,6 +222,7 @@ pub(crate) async fn join_rooms(
                         } else {
                             RoomMode::Relay
                         },
+                        flush_window_ms: window,
                         ..RoomOptions::default()
                     };
                     loop {
@@ -545,8 +550,12 @@ pub fn report(
     push("events sent", "", &|m| Some(m.sent as f64));
     Report {
         scenario: format!(
-            "relay{}: {} clients in rooms of {}, {} {}/s of {} bytes each, {}, {} s",
+            "relay{}{}: {} clients in rooms of {}, {} {}/s of {} bytes each, {}, {} s",
             if a.objects { " --objects" } else { "" },
+            match a.flush_window_ms {
+                Some(ms) => format!(" --flush-window-ms {ms}"),
+                None => String::new(),
+            },
             a.clients,
             a.room_size,
             a.rate,

@@ -68,6 +68,14 @@ impl ProcStats {
     }
 }
 
+/// Runtime threads of the servers the bench starts (`bench --server-threads`).
+static SERVER_THREADS: std::sync::OnceLock<u16> = std::sync::OnceLock::new();
+
+/// Starts every server of this run on `n` runtime threads.
+pub(crate) fn set_server_threads(n: u16) {
+    let _ = SERVER_THREADS.set(n);
+}
+
 /// Spawns this binary with `args` and reads the JSON ready line it prints.
 pub(crate) fn spawn_ready(args: &[&str]) -> anyhow::Result<(Child, serde_json::Value)> {
     let exe = std::env::current_exe().context("locating the switchboard binary")?;
@@ -77,6 +85,11 @@ pub(crate) fn spawn_ready(args: &[&str]) -> anyhow::Result<(Child, serde_json::V
         .args(args)
         .env("SWITCHBOARD_DEV_HOME", home.join("home"))
         .env("RUST_LOG", "warn")
+        .envs(
+            SERVER_THREADS
+                .get()
+                .map(|n| ("SWITCHBOARD_THREADS", n.to_string())),
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
