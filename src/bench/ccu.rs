@@ -97,6 +97,9 @@ where
     }
 }
 
+/// One number of a run.
+type Measure = fn(&Measured) -> Option<f64>;
+
 /// Steps up until the bounds break, then bisects down to `resolution` (counts stay
 /// whole rooms); returns the largest count that held and its numbers.
 async fn step<F, Fut>(a: &CcuArgs, mut measure: F) -> anyhow::Result<(usize, Option<Measured>)>
@@ -150,36 +153,50 @@ pub async fn run(target: &Target, a: &CcuArgs, quiet: bool) -> anyhow::Result<Re
             .map(Some)
     })
     .await?;
+    let (mut base, mut reference) = (None, None);
     let mut held = Row::alone("clients that held the bounds", sb_n as f64, "");
     if target.tls_dir.is_some() {
         eprintln!("baseline (bare quinn relay):");
-        let (b_n, _) = step(a, |r| async move {
+        let (b_n, b) = step(a, |r| async move {
             relay::measure_baseline(target, &r, quiet).await
         })
         .await?;
         eprintln!("reference (plain UDP):");
-        let (r_n, _) = step(
+        let (r_n, r) = step(
             a,
             |r| async move { relay::measure_reference(target, &r).await },
         )
         .await?;
         held = Row::vs("clients that held the bounds", sb_n as f64, b_n as f64, "")
             .with_reference(Some(r_n as f64));
+        (base, reference) = (b, r);
     }
     let mut rows = vec![held];
-    if let Some(m) = sb {
-        rows.push(Row::alone(
-            "p99 latency at that count",
-            m.latency.p99_ms,
-            "ms",
-        ));
-        rows.push(Row::alone("loss at that count", m.loss * 100.0, "%"));
-        if let Some(cpu) = m.cpu_us_per_delivery {
-            rows.push(Row::alone(
-                "server CPU per delivery at that count",
-                cpu,
-                "µs",
-            ));
+    // Each at its own knee: what a delivery cost the server and the generator there.
+    let at_knee: [(&str, &'static str, Measure); 6] = [
+        ("p99 latency at the knee", "ms", |m| Some(m.latency.p99_ms)),
+        ("loss at the knee", "%", |m| Some(m.loss * 100.0)),
+        ("server CPU per delivery at the knee", "µs", |m| {
+            m.cpu_us_per_delivery
+        }),
+        ("server packets per delivery at the knee", "", |m| {
+            m.packets_per_delivery
+        }),
+        ("server syscalls per delivery at the knee", "", |m| {
+            m.syscalls_per_delivery
+        }),
+        ("generator CPU per delivery at the knee", "µs", |m| {
+            m.generator_us_per_delivery
+        }),
+    ];
+    if let Some(m) = &sb {
+        for (name, unit, f) in at_knee {
+            let Some(v) = f(m) else { continue };
+            let row = match base.as_ref().and_then(f) {
+                Some(b) => Row::vs(name, v, b, unit),
+                None => Row::alone(name, v, unit),
+            };
+            rows.push(row.with_reference(reference.as_ref().and_then(f)));
         }
     }
     Ok(Report {
@@ -226,6 +243,8 @@ mod tests {
             },
             cpu_us_per_delivery: None,
             packets_per_delivery: None,
+            syscalls_per_delivery: None,
+            generator_us_per_delivery: None,
         }
     }
 

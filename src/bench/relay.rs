@@ -17,6 +17,7 @@ use tokio::task::JoinSet;
 use tokio::task::yield_now;
 
 use super::baseline::{BaselineServer, Kind, baseline_frame, connect_baseline};
+use super::target::SyscallCount;
 use super::{Latency, Report, Row, Target, histogram, progress};
 
 /// Flags of `bench relay`.
@@ -71,6 +72,11 @@ pub struct Measured {
     /// UDP packets the server sent the clients per delivery (counted by the clients'
     /// QUIC connections: every packet, acknowledgements included).
     pub packets_per_delivery: Option<f64>,
+    /// The server's system calls per delivery (counted by `perf stat`, when there).
+    pub syscalls_per_delivery: Option<f64>,
+    /// The load generator's own CPU microseconds per delivery (this process: it shares
+    /// the machine with the server, so a costly generator starves the server).
+    pub generator_us_per_delivery: Option<f64>,
 }
 
 /// UDP packets these connections have received so far.
@@ -284,6 +290,7 @@ pub async fn measure_switchboard(
     let n = joined.len();
     let quic: Vec<quinn::Connection> = joined.iter().map(|(_, r)| r.quic()).collect();
     let packets_before = packets_in(&quic);
+    let meters = Meters::start(target.pid);
     let mut clients = Vec::new();
     let mut set = JoinSet::new();
     for (i, (c, room)) in joined.into_iter().enumerate() {
@@ -308,7 +315,7 @@ pub async fn measure_switchboard(
     for c in &clients {
         c.disconnect();
     }
-    Ok(with_packets(
+    Ok(meters.finish(
         summarize(
             &tallies,
             a,
@@ -316,7 +323,7 @@ pub async fn measure_switchboard(
                 .zip(after)
                 .map(|(b, x)| x.cpu_seconds - b.cpu_seconds),
         ),
-        packets,
+        Some(packets),
     ))
 }
 
@@ -367,13 +374,40 @@ fn summarize(tallies: &[Tally], a: &RelayArgs, cpu_seconds: Option<f64>) -> Meas
             .filter(|_| delivered > 0)
             .map(|s| s * 1e6 / delivered as f64),
         packets_per_delivery: None,
+        syscalls_per_delivery: None,
+        generator_us_per_delivery: None,
     }
 }
 
-/// `m` with the packets the clients received over the run.
-fn with_packets(mut m: Measured, packets: u64) -> Measured {
-    m.packets_per_delivery = (m.delivered > 0).then(|| packets as f64 / m.delivered as f64);
-    m
+/// What the generator (this process) and the server were at when a run started.
+struct Meters {
+    generator: Option<super::ProcStats>,
+    syscalls: Option<SyscallCount>,
+}
+
+impl Meters {
+    fn start(server: Option<u32>) -> Meters {
+        Meters {
+            generator: super::ProcStats::read(std::process::id()),
+            syscalls: SyscallCount::start(server),
+        }
+    }
+
+    /// `m` with the generator's CPU, the server's system calls and the packets the
+    /// clients received (if counted) over the run, per delivery.
+    fn finish(self, mut m: Measured, packets: Option<u64>) -> Measured {
+        let syscalls = self.syscalls.and_then(SyscallCount::stop);
+        let generator = self
+            .generator
+            .zip(super::ProcStats::read(std::process::id()))
+            .map(|(b, a)| (a.cpu_seconds - b.cpu_seconds) * 1e6);
+        let delivered = m.delivered;
+        let per = |n: f64| (delivered > 0).then(|| n / delivered as f64);
+        m.packets_per_delivery = packets.and_then(|p| per(p as f64));
+        m.syscalls_per_delivery = syscalls.and_then(|n| per(n as f64));
+        m.generator_us_per_delivery = generator.and_then(per);
+        m
+    }
 }
 
 /// Runs the same load against the bare quinn fan-out relay.
@@ -401,6 +435,7 @@ pub async fn measure_baseline(
     let n = conns.len();
     let quic: Vec<quinn::Connection> = conns.iter().map(|(c, _, _)| c.clone()).collect();
     let packets_before = packets_in(&quic);
+    let meters = Meters::start(Some(server.pid));
     let mut set = JoinSet::new();
     for (i, (conn, mut send, recv)) in conns.into_iter().enumerate() {
         let (bytes, reliable, mut tick) = (a.bytes, a.reliable, w.ticker(i, n));
@@ -449,16 +484,18 @@ pub async fn measure_baseline(
     let tallies = collect(set, a, quiet, "baseline relay").await;
     let after = super::ProcStats::read(server.pid);
     let packets = packets_in(&quic) - packets_before;
-    Ok(Some(with_packets(
-        summarize(
-            &tallies,
-            a,
-            before
-                .zip(after)
-                .map(|(b, x)| x.cpu_seconds - b.cpu_seconds),
+    Ok(Some(
+        meters.finish(
+            summarize(
+                &tallies,
+                a,
+                before
+                    .zip(after)
+                    .map(|(b, x)| x.cpu_seconds - b.cpu_seconds),
+            ),
+            Some(packets),
         ),
-        packets,
-    )))
+    ))
 }
 
 /// The plain-UDP reference needs Linux's batched socket calls; elsewhere it is skipped.
@@ -484,6 +521,7 @@ pub async fn measure_reference(target: &Target, a: &RelayArgs) -> anyhow::Result
         seconds: a.seconds,
     };
     let before = super::ProcStats::read(server.pid);
+    let meters = Meters::start(Some(server.pid));
     let g = tokio::task::spawn_blocking(move || super::udp::generate(addr, load)).await??;
     let after = super::ProcStats::read(server.pid);
     let tally = Tally {
@@ -491,13 +529,14 @@ pub async fn measure_reference(target: &Target, a: &RelayArgs) -> anyhow::Result
         received: g.received,
         hist: g.hist,
     };
-    Ok(Some(summarize(
+    let m = summarize(
         &[tally],
         a,
         before
             .zip(after)
             .map(|(b, x)| x.cpu_seconds - b.cpu_seconds),
-    )))
+    );
+    Ok(Some(meters.finish(m, None)))
 }
 
 /// The relay scenario: Switchboard, then the baseline, then the physical reference, then
@@ -546,6 +585,12 @@ pub fn report(
     push("server CPU per delivery", "µs", &|m| m.cpu_us_per_delivery);
     push("server packets per delivery", "", &|m| {
         m.packets_per_delivery
+    });
+    push("server syscalls per delivery", "", &|m| {
+        m.syscalls_per_delivery
+    });
+    push("generator CPU per delivery", "µs", &|m| {
+        m.generator_us_per_delivery
     });
     push("events sent", "", &|m| Some(m.sent as f64));
     Report {

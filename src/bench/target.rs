@@ -68,6 +68,44 @@ impl ProcStats {
     }
 }
 
+/// Counts the system calls of a local server process while it runs, with `perf stat` on
+/// the `raw_syscalls:sys_enter` tracepoint (a counter, not sampling: the process runs at
+/// full speed). Nothing when perf is not installed or not allowed to trace.
+pub(crate) struct SyscallCount(Child);
+
+impl SyscallCount {
+    /// Starts counting the system calls of `pid`.
+    pub fn start(pid: Option<u32>) -> Option<SyscallCount> {
+        let child = Command::new("perf")
+            .args(["stat", "-x", ",", "-e", "raw_syscalls:sys_enter", "-p"])
+            .arg(pid?.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .ok()?;
+        // perf attaches within milliseconds; the run starts 200 ms after this.
+        Some(SyscallCount(child))
+    }
+
+    /// Stops counting: the system calls since `start`.
+    pub fn stop(self) -> Option<u64> {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.0.id().to_string()])
+            .status();
+        let out = self.0.wait_with_output().ok()?;
+        // CSV: count,unit,event,...
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .find(|l| l.contains("raw_syscalls:sys_enter"))?
+            .split(',')
+            .next()?
+            .trim()
+            .parse()
+            .ok()
+    }
+}
+
 /// Runtime threads of the servers the bench starts (`bench --server-threads`).
 static SERVER_THREADS: std::sync::OnceLock<u16> = std::sync::OnceLock::new();
 
