@@ -70,13 +70,26 @@ pub(crate) fn value_key(v: &Value) -> Vec<u8> {
     postcard::to_stdvec(v).expect("encoding into memory cannot fail")
 }
 
+/// Entries (actors, joining players, reserved slots) up to which a game is counted by
+/// comparing each with the ones before it.
+const SMALL_GAME: usize = 32;
+
 impl Game {
-    /// Actors, joining players and reserved slots, each user counted once. (Without
-    /// allocating: this runs for every candidate of a random match; rooms are small.)
+    /// Actors, joining players and reserved slots, each user counted once. Small games
+    /// (the usual case; this runs for every candidate of a random match) are counted
+    /// without allocating; a large one through a set, so that a game many players are
+    /// sent to costs linear time per count, not quadratic.
     pub fn player_count(&self) -> u32 {
         let users = &self.state.users;
         let joining = &self.joining;
         let expected = &self.state.expected_users;
+        if users.len() + joining.len() + expected.len() > SMALL_GAME {
+            let mut all: std::collections::HashSet<&str> =
+                users.iter().map(String::as_str).collect();
+            all.extend(joining.iter().map(|(u, _)| u.as_str()));
+            all.extend(expected.iter().map(String::as_str));
+            return all.len() as u32;
+        }
         let mut n = users.len();
         for (i, (u, _)) in joining.iter().enumerate() {
             if !users.contains(u) && !joining[..i].iter().any(|(v, _)| v == u) {
@@ -137,6 +150,32 @@ impl MasterState {
     /// Brings the lobby indexes and the user index in step with game `name` (present or
     /// gone) and marks its list entry changed.
     pub(crate) fn reindex(&mut self, name: &str) {
+        // The usual change (a player admitted, arrived or gone) moves the game in no
+        // index: only its list entry changed.
+        if let Some(g) = self.games.get(name)
+            && let Some(old) = &g.indexed
+        {
+            let st = self.server_state(&g.server);
+            if old.listed == g.listed(st)
+                && old.joinable == g.joinable(st, self.server_responsive(&g.server))
+                && old.max_players == g.state.max_players
+                && old.lobby == g.state.lobby
+                && old.keys.len() == g.state.lobby_properties.len()
+                && old
+                    .keys
+                    .iter()
+                    .zip(&g.state.lobby_properties)
+                    .all(|((k, v), (nk, nv))| k == nk && *v == value_key(nv))
+            {
+                if old.listed
+                    && let Some(index) = self.lobbies.get_mut(&old.lobby)
+                {
+                    self.changes += 1;
+                    index.dirty.insert(name.to_string(), self.changes);
+                }
+                return;
+            }
+        }
         let new = self.games.get(name).map(|g| {
             let st = self.server_state(&g.server);
             Indexed {
@@ -394,5 +433,49 @@ impl MasterState {
     /// Number of games, reserved ones included.
     pub fn game_count(&self) -> usize {
         self.games.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn game(users: &[&str], joining: &[&str], expected: &[&str]) -> Game {
+        let owned = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        Game {
+            name: "g".into(),
+            server: "gs".into(),
+            seq: 1,
+            state: GameState {
+                game: "g".into(),
+                lobby: Lobby::default(),
+                max_players: 0,
+                is_open: true,
+                is_visible: true,
+                lobby_properties: Default::default(),
+                users: owned(users),
+                expected_users: owned(expected),
+            },
+            confirmed: true,
+            joining: joining
+                .iter()
+                .map(|u| (u.to_string(), Instant::now()))
+                .collect(),
+            indexed: None,
+        }
+    }
+
+    #[test]
+    fn small_and_large_games_count_each_user_once() {
+        let g = game(&["a", "b"], &["b", "c", "c"], &["a", "d", "d"]);
+        assert_eq!(g.player_count(), 4);
+        // Over SMALL_GAME entries the count goes through a set: the same answer.
+        let names: Vec<String> = (0..5000).map(|i| format!("u{i}")).collect();
+        let n = |r: std::ops::Range<usize>| names[r].iter().map(String::as_str).collect::<Vec<_>>();
+        // Users 0..2000, joining 1000..4000 (twice), expected 3500..5000.
+        let mut joining = n(1000..4000);
+        joining.extend(n(1000..4000));
+        let g = game(&n(0..2000), &joining, &n(3500..5000));
+        assert_eq!(g.player_count(), 5000);
     }
 }
