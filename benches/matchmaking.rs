@@ -87,6 +87,7 @@ fn time(iters: u32, mut f: impl FnMut()) -> Duration {
 
 fn bench(c: &mut Criterion) {
     let mut ratios = Vec::new();
+    let mut admits = Vec::new();
     for n in [10_000usize, 100_000] {
         // Expected properties in the default lobby: the new mode in one region.
         let lobby = Lobby::default();
@@ -126,6 +127,22 @@ fn bench(c: &mut Criterion) {
             black_box(scan(&all, &pred));
         });
         ratios.push((format!("properties, {n} games"), indexed, baseline));
+
+        // Admitting the player too, then taking the reservation back (the game server
+        // refused it), so every iteration starts from the same state: the search plus
+        // two index updates, against the search alone.
+        let mut admit = || {
+            let a = s.join_random("bench", false, &q, t0()).unwrap();
+            assert!(s.join_refused("gs", &a.game, "bench"));
+        };
+        c.bench_function(&format!("join_random+admit+refused/properties/{n}"), |b| {
+            b.iter(&mut admit)
+        });
+        let both = time(2000, &mut admit);
+        let search = time(2000, || {
+            black_box(s.find_random("bench", &q, t0()).unwrap());
+        });
+        admits.push((format!("properties, {n} games"), both, search));
 
         // No game has the mode asked for.
         let mut none = q.clone();
@@ -183,6 +200,22 @@ fn bench(c: &mut Criterion) {
             indexed,
             baseline,
             baseline.as_secs_f64() / indexed.as_secs_f64()
+        );
+    }
+
+    println!(
+        "\nJoinRandomGame admitting the player (and the reservation taken back) vs. the search alone"
+    );
+    println!(
+        "{:<28} {:>14} {:>12} {:>8}",
+        "case", "admit+refused", "search", "ratio"
+    );
+    for (case, both, search) in admits {
+        println!(
+            "{case:<28} {:>14?} {:>12?} {:>7.2}x",
+            both,
+            search,
+            both.as_secs_f64() / search.as_secs_f64()
         );
     }
 }
