@@ -204,15 +204,15 @@ impl Coalescer {
 }
 
 /// Held datagrams packed for a path that carries datagrams of at most `max` bytes
-/// (`None`: the member takes no datagrams): datagrams to send, in order (an item alone
-/// as itself, several as a batch), and the items too large for any datagram, which go
-/// as reliable frames instead.
-pub(crate) fn pack(items: Vec<Bytes>, max: Option<usize>) -> (Vec<Bytes>, Vec<Bytes>) {
+/// (`None`: the member takes no datagrams), in relay order: several items as a batch,
+/// an item alone as itself. An item too large for any datagram stays where it is, alone
+/// (sent, it takes the reliable fallback, and what follows it queues behind it, as
+/// without a window); so does every item for a member that takes no datagrams.
+pub(crate) fn pack(items: Vec<Bytes>, max: Option<usize>) -> Vec<Bytes> {
     let Some(max) = max else {
-        return (Vec::new(), items);
+        return items;
     };
     let mut datagrams = Vec::new();
-    let mut too_large = Vec::new();
     let mut group: Vec<Bytes> = Vec::new();
     let mut group_bytes = 0;
     let close = |group: &mut Vec<Bytes>, datagrams: &mut Vec<Bytes>| match group.len() {
@@ -222,7 +222,9 @@ pub(crate) fn pack(items: Vec<Bytes>, max: Option<usize>) -> (Vec<Bytes>, Vec<By
     };
     for item in items {
         if item.len() > max {
-            too_large.push(item);
+            close(&mut group, &mut datagrams);
+            group_bytes = 0;
+            datagrams.push(item);
             continue;
         }
         if !group.is_empty() && batch_len(group.len() + 1, group_bytes + item.len()) > max {
@@ -233,7 +235,7 @@ pub(crate) fn pack(items: Vec<Bytes>, max: Option<usize>) -> (Vec<Bytes>, Vec<By
         group.push(item);
     }
     close(&mut group, &mut datagrams);
-    (datagrams, too_large)
+    datagrams
 }
 
 #[cfg(test)]
@@ -311,8 +313,7 @@ mod tests {
         );
         assert_eq!(c.due(), Some(ms(t0, 5)));
         let mut flushed = c.take_due(ms(t0, 6));
-        let (datagrams, big) = pack(std::mem::take(&mut flushed[0].1.datagrams), Some(1200));
-        assert!(big.is_empty());
+        let datagrams = pack(std::mem::take(&mut flushed[0].1.datagrams), Some(1200));
         assert_eq!(datagrams.len(), 1);
         assert_eq!(senders(&datagrams[0]), vec![1, 2, 3, 4]);
     }
@@ -342,31 +343,41 @@ mod tests {
     }
 
     #[test]
-    fn packing_spills_into_the_next_datagram_and_only_oversized_items_go_reliably() {
+    fn packing_spills_into_the_next_datagram_and_keeps_relay_order() {
         // Items of 104 bytes (a 100-byte event): 11 fit 1162 bytes with the batch
         // header (2 + 11 * 104 = 1146), a twelfth does not.
         let items: Vec<Bytes> = (1..=25).map(|s| event(s, 100)).collect();
         assert_eq!(items[0].len(), 104);
-        let (datagrams, big) = pack(items, Some(1162));
-        assert!(big.is_empty());
+        let datagrams = pack(items, Some(1162));
         assert_eq!(datagrams.len(), 3);
         assert!(datagrams.iter().all(|d| d.len() <= 1162));
         assert_eq!(senders(&datagrams[0]), (1..=11).collect::<Vec<_>>());
         assert_eq!(senders(&datagrams[1]), (12..=22).collect::<Vec<_>>());
         assert_eq!(senders(&datagrams[2]), vec![23, 24, 25]);
         // A lone item is sent as itself, not as a batch of one.
-        let (one, _) = pack(vec![event(1, 10)], Some(1162));
+        let one = pack(vec![event(1, 10)], Some(1162));
         assert_eq!(one[0][0], 0);
-        // Too big for any datagram: reliable; the ones around it still batch.
-        let (datagrams, big) = pack(vec![event(1, 10), event(2, 2000), event(3, 10)], Some(1162));
-        assert_eq!(big.len(), 1);
-        assert_eq!(senders(&big[0]), vec![2]);
-        assert_eq!(datagrams.len(), 1);
-        assert_eq!(senders(&datagrams[0]), vec![1, 3]);
-        // A member that takes no datagrams gets every item reliably.
-        let (datagrams, big) = pack(vec![event(1, 10), event(2, 10)], None);
-        assert!(datagrams.is_empty());
-        assert_eq!(big.len(), 2);
+        // Too big for any datagram: alone, in its place (it goes reliably, and what
+        // follows queues behind it); the ones around it still batch.
+        let datagrams = pack(
+            vec![
+                event(1, 10),
+                event(2, 10),
+                event(3, 2000),
+                event(4, 10),
+                event(5, 10),
+            ],
+            Some(1162),
+        );
+        assert_eq!(datagrams.len(), 3);
+        assert_eq!(senders(&datagrams[0]), vec![1, 2]);
+        assert_eq!(senders(&datagrams[1]), vec![3]);
+        assert!(datagrams[1].len() > 1162);
+        assert_eq!(senders(&datagrams[2]), vec![4, 5]);
+        // A member that takes no datagrams gets every item as it is (each goes reliably).
+        let datagrams = pack(vec![event(1, 10), event(2, 10)], None);
+        assert_eq!(datagrams.len(), 2);
+        assert_eq!(senders(&datagrams[1]), vec![2]);
     }
 
     #[test]

@@ -8,8 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
-use switchboard_protocol::messages::game::event_datagram_to_frame;
+use bytes::Bytes;
 use switchboard_protocol::{
     CloseCode, DatagramDown, GameOp, GameReply, GameToClient, OpError, RaiseEvent, Response,
     RoomEvent, StateUpdate, encode_body, encode_frame,
@@ -646,32 +645,15 @@ impl RoomActor {
     }
 
     /// Sends what was held for a member: its unreliable events packed into as few
-    /// datagrams as its path takes (an event too large for any datagram goes as its
-    /// reliable frame), its reliable ones as one write per channel.
+    /// datagrams as its path takes, in relay order (an event too large for any datagram
+    /// takes the reliable fallback in its place), its reliable ones as one write per
+    /// channel.
     fn send_held(&self, actor: u32, mut held: Held, slow: &mut Vec<u32>) {
         let Some(m) = self.members.get(&actor) else {
             return;
         };
-        let (datagrams, too_large) = pack(std::mem::take(&mut held.datagrams), m.max_datagram());
-        for d in datagrams {
+        for d in pack(std::mem::take(&mut held.datagrams), m.max_datagram()) {
             send(&self.shared, actor, m, &Outbound::Datagram(d), slow);
-        }
-        if !too_large.is_empty() {
-            let mut frames = BytesMut::new();
-            for part in too_large
-                .iter()
-                .filter_map(event_datagram_to_frame)
-                .flatten()
-            {
-                frames.extend_from_slice(&part);
-            }
-            send(
-                &self.shared,
-                actor,
-                m,
-                &Outbound::Frame(frames.freeze()),
-                slow,
-            );
         }
         for write in held.writes() {
             send(&self.shared, actor, m, &write, slow);
