@@ -132,7 +132,9 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection, peer: u64, mut 
             )
         };
         shared.op_latency[op_index].observe(started.elapsed());
-        if let Ok(MasterReply::Redirect(r)) = &result {
+        if let Ok(MasterReply::Redirect(r)) = &result
+            && shared.config.settings.max_joins_in_flight != 0
+        {
             in_flight.push((r.game.clone(), now + shared.config.settings.joining_ttl));
         }
         if let Err(e) = &result
@@ -200,6 +202,12 @@ fn joins_in_flight(
     let Some(user) = user else {
         return false;
     };
+    // No limit: nothing to track (the list would only grow for a ticket lifetime, and
+    // forgetting its entries costs a look into the shared state per operation).
+    if max == 0 {
+        in_flight.clear();
+        return false;
+    }
     if in_flight.is_empty() {
         return false;
     }

@@ -27,7 +27,7 @@ pub struct Game {
     /// Whether the game server has reported the game.
     pub confirmed: bool,
     /// Players sent here who have not arrived yet, with the time they stop counting.
-    pub joining: Vec<(String, Instant)>,
+    pub joining: Joining,
     pub(crate) indexed: Option<Indexed>,
 }
 
@@ -70,6 +70,74 @@ pub(crate) fn value_key(v: &Value) -> Vec<u8> {
     postcard::to_stdvec(v).expect("encoding into memory cannot fail")
 }
 
+/// Players sent to a game who have not arrived yet, each with the time it stops counting
+/// (a user may be on its way twice, with two tickets), and how many entries each user
+/// has: whether a user is on its way is one lookup, however many are (it is asked for
+/// every candidate of a random match).
+#[derive(Debug, Clone, Default)]
+pub struct Joining {
+    list: Vec<(String, Instant)>,
+    users: HashMap<String, u32>,
+}
+
+impl Joining {
+    /// Adds an entry.
+    pub fn push(&mut self, entry: (String, Instant)) {
+        *self.users.entry(entry.0.clone()).or_default() += 1;
+        self.list.push(entry);
+    }
+
+    /// Keeps the entries `keep` says yes to.
+    pub fn retain(&mut self, mut keep: impl FnMut(&(String, Instant)) -> bool) {
+        let users = &mut self.users;
+        self.list.retain(|e| {
+            let kept = keep(e);
+            if !kept && let Some(n) = users.get_mut(&e.0) {
+                *n -= 1;
+                if *n == 0 {
+                    users.remove(&e.0);
+                }
+            }
+            kept
+        });
+    }
+
+    /// The entries, in the order they were added.
+    pub fn iter(&self) -> std::slice::Iter<'_, (String, Instant)> {
+        self.list.iter()
+    }
+
+    /// Entries.
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// Whether `user` is on its way.
+    pub fn contains_user(&self, user: &str) -> bool {
+        self.users.contains_key(user)
+    }
+
+    /// Each user on its way, once.
+    pub fn users(&self) -> impl Iterator<Item = &str> {
+        self.users.keys().map(String::as_str)
+    }
+}
+
+impl From<Vec<(String, Instant)>> for Joining {
+    fn from(list: Vec<(String, Instant)>) -> Self {
+        let mut j = Joining::default();
+        for e in list {
+            j.push(e);
+        }
+        j
+    }
+}
+
 /// Entries (actors, joining players, reserved slots) up to which a game is counted by
 /// comparing each with the ones before it.
 const SMALL_GAME: usize = 32;
@@ -86,21 +154,17 @@ impl Game {
         if users.len() + joining.len() + expected.len() > SMALL_GAME {
             let mut all: std::collections::HashSet<&str> =
                 users.iter().map(String::as_str).collect();
-            all.extend(joining.iter().map(|(u, _)| u.as_str()));
+            all.extend(joining.users());
             all.extend(expected.iter().map(String::as_str));
             return all.len() as u32;
         }
         let mut n = users.len();
-        for (i, (u, _)) in joining.iter().enumerate() {
-            if !users.contains(u) && !joining[..i].iter().any(|(v, _)| v == u) {
-                n += 1;
-            }
-        }
+        n += joining
+            .users()
+            .filter(|u| !users.iter().any(|v| v == u))
+            .count();
         for (i, u) in expected.iter().enumerate() {
-            if !users.contains(u)
-                && !joining.iter().any(|(v, _)| v == u)
-                && !expected[..i].contains(u)
-            {
+            if !users.contains(u) && !joining.contains_user(u) && !expected[..i].contains(u) {
                 n += 1;
             }
         }
@@ -110,7 +174,7 @@ impl Game {
     /// Whether `user` already holds a place (actor, joining, or expected).
     pub fn counts(&self, user: &str) -> bool {
         self.state.users.iter().any(|u| u == user)
-            || self.joining.iter().any(|(u, _)| u == user)
+            || self.joining.contains_user(user)
             || self.state.expected_users.iter().any(|u| u == user)
     }
 
@@ -460,7 +524,8 @@ mod tests {
             joining: joining
                 .iter()
                 .map(|u| (u.to_string(), Instant::now()))
-                .collect(),
+                .collect::<Vec<_>>()
+                .into(),
             indexed: None,
         }
     }

@@ -160,7 +160,7 @@ impl MasterState {
                     expected_users: expected,
                 },
                 confirmed: false,
-                joining: vec![(user.to_string(), now + ttl)],
+                joining: vec![(user.to_string(), now + ttl)].into(),
                 indexed: None,
             },
         );

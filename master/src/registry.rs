@@ -330,7 +330,7 @@ impl MasterState {
                         seq,
                         state: state.clone(),
                         confirmed: true,
-                        joining: Vec::new(),
+                        joining: Default::default(),
                         indexed: None,
                     },
                 );
