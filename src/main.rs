@@ -440,6 +440,10 @@ struct DevArgs {
     /// workload.toml for the master and the game servers (default: the embedded file).
     #[arg(long, env = "SWITCHBOARD_WORKLOAD")]
     workload: Option<PathBuf>,
+    /// Seconds a join ticket stays valid (and a player sent to a game counts there
+    /// before arriving), as the master's --ticket-ttl.
+    #[arg(long, env = "SWITCHBOARD_TICKET_TTL", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    ticket_ttl: u64,
     #[command(flatten)]
     limits: LimitArgs,
 }
@@ -810,6 +814,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     .map(Workload::load)
                     .transpose()
                     .context("--workload")?,
+                ticket_ttl: Duration::from_secs(args.ticket_ttl),
                 ..DevOptions::default()
             };
             let limits = args.limits.clone();

@@ -336,10 +336,18 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if let Some(n) = args.server_threads {
         target::set_server_threads(n);
     }
+    // Matchmaking's users are sent to games they never reach: their reservations expire
+    // after a second, as a real player's would once it arrived or gave up, so that no
+    // user holds hundreds (see matchmaking.rs).
+    let dev_args: &[&str] = match &args.scenario {
+        Scenario::Matchmaking(_) => &["--ticket-ttl", "1"],
+        _ => &[],
+    };
     let target = Target::open(
         args.master.as_deref(),
         args.ca.as_deref(),
         args.game_servers,
+        dev_args,
     )
     .await?;
     let quiet = args.json;

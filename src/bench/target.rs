@@ -149,6 +149,7 @@ impl Target {
         master: Option<&str>,
         ca: Option<&Path>,
         game_servers: usize,
+        dev_args: &[&str],
     ) -> anyhow::Result<Target> {
         let endpoints = (0..8)
             .map(|_| switchboard_transport::client_endpoint(false))
@@ -194,6 +195,7 @@ impl Target {
         .collect();
         // The bench measures throughput: it lifts the per-client rate limits.
         args.extend(crate::limits::LimitArgs::unlimited_rates());
+        args.extend(dev_args.iter().map(|s| s.to_string()));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let (child, ready) = spawn_ready(&args)?;
         Ok(Target {
