@@ -199,10 +199,10 @@ impl LimitArgs {
             r.authority_grace = Duration::from_millis(ms);
         }
         if let Some(ms) = self.flush_window_ms {
-            c.flush_window = Duration::from_millis(ms);
+            r.flush_window = Duration::from_millis(ms);
         }
         if let Some(ms) = self.max_flush_window_ms {
-            c.max_flush_window = Duration::from_millis(ms);
+            r.max_flush_window = Duration::from_millis(ms);
         }
     }
 

@@ -293,6 +293,8 @@ async fn game_create_join_leave() {
             max_players: 0,
             mode: RoomMode::Relay,
             host: 1,
+            // The server's default window (PROTOCOL.md §6.4).
+            flush_window_ms: 5,
         }))
     );
     assert_eq!(

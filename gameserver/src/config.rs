@@ -45,12 +45,6 @@ pub struct GameServerConfig {
     pub drain_timeout: Duration,
     /// Commands queued per room before further events are dropped.
     pub room_queue: usize,
-    /// The flush window of a room that does not choose one (`RoomOptions::
-    /// flush_window_ms`): relayed events bound for one client within it leave together.
-    /// Zero sends every event at once.
-    pub flush_window: Duration,
-    /// The longest flush window a room may choose.
-    pub max_flush_window: Duration,
     /// Limits of every room (event cache, properties, EmptyRoomTtl cap).
     pub room_limits: RoomLimits,
     /// How long a client has to send `Hello` after connecting.
@@ -116,8 +110,6 @@ impl GameServerConfig {
             peer_queue_bytes: 1024 * 1024,
             drain_timeout: Duration::from_secs(10),
             room_queue: 4096,
-            flush_window: Duration::from_millis(5),
-            max_flush_window: Duration::from_millis(50),
             room_limits: RoomLimits::default(),
             handshake_timeout: Duration::from_secs(10),
             join_timeout: Duration::from_secs(10),

@@ -187,7 +187,7 @@ pub(crate) fn create(
     asked: Option<HookRoom>,
 ) -> Option<(RoomActor, u32)> {
     let token = shared.joiner_token();
-    let window = flush_window(&shared.config, room.options().flush_window_ms);
+    let window = room.flush_window();
     let mut actor = RoomActor {
         coalescer: (!window.is_zero()).then(|| Coalescer::new(window)),
         shared,
@@ -212,16 +212,6 @@ pub(crate) fn create(
     );
     let n = rx.try_recv().ok().flatten()?;
     Some((actor, n))
-}
-
-/// The flush window of a room that asks for `asked` milliseconds (`None`: the server's
-/// default), capped by the server.
-fn flush_window(config: &crate::GameServerConfig, asked: Option<u32>) -> std::time::Duration {
-    asked
-        .map_or(config.flush_window, |ms| {
-            std::time::Duration::from_millis(ms.into())
-        })
-        .min(config.max_flush_window)
 }
 
 /// Starts the actor of a created room.

@@ -66,6 +66,11 @@ pub struct RoomLimits {
     pub approval_timeout: Duration,
     /// (Server rooms) How long a room lasts after its authority left.
     pub authority_grace: Duration,
+    /// The flush window of a room that does not choose one (`RoomOptions::
+    /// flush_window_ms`): relayed events bound for one client within it leave together.
+    pub flush_window: Duration,
+    /// The longest flush window a room may choose.
+    pub max_flush_window: Duration,
     /// (Shared rooms) Most live objects in a room.
     pub max_objects: usize,
     /// (Shared rooms) Most live objects one actor spawned.
@@ -98,6 +103,8 @@ impl Default for RoomLimits {
             max_replay_bytes: 256 * 1024,
             approval_timeout: approval::APPROVAL_TIMEOUT,
             authority_grace: approval::AUTHORITY_GRACE,
+            flush_window: Duration::from_millis(5),
+            max_flush_window: Duration::from_millis(50),
             max_objects: 1024,
             max_objects_per_actor: 256,
             max_object_state_bytes: 16 * 1024,
@@ -415,6 +422,17 @@ impl Room {
         &self.name
     }
 
+    /// The room's flush window: what it asked for (the server's default if nothing),
+    /// capped by the server.
+    pub fn flush_window(&self) -> Duration {
+        self.options
+            .flush_window_ms
+            .map_or(self.limits.flush_window, |ms| {
+                Duration::from_millis(ms.into())
+            })
+            .min(self.limits.max_flush_window)
+    }
+
     /// The room's options (its properties included).
     pub fn options(&self) -> &RoomOptions {
         &self.options
@@ -658,6 +676,7 @@ impl Room {
             max_players: self.options.max_players,
             mode: self.options.mode,
             host: self.host(),
+            flush_window_ms: u32::try_from(self.flush_window().as_millis()).unwrap_or(u32::MAX),
         };
         let mut out = Vec::new();
         if !self.options.suppress_room_events {

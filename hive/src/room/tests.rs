@@ -110,6 +110,28 @@ fn actors_are_numbered_announced_and_see_the_room() {
 }
 
 #[test]
+fn joined_tells_the_flush_window_the_server_applies() {
+    let now = Instant::now();
+    let window = |asked: Option<u32>| {
+        let mut r = room(RoomOptions {
+            flush_window_ms: asked,
+            ..RoomOptions::default()
+        });
+        let (j, _) = r.create("u", false, &[], Properties::new(), now).unwrap();
+        assert_eq!(
+            Duration::from_millis(j.flush_window_ms.into()),
+            r.flush_window()
+        );
+        j.flush_window_ms
+    };
+    // The server's default, what the room asks for, and no more than the server's cap.
+    assert_eq!(window(None), 5);
+    assert_eq!(window(Some(0)), 0);
+    assert_eq!(window(Some(20)), 20);
+    assert_eq!(window(Some(60_000)), 50);
+}
+
+#[test]
 fn user_ids_are_hidden_unless_published() {
     let now = Instant::now();
     let r = with_actors(RoomOptions::default(), 2, now);

@@ -348,6 +348,10 @@ pub struct Joined {
     /// The room's authority: the host of a `Host` room, the master client of a `Relay`
     /// room (0 when nobody is active).
     pub host: u32,
+    /// The room's flush window as the server applies it, in milliseconds (0: every
+    /// relayed event is sent at once): how long a relayed event may be held for this
+    /// client at most.
+    pub flush_window_ms: u32,
 }
 
 /// One actor of a room.
