@@ -768,6 +768,29 @@ mod timers {
         GameServer::bind(config).unwrap().shared.clone()
     }
 
+    /// A room of `options` created by `creator` (the authority if `authority`), its
+    /// actor running: its handle and what the creator is sent.
+    fn started(
+        shared: &Arc<Shared>,
+        name: &str,
+        options: RoomOptions,
+        creator: &str,
+        authority: bool,
+        id: u64,
+    ) -> (RoomHandle, Arc<Recorder>) {
+        let room = Room::new(name.into(), options, RoomLimits::default());
+        let member = Arc::new(Recorder::default());
+        let first = Input::Create {
+            id: 1,
+            user_id: creator.into(),
+            authority,
+            expected_users: vec![],
+            properties: Properties::new(),
+        };
+        let (actor, _) = create(shared.clone(), room, member.clone(), first, None).unwrap();
+        (spawn(actor, id), member)
+    }
+
     fn join(user: &str) -> Input {
         Input::Join {
             id: 1,
@@ -885,17 +908,7 @@ mod timers {
             property_policy: switchboard_protocol::PropertyPolicy::Open,
             ..RoomOptions::default()
         };
-        let room = Room::new("w".into(), options, RoomLimits::default());
-        let alice = Arc::new(Recorder::default());
-        let first = Input::Create {
-            id: 1,
-            user_id: "alice".into(),
-            authority: false,
-            expected_users: vec![],
-            properties: Properties::new(),
-        };
-        let (actor, _) = create(shared.clone(), room, alice.clone(), first, None).unwrap();
-        let handle = spawn(actor, 9);
+        let (handle, alice) = started(&shared, "w", options, "alice", false, 9);
         let bob = Arc::new(Recorder::default());
         assert_eq!(handle.join(103, bob, join("bob")).await, Some(Some(2)));
         sent(&alice);
@@ -975,17 +988,7 @@ mod timers {
             join_approval: true,
             ..RoomOptions::default()
         };
-        let room = Room::new("s".into(), options, RoomLimits::default());
-        let server = Arc::new(Recorder::default());
-        let first = Input::Create {
-            id: 1,
-            user_id: "ds".into(),
-            authority: true,
-            expected_users: vec![],
-            properties: Properties::new(),
-        };
-        let (actor, _) = create(shared.clone(), room, server.clone(), first, None).unwrap();
-        let handle = spawn(actor, 8);
+        let (handle, server) = started(&shared, "s", options, "ds", true, 8);
         let bob = Arc::new(Recorder::default());
         let started = tokio::time::Instant::now();
         // The join waits, held by the room, until the approval timeout (10 s) passes.

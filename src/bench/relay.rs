@@ -286,7 +286,6 @@ pub async fn measure_switchboard(
         Delivery::Unreliable
     };
     let w = Window::new(a);
-    let before = target.proc_stats();
     let n = joined.len();
     let quic: Vec<quinn::Connection> = joined.iter().map(|(_, r)| r.quic()).collect();
     let packets_before = packets_in(&quic);
@@ -310,21 +309,11 @@ pub async fn measure_switchboard(
         ));
     }
     let tallies = collect(set, a, quiet, "switchboard relay").await;
-    let after = target.proc_stats();
     let packets = packets_in(&quic) - packets_before;
     for c in &clients {
         c.disconnect();
     }
-    Ok(meters.finish(
-        summarize(
-            &tallies,
-            a,
-            before
-                .zip(after)
-                .map(|(b, x)| x.cpu_seconds - b.cpu_seconds),
-        ),
-        Some(packets),
-    ))
+    Ok(meters.finish(&tallies, a, Some(packets)))
 }
 
 async fn collect(mut set: JoinSet<Tally>, a: &RelayArgs, quiet: bool, what: &str) -> Vec<Tally> {
@@ -379,8 +368,11 @@ fn summarize(tallies: &[Tally], a: &RelayArgs, cpu_seconds: Option<f64>) -> Meas
     }
 }
 
-/// What the generator (this process) and the server were at when a run started.
+/// What the server (a local process) and the generator (this one) were at when a run
+/// started.
 struct Meters {
+    server: Option<u32>,
+    server_cpu: Option<super::ProcStats>,
     generator: Option<super::ProcStats>,
     syscalls: Option<SyscallCount>,
 }
@@ -388,14 +380,21 @@ struct Meters {
 impl Meters {
     fn start(server: Option<u32>) -> Meters {
         Meters {
+            server,
+            server_cpu: server.and_then(super::ProcStats::read),
             generator: super::ProcStats::read(std::process::id()),
             syscalls: SyscallCount::start(server),
         }
     }
 
-    /// `m` with the generator's CPU, the server's system calls and the packets the
-    /// clients received (if counted) over the run, per delivery.
-    fn finish(self, mut m: Measured, packets: Option<u64>) -> Measured {
+    /// The run's numbers: the tallies, with the server's CPU and system calls, the
+    /// generator's CPU and the packets the clients received (if counted), per delivery.
+    fn finish(self, tallies: &[Tally], a: &RelayArgs, packets: Option<u64>) -> Measured {
+        let server_cpu = self
+            .server_cpu
+            .zip(self.server.and_then(super::ProcStats::read))
+            .map(|(b, x)| x.cpu_seconds - b.cpu_seconds);
+        let mut m = summarize(tallies, a, server_cpu);
         let syscalls = self.syscalls.and_then(SyscallCount::stop);
         let generator = self
             .generator
@@ -431,7 +430,6 @@ pub async fn measure_baseline(
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let w = Window::new(a);
-    let before = super::ProcStats::read(server.pid);
     let n = conns.len();
     let quic: Vec<quinn::Connection> = conns.iter().map(|(c, _, _)| c.clone()).collect();
     let packets_before = packets_in(&quic);
@@ -482,20 +480,8 @@ pub async fn measure_baseline(
         });
     }
     let tallies = collect(set, a, quiet, "baseline relay").await;
-    let after = super::ProcStats::read(server.pid);
     let packets = packets_in(&quic) - packets_before;
-    Ok(Some(
-        meters.finish(
-            summarize(
-                &tallies,
-                a,
-                before
-                    .zip(after)
-                    .map(|(b, x)| x.cpu_seconds - b.cpu_seconds),
-            ),
-            Some(packets),
-        ),
-    ))
+    Ok(Some(meters.finish(&tallies, a, Some(packets))))
 }
 
 /// The plain-UDP reference needs Linux's batched socket calls; elsewhere it is skipped.
@@ -520,23 +506,14 @@ pub async fn measure_reference(target: &Target, a: &RelayArgs) -> anyhow::Result
         bytes: a.bytes,
         seconds: a.seconds,
     };
-    let before = super::ProcStats::read(server.pid);
     let meters = Meters::start(Some(server.pid));
     let g = tokio::task::spawn_blocking(move || super::udp::generate(addr, load)).await??;
-    let after = super::ProcStats::read(server.pid);
     let tally = Tally {
         sent: g.sent,
         received: g.received,
         hist: g.hist,
     };
-    let m = summarize(
-        &[tally],
-        a,
-        before
-            .zip(after)
-            .map(|(b, x)| x.cpu_seconds - b.cpu_seconds),
-    );
-    Ok(Some(meters.finish(m, None)))
+    Ok(Some(meters.finish(&[tally], a, None)))
 }
 
 /// The relay scenario: Switchboard, then the baseline, then the physical reference, then
