@@ -177,3 +177,77 @@ async fn reliable_events_held_for_a_window_are_not_overtaken_by_a_room_event() {
     .await;
     assert!(matches!(raw.next().await, GameToClient::Response(_)));
 }
+
+#[tokio::test]
+async fn a_refused_request_is_answered_in_order_and_after_what_is_held() {
+    // Three operations, then every further one is refused as RateLimited.
+    let t = common::start_all(
+        1,
+        |_| {},
+        |_| {},
+        |g| {
+            g.rate_limits.ops = switchboard_workload::Rate {
+                per_second: 0.001,
+                burst: 3.0,
+            }
+        },
+    )
+    .await;
+    let a = creator(&t, "refusals", Some(50)).await;
+    let mut raw = raw_player(&t, "bob", "refusals").await;
+    assert!(matches!(
+        raw.next().await,
+        GameToClient::Event(RoomEvent::Join { .. })
+    ));
+    let no_op = || GameOp::ChangeGroups {
+        remove: None,
+        add: vec![],
+    };
+    // Ten requests at once: the room answers the first three, the connection refuses
+    // the rest; the answers still come in the order the requests were sent (§14.1).
+    for id in 10..20 {
+        raw.send(&ClientToGame::Request { id, op: no_op() }).await;
+    }
+    let mut answers = Vec::new();
+    while answers.len() < 10 {
+        match raw.next().await {
+            GameToClient::Response(r) => answers.push((r.id, r.result.is_ok())),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let ids: Vec<u32> = answers.iter().map(|(id, _)| *id).collect();
+    assert_eq!(ids, (10..20).collect::<Vec<_>>(), "{answers:?}");
+    assert_eq!(answers.iter().filter(|(_, ok)| *ok).count(), 3);
+    // A refusal does not overtake events held for Bob: e1 leaves at once (Bob was
+    // quiet), e2 is held for the window, then Bob's refused request is answered.
+    for code in [1u8, 2] {
+        a.raise_event(code, vec![code], Delivery::Reliable)
+            .await
+            .unwrap();
+    }
+    // e2 is with the room before the request is sent (the Join above proves nothing
+    // about it): wait for e1, which the room handled first.
+    assert!(matches!(
+        raw.next().await,
+        GameToClient::Event(RoomEvent::Custom(e)) if e.code == 1
+    ));
+    raw.send(&ClientToGame::Request {
+        id: 77,
+        op: no_op(),
+    })
+    .await;
+    assert!(matches!(
+        raw.next().await,
+        GameToClient::Event(RoomEvent::Custom(e)) if e.code == 2
+    ));
+    match raw.next().await {
+        GameToClient::Response(r) => assert_eq!(
+            (r.id, r.result.map_err(|e| e.code)),
+            (
+                77,
+                Err(switchboard_protocol::ResultCode::RateLimited.to_wire())
+            )
+        ),
+        other => panic!("unexpected {other:?}"),
+    }
+}

@@ -322,11 +322,21 @@ impl Peer {
                 Ok(())
             }
             ClientToGame::Request { id, op } => {
-                if let Some(result) = self.on_request(id, op).await
-                    && self
-                        .tx
-                        .try_send(Outbound::Frame(response_frame(id, result)))
-                        == Err(Overflow::Full)
+                let Some(result) = self.on_request(id, op).await else {
+                    return Ok(());
+                };
+                // A refusal of the connection's own (rate limited, already in a room)
+                // goes through the room when there is one: after the answers to earlier
+                // requests, which the room gives, and after what the room holds for it.
+                if let (Err(e), Some((room, actor))) = (&result, current(&self.room))
+                    && room.refused(actor, id, e.clone()).await
+                {
+                    return Ok(());
+                }
+                if self
+                    .tx
+                    .try_send(Outbound::Frame(response_frame(id, result)))
+                    == Err(Overflow::Full)
                 {
                     return Err((CloseCode::SlowConsumer, SLOW_CONSUMER.into()));
                 }

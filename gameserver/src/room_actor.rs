@@ -102,6 +102,19 @@ impl RoomHandle {
         self.tx.send(cmd).await.is_ok()
     }
 
+    /// Has the room answer a request its actor's connection refused itself, in order
+    /// with the room's own answers and what is on its way to the actor. False if the
+    /// room has ended.
+    pub async fn refused(&self, actor: u32, id: u32, error: OpError) -> bool {
+        let cmd = RoomCmd {
+            from: Origin::Actor(actor),
+            input: Input::Refused { id, error },
+            joiner: None,
+            done: None,
+        };
+        self.tx.send(cmd).await.is_ok()
+    }
+
     /// The game server stops: the room leaves its actors inactive and ends (saving its
     /// state when rooms are persistent).
     pub async fn shutdown(&self) {

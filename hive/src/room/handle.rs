@@ -91,6 +91,15 @@ pub enum Input {
         /// The stream or datagram it came on.
         via: Via,
     },
+    /// A request of the actor that its connection refused itself (rate limited, not
+    /// allowed in a room): the room answers it, so that the refusal comes after the
+    /// answers to the actor's earlier requests and after what is on its way to it.
+    Refused {
+        /// The request to answer.
+        id: u32,
+        /// Why it was refused.
+        error: OpError,
+    },
     /// A joiner whose join is held (`Server` rooms with approval) is gone.
     Withdraw,
     /// An event from the server to every active actor.
@@ -371,6 +380,12 @@ impl Room {
                     ],
                 }
             }
+            (Origin::Actor(n), Input::Refused { id, error }) => vec![Out::Reply {
+                to: To::Actor(n),
+                id,
+                result: Err(error),
+            }],
+            (_, Input::Refused { .. }) => Vec::new(),
             (Origin::Joiner(joiner), Input::Withdraw) => self.withdraw(joiner),
             (_, Input::Withdraw) => Vec::new(),
             (_, Input::Notify(event)) => vec![Out::Event {
