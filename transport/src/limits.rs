@@ -22,7 +22,9 @@ pub struct Limits {
     pub stream_receive_window: u32,
     /// Bytes the peer may send on all streams ahead of our reading.
     pub receive_window: u32,
-    /// Bytes we may have in flight to the peer.
+    /// Bytes we may have in flight to the peer (sent, not yet acknowledged). Also what
+    /// a peer that stops acknowledging while granting unlimited flow-control credit can
+    /// make us hold beyond our own outgoing queue.
     pub send_window: u64,
     /// Bytes of received datagrams buffered before the oldest are dropped.
     pub datagram_receive_buffer: usize,
@@ -58,7 +60,9 @@ impl Default for Limits {
             max_uni_streams: 15,
             stream_receive_window: 1024 * 1024,
             receive_window: 4 * 1024 * 1024,
-            send_window: 4 * 1024 * 1024,
+            // 1 MiB in flight is 80 Mbit/s at a 100 ms round trip, far beyond a game
+            // client's needs, and bounds what a client that stops acknowledging holds.
+            send_window: 1024 * 1024,
             datagram_receive_buffer: 256 * 1024,
             datagram_send_buffer: 256 * 1024,
             initial_rtt: Duration::from_millis(333),
@@ -82,6 +86,8 @@ impl Limits {
             idle_timeout: Duration::from_secs(3),
             keep_alive: Duration::from_millis(500),
             initial_rtt: Duration::from_millis(100),
+            // A snapshot of every room (up to 16 MiB) crosses the link on reconnect.
+            send_window: 4 * 1024 * 1024,
             ..Limits::default()
         }
     }
