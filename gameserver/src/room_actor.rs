@@ -93,9 +93,15 @@ impl RoomHandle {
 
     /// Hands an operation to the room, which answers it. False if the room has ended.
     pub async fn request(&self, actor: u32, id: u32, op: GameOp) -> bool {
+        self.enqueue(actor, Input::Request { id, op }).await
+    }
+
+    /// Queues an input of `actor` behind its earlier ones (waiting for room in the
+    /// queue; never dropped). False if the room has ended.
+    async fn enqueue(&self, actor: u32, input: Input) -> bool {
         let cmd = RoomCmd {
             from: Origin::Actor(actor),
-            input: Input::Request { id, op },
+            input,
             joiner: None,
             done: None,
         };
@@ -106,13 +112,7 @@ impl RoomHandle {
     /// with the room's own answers and what is on its way to the actor. False if the
     /// room has ended.
     pub async fn refused(&self, actor: u32, id: u32, error: OpError) -> bool {
-        let cmd = RoomCmd {
-            from: Origin::Actor(actor),
-            input: Input::Refused { id, error },
-            joiner: None,
-            done: None,
-        };
-        self.tx.send(cmd).await.is_ok()
+        self.enqueue(actor, Input::Refused { id, error }).await
     }
 
     /// The game server stops: the room leaves its actors inactive and ends (saving its
@@ -595,12 +595,18 @@ impl RoomActor {
             .stats
             .events_relayed
             .fetch_add(to.len() as u64, Ordering::Relaxed);
-        let now = now();
+        // The clock only matters to a window.
+        let now = self.coalescer.is_some().then(now);
         for actor in to {
             let Some(m) = self.members.get(actor) else {
                 continue;
             };
-            match self.coalescer.as_mut().map(|c| c.offer(*actor, out, now)) {
+            let offer = self
+                .coalescer
+                .as_mut()
+                .zip(now)
+                .map(|(c, now)| c.offer(*actor, out, now));
+            match offer {
                 None | Some(Offer::Now) => send(&self.shared, *actor, m, out, slow),
                 Some(Offer::Held) => {}
                 Some(Offer::Full) => {
@@ -974,6 +980,49 @@ mod timers {
         }
         assert_eq!(t, tokio::time::Instant::now());
         assert_eq!(sent(&alice), ["d[\"6\"]", "r5", "PropertiesChanged"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_member_with_16_kib_held_is_sent_what_is_held_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = shared(dir.path()).await;
+        let options = RoomOptions {
+            flush_window_ms: Some(50),
+            ..RoomOptions::default()
+        };
+        let (handle, alice) = started(&shared, "full", options, "alice", false, 10);
+        let bob = Arc::new(Recorder::default());
+        assert_eq!(handle.join(104, bob, join("bob")).await, Some(Some(2)));
+        sent(&alice);
+        let event = |code: u8| RaiseEvent {
+            code,
+            receivers: switchboard_protocol::ReceiverGroup::Others,
+            targets: vec![],
+            group: 0,
+            cache: switchboard_protocol::EventCaching::DoNotCache,
+            channel: 0,
+            data: Bytes::from(vec![code; 500]),
+        };
+        // 504-byte datagrams, two to a 1,200-byte datagram. The first leaves at once;
+        // the next ones are held until the 33rd held reaches 16 KiB, when all that is
+        // held leaves, with no time passing; what follows is held again.
+        let t = tokio::time::Instant::now();
+        for code in 0..40 {
+            handle.raise(&shared.stats, 2, event(code), Via::Datagram);
+        }
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(t, tokio::time::Instant::now());
+        let got = sent(&alice);
+        assert_eq!(got[0], "d[\"0\"]");
+        assert_eq!(got[1], "d[\"1\", \"2\"]", "held ones leave batched");
+        assert_eq!(got.last().unwrap(), "d[\"33\"]", "{got:?}");
+        assert_eq!(got.len(), 18);
+        // The rest leaves when the window closes.
+        tokio::time::sleep(Duration::from_millis(51)).await;
+        let rest = sent(&alice);
+        assert_eq!(rest.first().unwrap(), "d[\"34\", \"35\"]", "{rest:?}");
     }
 
     /// The refusals a member was sent: (code, message).
