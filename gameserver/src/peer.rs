@@ -390,16 +390,17 @@ impl Peer {
                 expected_users,
                 actor_properties,
             } => {
-                let r = self
-                    .create(
-                        id,
-                        &ticket,
-                        game,
-                        options,
-                        &expected_users,
-                        actor_properties,
-                    )
-                    .await;
+                // Boxed, as the join below: the largest futures of the connection's
+                // task run once, and would otherwise size it for its whole life.
+                let r = Box::pin(self.create(
+                    id,
+                    &ticket,
+                    game,
+                    options,
+                    &expected_users,
+                    actor_properties,
+                ))
+                .await;
                 self.shared.stats.join_latency.observe(started.elapsed());
                 return r.err().map(Err);
             }
@@ -410,9 +411,9 @@ impl Peer {
                 expected_users,
                 actor_properties,
             } => {
-                let r = self
-                    .join(id, &ticket, game, mode, expected_users, actor_properties)
-                    .await;
+                let r =
+                    Box::pin(self.join(id, &ticket, game, mode, expected_users, actor_properties))
+                        .await;
                 self.shared.stats.join_latency.observe(started.elapsed());
                 return r.err().map(Err);
             }

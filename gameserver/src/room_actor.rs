@@ -61,8 +61,25 @@ impl RoomHandle {
             joiner,
             done: Some(done),
         };
-        self.tx.send(cmd).await.ok()?;
+        if !self.send(cmd).await {
+            return None;
+        }
         rx.await.ok()
+    }
+
+    /// Queues `cmd`, waiting for room in the queue if it is full; the future says false
+    /// if the room has ended. Only the wait is a future of its own (boxed): the usual
+    /// case is done at once, and an inlined wait would size every connection's task,
+    /// for its whole life, by its largest request.
+    fn send(&self, cmd: RoomCmd) -> Queued {
+        match self.tx.try_send(cmd) {
+            Ok(()) => Queued::Done(true),
+            Err(mpsc::error::TrySendError::Full(cmd)) => {
+                let tx = self.tx.clone();
+                Queued::Wait(Box::pin(async move { tx.send(cmd).await.is_ok() }))
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Queued::Done(false),
+        }
     }
 
     /// Joins (an `Input::Join`); the room answers the request on the member's queue.
@@ -92,41 +109,38 @@ impl RoomHandle {
     }
 
     /// Hands an operation to the room, which answers it. False if the room has ended.
-    pub async fn request(&self, actor: u32, id: u32, op: GameOp) -> bool {
-        self.enqueue(actor, Input::Request { id, op }).await
+    pub fn request(&self, actor: u32, id: u32, op: GameOp) -> Queued {
+        self.enqueue(actor, Input::Request { id, op })
     }
 
     /// Queues an input of `actor` behind its earlier ones (waiting for room in the
     /// queue; never dropped). False if the room has ended.
-    async fn enqueue(&self, actor: u32, input: Input) -> bool {
-        let cmd = RoomCmd {
+    fn enqueue(&self, actor: u32, input: Input) -> Queued {
+        self.send(RoomCmd {
             from: Origin::Actor(actor),
             input,
             joiner: None,
             done: None,
-        };
-        self.tx.send(cmd).await.is_ok()
+        })
     }
 
     /// Has the room answer a request its actor's connection refused itself, in order
     /// with the room's own answers and what is on its way to the actor. False if the
     /// room has ended.
-    pub async fn refused(&self, actor: u32, id: u32, error: OpError) -> bool {
-        self.enqueue(actor, Input::Refused { id, error }).await
+    pub fn refused(&self, actor: u32, id: u32, error: OpError) -> Queued {
+        self.enqueue(actor, Input::Refused { id, error })
     }
 
     /// The game server stops: the room leaves its actors inactive and ends (saving its
     /// state when rooms are persistent).
     pub async fn shutdown(&self) {
-        let _ = self
-            .tx
-            .send(RoomCmd {
-                from: Origin::Server,
-                input: Input::Shutdown,
-                joiner: None,
-                done: None,
-            })
-            .await;
+        self.send(RoomCmd {
+            from: Origin::Server,
+            input: Input::Shutdown,
+            joiner: None,
+            done: None,
+        })
+        .await;
     }
 
     /// Sends an event from the server to every active actor (e.g. GameServerOffline).
@@ -170,6 +184,28 @@ impl RoomHandle {
         };
         if self.tx.try_send(cmd).is_err() {
             stats.room_queue_drops.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A command on its way into a room's queue: queued already, or waiting for room.
+pub(crate) enum Queued {
+    /// Queued (true) or refused: the room has ended (false).
+    Done(bool),
+    /// Waiting for room in the queue.
+    Wait(std::pin::Pin<Box<dyn Future<Output = bool> + Send>>),
+}
+
+impl Future for Queued {
+    type Output = bool;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<bool> {
+        match &mut *self {
+            Queued::Done(queued) => std::task::Poll::Ready(*queued),
+            Queued::Wait(wait) => wait.as_mut().poll(cx),
         }
     }
 }

@@ -279,7 +279,9 @@ async fn handle_op(
     let Some(user_id) = user.clone() else {
         let verified = match op {
             MasterOp::Authenticate { user_id, token } => {
-                shared.auth.authenticate(&user_id, &token).await
+                // Boxed: it runs once per connection, and inlined it would size the
+                // connection's task (idle for hours) by its largest await.
+                Box::pin(shared.auth.authenticate(&user_id, &token)).await
             }
             MasterOp::AuthenticateServer { name, secret } => server_secret_ok(shared, &secret)
                 .and_then(|()| crate::auth::check_user_id(&name))
