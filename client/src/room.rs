@@ -1,7 +1,7 @@
 //! A joined room on a game server.
 
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::collections::{HashMap, VecDeque};
 
 use bytes::Bytes;
 use quinn::{Endpoint, RecvStream, SendStream};
@@ -59,7 +59,10 @@ impl Link for GameLink {
 #[derive(Debug)]
 pub struct Room {
     session: Session<GameLink>,
+    /// Events from the control stream and the channel streams.
     events: mpsc::Receiver<RoomEvent>,
+    /// Events of a batched datagram not handed out yet.
+    unpacked: VecDeque<RoomEvent>,
     joined: Joined,
     address: String,
     channels: Mutex<HashMap<u8, SendStream>>,
@@ -83,7 +86,6 @@ impl Room {
         .await
         .map_err(|_| ClientError::Timeout(config.connect_timeout))??;
         let (tx, events) = mpsc::channel(config.event_buffer);
-        tokio::spawn(read_datagrams(conn.clone(), tx.clone()));
         tokio::spawn(accept_channels(conn.clone(), tx.clone()));
         let session = Session::open(conn, &config.agent, config.request_timeout, tx).await?;
         let joined = match session.request(op).await {
@@ -97,6 +99,7 @@ impl Room {
         Ok(Room {
             session,
             events,
+            unpacked: VecDeque::new(),
             joined,
             address: redirect.address.clone(),
             channels: Mutex::new(HashMap::new()),
@@ -398,7 +401,36 @@ impl Room {
     /// The next room event; `None` once the connection is closed (see
     /// [`Room::close_reason`]).
     pub async fn next_event(&mut self) -> Option<RoomEvent> {
-        self.events.recv().await
+        loop {
+            if let Some(e) = self.unpacked.pop_front() {
+                return Some(e);
+            }
+            // Datagrams are read here, in the application's task: a reader task of
+            // their own was a wake-up and a channel per datagram. Until the application
+            // asks, they wait in the connection's bounded datagram buffer (the oldest
+            // dropped first), as unreliable events may be when it is behind.
+            tokio::select! {
+                e = self.events.recv() => return e,
+                d = self.session.conn.read_datagram() => match d {
+                    Ok(bytes) => self.unpack(&bytes),
+                    // Closed: what the streams delivered still comes out, then None.
+                    Err(_) => return self.events.recv().await,
+                },
+            }
+        }
+    }
+
+    /// Queues the events of one datagram: one, or a batch's in order (the server's
+    /// flush window). A datagram that does not decode is dropped, as a lost one.
+    fn unpack(&mut self, bytes: &[u8]) {
+        let Ok(datagram) = decode_body::<DatagramDown>(bytes) else {
+            return;
+        };
+        self.unpacked
+            .extend(datagram.into_items().into_iter().map(|item| match item {
+                Unreliable::Event(ev) => RoomEvent::Custom(ev),
+                Unreliable::State(st) => RoomEvent::ObjectState(st),
+            }));
     }
 
     /// The QUIC connection to the game server (its statistics, its round-trip time).
@@ -440,22 +472,6 @@ impl Room {
     /// becomes inactive if the room has a PlayerTtl).
     pub fn disconnect(self) {
         close(&self.session.conn, CloseCode::Normal, "disconnected");
-    }
-}
-
-async fn read_datagrams(conn: quinn::Connection, events: mpsc::Sender<RoomEvent>) {
-    while let Ok(bytes) = conn.read_datagram().await {
-        // Unreliable events may be dropped when the application is behind. A batch
-        // (the server's flush window) carries several, in order.
-        let Ok(datagram) = decode_body::<DatagramDown>(&bytes) else {
-            continue;
-        };
-        for item in datagram.into_items() {
-            let _ = events.try_send(match item {
-                Unreliable::Event(ev) => RoomEvent::Custom(ev),
-                Unreliable::State(st) => RoomEvent::ObjectState(st),
-            });
-        }
     }
 }
 
