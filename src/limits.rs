@@ -31,6 +31,13 @@ pub struct LimitArgs {
     /// Burst of events [600].
     #[arg(long, env = "SWITCHBOARD_EVENT_BURST")]
     pub event_burst: Option<f64>,
+    /// Bytes of event and state-update payloads per second per connection on a game
+    /// server [262144; 0 = no limit].
+    #[arg(long, env = "SWITCHBOARD_EVENT_BYTES_RATE")]
+    pub event_bytes_rate: Option<f64>,
+    /// Burst of event bytes [1048576]; a larger event passes when the burst is whole.
+    #[arg(long, env = "SWITCHBOARD_EVENT_BYTES_BURST")]
+    pub event_bytes_burst: Option<f64>,
     /// Client connections from one IP address [1000; 0 = no limit].
     #[arg(long, env = "SWITCHBOARD_MAX_CONNECTIONS_PER_IP")]
     pub max_connections_per_ip: Option<usize>,
@@ -113,6 +120,11 @@ impl LimitArgs {
         rate(&mut r.joins, self.join_rate, self.join_burst);
         rate(&mut r.ops, self.op_rate, self.op_burst);
         rate(&mut r.events, self.event_rate, self.event_burst);
+        rate(
+            &mut r.event_bytes,
+            self.event_bytes_rate,
+            self.event_bytes_burst,
+        );
     }
 
     fn admission(&self, a: &mut AdmissionLimits) {
@@ -215,6 +227,8 @@ impl LimitArgs {
             "--op-rate",
             "0",
             "--event-rate",
+            "0",
+            "--event-bytes-rate",
             "0",
             "--max-reservations-per-user",
             "0",

@@ -167,7 +167,9 @@ async fn hello_only_connections_are_capped_and_closed_at_the_join_deadline() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_reading_pins_little_and_is_cut_off() {
-    let d = deployment(&[], &[]).await;
+    // 50 MB/s of events, over the default byte rate: lifted, as a game with large
+    // events would, so that only the reader's speed limits what reaches it.
+    let d = deployment(&[], &["--event-bytes-rate", "0"]).await;
     let pair = honest(&d).await;
     let pid = d.game_servers[0].proc.pid();
     let before = rss_mib(pid);
@@ -554,6 +556,67 @@ mod in_process {
             .await
             .unwrap();
         assert!(!text.contains("switchboard_gs_rate_limited_total{kind=\"event\"} 0"));
+        let fared = pair.finish().await;
+        assert!(fared.unaffected(), "{fared:?}");
+    }
+    /// Few large events are as much load as many small ones: a client sending 64 KiB
+    /// reliable events far below the event count limit is held to its byte rate (so
+    /// one client cannot push a game server's bandwidth, and with it its load level,
+    /// through the roof).
+    #[tokio::test]
+    async fn large_events_are_held_to_the_byte_rate() {
+        let t = cluster().await;
+        let pair = HonestPair::start(&t.client("h1").await, &t.client("h2").await, "calm").await;
+        let host = t.client("heavy-host").await;
+        let heavy = host
+            .create_game(Some("heavy"), RoomOptions::default())
+            .await
+            .unwrap();
+        let mut witness = t.client("witness").await.join_game("heavy").await.unwrap();
+        let limit = RateLimits::default().event_bytes;
+        let payload = 64 * 1024;
+        // The witness reads all along (its queue on the server is bounded too).
+        let started = std::time::Instant::now();
+        let reader = tokio::spawn(async move {
+            let (mut seen, mut last) = (0usize, started);
+            while let Ok(Some(ev)) =
+                tokio::time::timeout(Duration::from_secs(1), witness.next_event()).await
+            {
+                if let RoomEvent::Custom(e) = ev {
+                    seen += e.data.len();
+                    last = std::time::Instant::now();
+                }
+            }
+            (seen, last)
+        });
+        let mut sent = 0usize;
+        // 40 events are far below the count limit (a burst of 600): only their bytes,
+        // 2.5 MiB against a burst of 1 MiB and 256 KiB a second, are over.
+        for _ in 0..40 {
+            heavy
+                .raise_event(5, vec![7u8; payload], Delivery::Reliable)
+                .await
+                .unwrap();
+            sent += payload;
+        }
+        // Everything relayed left the server before the witness heard the last of it.
+        let (seen, last) = reader.await.unwrap();
+        let took = last.duration_since(started).as_secs_f64();
+        let allowed = limit.burst + limit.per_second * took + payload as f64;
+        assert!(
+            (seen as f64) <= allowed,
+            "{seen} bytes relayed of {sent} sent (allowed {allowed:.0})"
+        );
+        assert!(
+            seen >= 1024 * 1024,
+            "the burst passes: {seen} bytes relayed"
+        );
+        let dropped = common::metric(
+            &t.gs_metrics(0),
+            "switchboard_gs_rate_limited_total{kind=\"event_bytes\"}",
+        )
+        .await;
+        assert!(dropped > 0.0, "dropped events are counted");
         let fared = pair.finish().await;
         assert!(fared.unaffected(), "{fared:?}");
     }

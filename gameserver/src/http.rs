@@ -117,6 +117,7 @@ async fn metrics(State(s): State<Arc<Shared>>) -> String {
             ("join", st.rate_limited[0].load(Ordering::Relaxed)),
             ("op", st.rate_limited[1].load(Ordering::Relaxed)),
             ("event", st.rate_limited[2].load(Ordering::Relaxed)),
+            ("event_bytes", st.rate_limited[3].load(Ordering::Relaxed)),
         ],
     );
     e.labeled_counter(

@@ -80,9 +80,9 @@ pub struct Stats {
     pub unknown_games: AtomicU64,
     /// Connections refused or closed by a defence, per reason (see `REFUSAL_REASONS`).
     pub refusals: [AtomicU64; REFUSAL_REASONS.len()],
-    /// Joins, other operations and events over a client's rate limit (refused or
-    /// dropped), in that order.
-    pub rate_limited: [AtomicU64; 3],
+    /// Joins, other operations, events and event bytes over a client's rate limits
+    /// (refused or dropped), in that order.
+    pub rate_limited: [AtomicU64; 4],
     /// Room operations refused by the room's rules: NotAllowed, then a size or count
     /// limit (OperationLimitReached).
     pub ops_refused: [AtomicU64; 2],

@@ -124,9 +124,10 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection, pass: Pass) {
         joined: false,
         joins: TokenBucket::new(shared.config.rate_limits.joins),
         ops: TokenBucket::new(shared.config.rate_limits.ops),
-        events: Arc::new(Mutex::new(TokenBucket::new(
-            shared.config.rate_limits.events,
-        ))),
+        events: Arc::new(Mutex::new(EventBuckets {
+            count: TokenBucket::new(shared.config.rate_limits.events),
+            bytes: TokenBucket::new(shared.config.rate_limits.event_bytes),
+        })),
         rearm_join_deadline: false,
     };
     let channels = tokio::spawn(accept_channels(
@@ -160,37 +161,53 @@ type Closing = (CloseCode, String);
 
 /// The connection's event rate limit, shared by its control stream, channel streams and
 /// datagrams.
-type EventLimit = Arc<Mutex<TokenBucket>>;
+type EventLimit = Arc<Mutex<EventBuckets>>;
+
+/// The connection's event rate limits: events, and the bytes of their payloads.
+#[derive(Debug)]
+struct EventBuckets {
+    count: TokenBucket,
+    bytes: TokenBucket,
+}
 
 /// Events over the rate limit are logged at most once a second.
 static EVENT_LIMIT_LOG: LogLimit = LogLimit::new(std::time::Duration::from_secs(1));
 
 fn raise(shared: &Shared, room: &CurrentRoom, limit: &EventLimit, event: RaiseEvent, via: Via) {
-    if let Some((handle, actor)) = within_limit(shared, room, limit) {
+    if let Some((handle, actor)) = within_limit(shared, room, limit, event.data.len()) {
         handle.raise(&shared.stats, actor, event, via);
     }
 }
 
 /// A state update of a network object, under the same rate limit as events.
 fn update(shared: &Shared, room: &CurrentRoom, limit: &EventLimit, u: StateUpdate, via: Via) {
-    if let Some((handle, actor)) = within_limit(shared, room, limit) {
+    if let Some((handle, actor)) = within_limit(shared, room, limit, u.state.len()) {
         handle.update(&shared.stats, actor, u, via);
     }
 }
 
-/// The connection's room and actor, if it is in one and within its event rate limit.
+/// The connection's room and actor, if it is in one and an event of `bytes` payload
+/// bytes is within its rate limits (events, then bytes; an event refused for its bytes
+/// still counts as an event).
 fn within_limit(
     shared: &Shared,
     room: &CurrentRoom,
     limit: &EventLimit,
+    bytes: usize,
 ) -> Option<(RoomHandle, u32)> {
     let now = std::time::Instant::now();
-    if !limit
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .try_take(now)
-    {
-        shared.stats.rate_limited[2].fetch_add(1, Ordering::Relaxed);
+    let refused = {
+        let mut l = limit.lock().unwrap_or_else(|p| p.into_inner());
+        if !l.count.try_take(now) {
+            Some(2)
+        } else if !l.bytes.try_take_n(now, bytes as f64) {
+            Some(3)
+        } else {
+            None
+        }
+    };
+    if let Some(kind) = refused {
+        shared.stats.rate_limited[kind].fetch_add(1, Ordering::Relaxed);
         if let Some(left_out) = EVENT_LIMIT_LOG.check(now) {
             tracing::warn!(left_out, "events over a client's rate limit dropped");
         }
@@ -311,7 +328,9 @@ impl Peer {
                 Ok(())
             }
             ClientToGame::ForwardEvent { event, forward } => {
-                if let Some((handle, actor)) = within_limit(&self.shared, &self.room, &self.events)
+                let bytes = event.data.len();
+                if let Some((handle, actor)) =
+                    within_limit(&self.shared, &self.room, &self.events, bytes)
                 {
                     handle.forward(&self.shared.stats, actor, event, forward);
                 }

@@ -41,6 +41,9 @@ pub struct RateLimits {
     pub ops: Rate,
     /// Events (reliable and unreliable together), per connection on a game server.
     pub events: Rate,
+    /// Bytes of events' and state updates' payloads, per connection on a game server:
+    /// what one client may make the server relay, whatever the size of each event.
+    pub event_bytes: Rate,
 }
 
 impl Default for RateLimits {
@@ -49,6 +52,9 @@ impl Default for RateLimits {
             joins: Rate::new(2.0, 5.0),
             ops: Rate::new(10.0, 30.0),
             events: Rate::new(300.0, 600.0),
+            // 256 KiB/s is over a hundred times what a 20 Hz game sends; the burst
+            // lets the largest reliable event (a 512 KiB frame) through after a lull.
+            event_bytes: Rate::new(256.0 * 1024.0, 1024.0 * 1024.0),
         }
     }
 }
@@ -59,6 +65,7 @@ impl RateLimits {
         joins: Rate::UNLIMITED,
         ops: Rate::UNLIMITED,
         events: Rate::UNLIMITED,
+        event_bytes: Rate::UNLIMITED,
     };
 }
 
@@ -82,17 +89,25 @@ impl TokenBucket {
 
     /// Takes a token at `now` if there is one.
     pub fn try_take(&mut self, now: Instant) -> bool {
+        self.try_take_n(now, 1.0)
+    }
+
+    /// Takes `n` tokens at `now` if there are that many. An action larger than the
+    /// burst passes when the bucket is full and leaves it in debt, which the rate pays
+    /// back before anything else passes: over time no more than the rate gets through,
+    /// and nothing is too large to ever pass.
+    pub fn try_take_n(&mut self, now: Instant, n: f64) -> bool {
         if self.rate.is_unlimited() {
             return true;
         }
+        let burst = self.rate.burst.max(1.0);
         if let Some(last) = self.last {
             let elapsed = now.saturating_duration_since(last).as_secs_f64();
-            self.tokens =
-                (self.tokens + elapsed * self.rate.per_second).min(self.rate.burst.max(1.0));
+            self.tokens = (self.tokens + elapsed * self.rate.per_second).min(burst);
         }
         self.last = Some(now);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
+        if self.tokens >= n.min(burst) {
+            self.tokens -= n;
             true
         } else {
             false
@@ -124,6 +139,31 @@ mod tests {
             .filter(|i| b.try_take(t2 + Duration::from_millis(50 * i)))
             .count();
         assert!((50..=56).contains(&passed), "{passed}");
+    }
+
+    #[test]
+    fn sized_takes_hold_the_rate_and_a_large_one_passes_into_debt() {
+        let t0 = Instant::now();
+        let mut b = TokenBucket::new(Rate::new(1000.0, 4000.0));
+        // The burst: 4,000 bytes in 100-byte takes, then nothing at the same instant.
+        assert_eq!((0..100).filter(|_| b.try_take_n(t0, 100.0)).count(), 40);
+        // One second later: 1,000 more.
+        let t1 = t0 + Duration::from_secs(1);
+        assert_eq!((0..100).filter(|_| b.try_take_n(t1, 100.0)).count(), 10);
+        // Larger than the burst: refused until the bucket is full, then passes once and
+        // leaves a debt the rate pays back (10,000 bytes: 6 s of debt after the burst).
+        let t2 = t1 + Duration::from_secs(2);
+        assert!(!b.try_take_n(t2, 10_000.0), "2,000 of 4,000 tokens");
+        let t3 = t1 + Duration::from_secs(4);
+        assert!(b.try_take_n(t3, 10_000.0), "a full bucket lets it through");
+        assert!(
+            !b.try_take_n(t3 + Duration::from_millis(5_900), 1.0),
+            "in debt"
+        );
+        assert!(
+            b.try_take_n(t3 + Duration::from_millis(6_100), 1.0),
+            "paid back"
+        );
     }
 
     #[test]
