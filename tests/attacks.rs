@@ -497,16 +497,32 @@ mod in_process {
         seen
     }
 
+    /// Two honest players in a room of their own, and `game`: its creator's room (the
+    /// sender) and a second member's (the witness); the creator's client comes too, to
+    /// be kept.
+    async fn sender_and_witness(
+        t: &common::TestCluster,
+        game: &str,
+    ) -> (
+        HonestPair,
+        switchboard_client::Client,
+        switchboard_client::Room,
+        switchboard_client::Room,
+    ) {
+        let pair = HonestPair::start(&t.client("h1").await, &t.client("h2").await, "calm").await;
+        let host = t.client(&format!("{game}-host")).await;
+        let sender = host
+            .create_game(Some(game), RoomOptions::default())
+            .await
+            .unwrap();
+        let witness = t.client("witness").await.join_game(game).await.unwrap();
+        (pair, host, sender, witness)
+    }
+
     #[tokio::test]
     async fn operation_and_event_floods_are_refused_or_dropped_and_counted() {
         let t = cluster().await;
-        let pair = HonestPair::start(&t.client("h1").await, &t.client("h2").await, "calm").await;
-        let host = t.client("flood-host").await;
-        let flooder = host
-            .create_game(Some("flood"), RoomOptions::default())
-            .await
-            .unwrap();
-        let mut witness = t.client("witness").await.join_game("flood").await.unwrap();
+        let (pair, _host, flooder, mut witness) = sender_and_witness(&t, "flood").await;
         // Operations: thousands a second are answered RateLimited beyond the limit.
         let (mut ok, mut limited) = (0, 0);
         let started = std::time::Instant::now();
@@ -566,13 +582,7 @@ mod in_process {
     #[tokio::test]
     async fn large_events_are_held_to_the_byte_rate() {
         let t = cluster().await;
-        let pair = HonestPair::start(&t.client("h1").await, &t.client("h2").await, "calm").await;
-        let host = t.client("heavy-host").await;
-        let heavy = host
-            .create_game(Some("heavy"), RoomOptions::default())
-            .await
-            .unwrap();
-        let mut witness = t.client("witness").await.join_game("heavy").await.unwrap();
+        let (pair, _host, heavy, mut witness) = sender_and_witness(&t, "heavy").await;
         let limit = RateLimits::default().event_bytes;
         let payload = 64 * 1024;
         // The witness reads all along (its queue on the server is bounded too).
