@@ -34,6 +34,8 @@ struct Backend {
     saved: HashMap<String, serde_json::Value>,
     /// If set, the answer to every `GameCreate` instead of the saved state.
     answer: Option<serde_json::Value>,
+    /// If set, a `Save` is answered only once this gives a permit (a slow backend).
+    hold_saves: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 type Shared = Arc<Mutex<Backend>>;
@@ -50,6 +52,19 @@ async fn hook(
         .unwrap_or("");
     assert_eq!(sig, signature(SECRET, &body), "every hook is signed");
     let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let hold = match json["Type"].as_str() {
+        Some("Save") => b.lock().unwrap().hold_saves.clone(),
+        _ => None,
+    };
+    if let Some(gate) = &hold {
+        // Seen at once, answered when the test says so.
+        {
+            let mut b = b.lock().unwrap();
+            b.got.push(json.clone());
+            b.arrived.notify_waiters();
+        }
+        gate.acquire().await.unwrap().forget();
+    }
     let mut b = b.lock().unwrap();
     let game = json["GameId"].as_str().unwrap().to_string();
     let answer = match (path.as_str(), json["Type"].as_str().unwrap()) {
@@ -66,7 +81,9 @@ async fn hook(
         },
         _ => serde_json::json!({ "ResultCode": 0 }),
     };
-    b.got.push(json);
+    if hold.is_none() {
+        b.got.push(json);
+    }
     b.arrived.notify_waiters();
     Json(answer)
 }
@@ -287,6 +304,55 @@ async fn a_room_saved_on_one_game_server_resumes_on_another_with_its_state() {
         |e| matches!(e, RoomEvent::Join { actor, .. } if actor.actor == 1),
     )
     .await;
+    t.cluster.shutdown().await;
+}
+
+/// A player coming back while the room's state is on its way to the backend: the master
+/// still lists the room (so nobody loads an older state elsewhere), and the game server
+/// holds the join until the save is done, then resumes the room from it, instead of
+/// refusing a game it has just ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_while_the_room_is_being_saved_waits_and_resumes_it() {
+    let (addr, b) = backend().await;
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    b.lock().unwrap().hold_saves = Some(gate.clone());
+    let t = cluster(addr, 1).await;
+    let alice = t.client("alice").await;
+    let a = alice.create_game(Some("world"), options()).await.unwrap();
+    a.set_properties(SetProperties {
+        target: 0,
+        properties: [("boss".to_string(), Value::Str("beaten".into()))].into(),
+        ..SetProperties::default()
+    })
+    .await
+    .unwrap();
+    a.leave_for_now().await.unwrap();
+    // The room ended; its state is with the backend, which has not answered yet.
+    hook_where(&b, is("Save")).await;
+    let back = t.client("alice").await;
+    let mut join = tokio::spawn(async move {
+        let room = back.join_game_with("world", rejoin()).await;
+        (back, room)
+    });
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), &mut join)
+            .await
+            .is_err(),
+        "the join waits for the save instead of being refused"
+    );
+    gate.add_permits(1);
+    let (_back, room) = tokio::time::timeout(Duration::from_secs(10), join)
+        .await
+        .expect("the join completes once the save is done")
+        .unwrap();
+    let room = room.expect("alice is back in the resumed room");
+    assert_eq!(room.actor(), 1);
+    assert_eq!(
+        room.joined().properties.get("boss"),
+        Some(&Value::Str("beaten".into()))
+    );
+    let load = hook_where(&b, is("Load")).await;
+    assert_eq!(load["UserId"], "alice");
     t.cluster.shutdown().await;
 }
 

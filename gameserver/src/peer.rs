@@ -674,7 +674,9 @@ impl Peer {
     }
 
     /// Joins the room for a genuine ticket; whether the client got in (`Ok(false)`: the
-    /// room refused it and has answered).
+    /// room refused it and has answered). A room that ended as the join arrived is
+    /// waited out once: a persistent room stays here until its saved state reached the
+    /// backend, and can then be loaded again from it.
     async fn join_claimed(
         &mut self,
         id: u32,
@@ -684,34 +686,52 @@ impl Peer {
         expected_users: Vec<String>,
         properties: Properties,
     ) -> Result<bool, OpError> {
+        let join = Input::Join {
+            id,
+            user_id: claims.user_id.clone(),
+            mode,
+            expected_users,
+            properties,
+            claims: claims.claims.clone(),
+        };
+        match self.join_once(game, &claims.user_id, join.clone()).await? {
+            Some(joined) => Ok(joined),
+            None => {
+                self.ended_room_gone(game).await;
+                self.join_once(game, &claims.user_id, join)
+                    .await?
+                    .ok_or_else(|| OpError::new(ResultCode::GameDoesNotExist, "the game has ended"))
+            }
+        }
+    }
+
+    /// One attempt of [`Peer::join_claimed`]: `None` if the room here had ended.
+    async fn join_once(
+        &mut self,
+        game: &str,
+        user: &str,
+        join: Input,
+    ) -> Result<Option<bool>, OpError> {
         let hook_room = HookRoom::new(game);
         let handle = match self.shared.room(game) {
             Some(h) => h,
             // A persistent room not here: the backend may hold its state.
-            None => match self.load("Load", &hook_room, &claims.user_id).await? {
+            None => match self.load("Load", &hook_room, user).await? {
                 None => return Err(self.unknown_game(game)),
                 Some(room) => {
-                    let first = Input::Join {
-                        id,
-                        user_id: claims.user_id.clone(),
-                        mode,
-                        expected_users: expected_users.clone(),
-                        properties: properties.clone(),
-                        claims: claims.claims.clone(),
-                    };
                     match self.shared.start_room(
                         room,
                         self.member(),
-                        first,
+                        join.clone(),
                         Some(hook_room.clone()),
                     ) {
                         Ok(Some(joined)) => {
                             set_current(&self.room, Some(joined));
                             self.admitted();
-                            return Ok(true);
+                            return Ok(Some(true));
                         }
                         // Refused by the room: it has answered.
-                        Ok(None) => return Ok(false),
+                        Ok(None) => return Ok(Some(false)),
                         // Another joiner loaded it meanwhile: join that one.
                         Err(_) => self
                             .shared
@@ -721,14 +741,6 @@ impl Peer {
                 }
             },
         };
-        let join = Input::Join {
-            id,
-            user_id: claims.user_id,
-            mode,
-            expected_users,
-            properties,
-            claims: claims.claims,
-        };
         // A join held for a Server room's approval may take a while: if the connection
         // closes meanwhile, the join is withdrawn (no actor is made for nobody).
         let token = self.shared.joiner_token();
@@ -736,22 +748,43 @@ impl Peer {
             answer = handle.join(token, self.member(), join) => answer,
             _ = self.conn.closed() => {
                 handle.withdraw(token);
-                return Ok(false);
+                return Ok(Some(false));
             }
         };
-        match answer {
+        Ok(match answer {
             Some(Some(actor)) => {
                 set_current(&self.room, Some((handle, actor)));
                 self.admitted();
-                Ok(true)
+                Some(true)
             }
             // Refused by the room: it has answered.
-            Some(None) => Ok(false),
-            None => Err(OpError::new(
-                ResultCode::GameDoesNotExist,
-                "the game has ended",
-            )),
-        }
+            Some(None) => Some(false),
+            None => None,
+        })
+    }
+
+    /// Waits until the ended room `game` has left this server (a persistent one once its
+    /// saved state reached the backend or was given up), or a new one took its place;
+    /// at most as long as a webhook may take.
+    async fn ended_room_gone(&self, game: &str) {
+        let bound = self
+            .shared
+            .webhooks
+            .as_ref()
+            .map_or(std::time::Duration::from_secs(1), |w| w.delivery_bound())
+            + std::time::Duration::from_secs(1);
+        let gone = async {
+            loop {
+                let changed = self.shared.rooms_changed.notified();
+                tokio::pin!(changed);
+                changed.as_mut().enable();
+                if self.shared.room(game).is_none_or(|h| !h.has_ended()) {
+                    return;
+                }
+                changed.await;
+            }
+        };
+        let _ = tokio::time::timeout(bound, gone).await;
     }
 }
 

@@ -48,6 +48,11 @@ pub(crate) struct RoomHandle {
 }
 
 impl RoomHandle {
+    /// Whether the room has ended (it takes no more input; it may still be saving).
+    pub fn has_ended(&self) -> bool {
+        self.tx.is_closed()
+    }
+
     async fn call(
         &self,
         from: Origin,
