@@ -35,7 +35,8 @@ pub struct LimitArgs {
     /// server [262144; 0 = no limit].
     #[arg(long, env = "SWITCHBOARD_EVENT_BYTES_RATE")]
     pub event_bytes_rate: Option<f64>,
-    /// Burst of event bytes [1048576]; a larger event passes when the burst is whole.
+    /// Burst of event bytes [262144; at least 1]; a larger event passes when the burst
+    /// is whole, leaving a debt the rate pays back.
     #[arg(long, env = "SWITCHBOARD_EVENT_BYTES_BURST")]
     pub event_bytes_burst: Option<f64>,
     /// Client connections from one IP address [1000; 0 = no limit].

@@ -52,9 +52,12 @@ impl Default for RateLimits {
             joins: Rate::new(2.0, 5.0),
             ops: Rate::new(10.0, 30.0),
             events: Rate::new(300.0, 600.0),
-            // 256 KiB/s is over a hundred times what a 20 Hz game sends; the burst
-            // lets the largest reliable event (a 512 KiB frame) through after a lull.
-            event_bytes: Rate::new(256.0 * 1024.0, 1024.0 * 1024.0),
+            // 256 KiB/s is over a hundred times what a 20 Hz game sends. The burst
+            // is a second of it: a reader's queue on the server (1 MiB, and 1 MiB in
+            // flight) must take several senders' bursts at once, or an honest reader
+            // is cut off as a slow consumer. A larger event (a frame may be 512 KiB)
+            // passes from a full bucket and leaves a debt.
+            event_bytes: Rate::new(256.0 * 1024.0, 256.0 * 1024.0),
         }
     }
 }
