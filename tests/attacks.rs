@@ -575,6 +575,23 @@ mod in_process {
         let fared = pair.finish().await;
         assert!(fared.unaffected(), "{fared:?}");
     }
+    /// The payload bytes of the custom events `room` hears until a second passes without
+    /// one, and when the last arrived.
+    async fn custom_bytes(
+        room: &mut switchboard_client::Room,
+    ) -> (usize, Option<std::time::Instant>) {
+        let (mut seen, mut last) = (0usize, None);
+        while let Ok(Some(ev)) =
+            tokio::time::timeout(Duration::from_secs(1), room.next_event()).await
+        {
+            if let RoomEvent::Custom(e) = ev {
+                seen += e.data.len();
+                last = Some(std::time::Instant::now());
+            }
+        }
+        (seen, last)
+    }
+
     /// Two players bursting at a third at once, each within its limit: the reader's
     /// queue on the server takes both bursts, and the reader stays.
     #[tokio::test]
@@ -592,14 +609,7 @@ mod in_process {
                     .unwrap();
             }
         }
-        let mut seen = 0usize;
-        while let Ok(Some(ev)) =
-            tokio::time::timeout(Duration::from_secs(1), reader.next_event()).await
-        {
-            if let RoomEvent::Custom(e) = ev {
-                seen += e.data.len();
-            }
-        }
+        let (seen, _) = custom_bytes(&mut reader).await;
         assert!(
             reader.close_reason().is_none(),
             "the reader was cut off: {:?}",
@@ -624,16 +634,8 @@ mod in_process {
         // The witness reads all along (its queue on the server is bounded too).
         let started = std::time::Instant::now();
         let reader = tokio::spawn(async move {
-            let (mut seen, mut last) = (0usize, started);
-            while let Ok(Some(ev)) =
-                tokio::time::timeout(Duration::from_secs(1), witness.next_event()).await
-            {
-                if let RoomEvent::Custom(e) = ev {
-                    seen += e.data.len();
-                    last = std::time::Instant::now();
-                }
-            }
-            (seen, last, witness.close_reason())
+            let (seen, last) = custom_bytes(&mut witness).await;
+            (seen, last.unwrap_or(started), witness.close_reason())
         });
         let mut sent = 0usize;
         // 40 events are far below the count limit (a burst of 600): only their bytes,

@@ -164,6 +164,19 @@ fn rejoin() -> JoinOptions {
     }
 }
 
+/// Alice's "world", its boss beaten (a room property).
+async fn boss_beaten(alice: &switchboard_client::Client) -> switchboard_client::Room {
+    let a = alice.create_game(Some("world"), options()).await.unwrap();
+    a.set_properties(SetProperties {
+        target: 0,
+        properties: [("boss".to_string(), Value::Str("beaten".into()))].into(),
+        ..SetProperties::default()
+    })
+    .await
+    .unwrap();
+    a
+}
+
 /// Plays "world": alice creates it, sets a room property and caches an event, bob joins
 /// and sets his own property; both leave to come back, so the room ends with two
 /// inactive actors and is saved. Returns the game server it was saved from.
@@ -318,14 +331,7 @@ async fn a_join_while_the_room_is_being_saved_waits_and_resumes_it() {
     b.lock().unwrap().hold_saves = Some(gate.clone());
     let t = cluster(addr, 1).await;
     let alice = t.client("alice").await;
-    let a = alice.create_game(Some("world"), options()).await.unwrap();
-    a.set_properties(SetProperties {
-        target: 0,
-        properties: [("boss".to_string(), Value::Str("beaten".into()))].into(),
-        ..SetProperties::default()
-    })
-    .await
-    .unwrap();
+    let a = boss_beaten(&alice).await;
     a.leave_for_now().await.unwrap();
     // The room ended; its state is with the backend, which has not answered yet.
     hook_where(&b, is("Save")).await;
@@ -474,14 +480,7 @@ async fn a_stopping_game_server_saves_the_rooms_it_holds() {
     let (addr, b) = backend().await;
     let t = cluster(addr, 1).await;
     let alice = t.client("alice").await;
-    let a = alice.create_game(Some("world"), options()).await.unwrap();
-    a.set_properties(SetProperties {
-        target: 0,
-        properties: [("boss".to_string(), Value::Str("beaten".into()))].into(),
-        ..SetProperties::default()
-    })
-    .await
-    .unwrap();
+    let _playing = boss_beaten(&alice).await;
     // The server stops with alice still playing: she is left inactive and the room
     // saved.
     t.cluster.shutdown().await;
