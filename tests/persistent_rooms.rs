@@ -177,22 +177,15 @@ async fn boss_beaten(alice: &switchboard_client::Client) -> switchboard_client::
     a
 }
 
-/// Plays "world": alice creates it, sets a room property and caches an event, bob joins
-/// and sets his own property; both leave to come back, so the room ends with two
+/// Plays "world": alice creates it and sets a room property, bob joins, alice caches an
+/// event and bob sets his own property; both leave to come back, so the room ends with two
 /// inactive actors and is saved. Returns the game server it was saved from.
 async fn play_and_save(t: &TestCluster, b: &Shared) -> String {
     let alice = t.client("alice").await;
-    let mut a = alice.create_game(Some("world"), options()).await.unwrap();
+    let mut a = boss_beaten(&alice).await;
     let bob = t.client("bob").await;
     let mut bob_room = bob.join_game("world").await.unwrap();
     expect_event(&mut a, |e| matches!(e, RoomEvent::Join { .. })).await;
-    a.set_properties(SetProperties {
-        target: 0,
-        properties: [("boss".to_string(), Value::Str("beaten".into()))].into(),
-        ..SetProperties::default()
-    })
-    .await
-    .unwrap();
     bob_room
         .set_properties(SetProperties {
             target: bob_room.actor(),
