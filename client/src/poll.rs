@@ -13,8 +13,9 @@ use std::sync::mpsc;
 
 use bytes::Bytes;
 use switchboard_protocol::{
-    CloseCode, GameListEntry, GameOp, JoinMode, JoinRandom, Lobby, MasterEvent, Properties,
-    RaiseEvent, RoomEvent, RoomOptions, SetProperties, SpawnObject, StateUpdate,
+    ActorInfo, CloseCode, GameListEntry, GameOp, JoinMode, JoinRandom, Lobby, MasterEvent,
+    Properties, RaiseEvent, RoomEvent, RoomMode, RoomOptions, SetProperties, SpawnObject,
+    StateUpdate,
 };
 use tokio::sync::mpsc as tmpsc;
 
@@ -75,13 +76,21 @@ pub enum PollEvent {
         /// The room's authority (host or dedicated server; the master client in a
         /// Relay room).
         host: u32,
-        /// Every actor number in the room, this one included.
-        actors: Vec<u32>,
+        /// The room's authority mode.
+        mode: RoomMode,
+        /// Every actor in the room, this one included.
+        actors: Vec<ActorInfo>,
+        /// The room's properties.
+        properties: Properties,
     },
     /// Another actor joined (or came back). (This client's own join is `Joined`.)
     ActorJoined {
         /// Its number.
         actor: u32,
+        /// Its user id (empty unless the room publishes user ids).
+        user_id: String,
+        /// Its properties.
+        properties: Properties,
     },
     /// An actor left, or became inactive.
     ActorLeft {
@@ -409,7 +418,11 @@ async fn drive(
 
 fn room_event(ev: RoomEvent) -> PollEvent {
     match ev {
-        RoomEvent::Join { actor, .. } => PollEvent::ActorJoined { actor: actor.actor },
+        RoomEvent::Join { actor, .. } => PollEvent::ActorJoined {
+            actor: actor.actor,
+            user_id: actor.user_id,
+            properties: actor.properties,
+        },
         RoomEvent::Leave {
             actor,
             inactive,
@@ -447,7 +460,9 @@ async fn run(cmd: Command, client: &mut Client, room: &mut Option<Room>, out: &i
         actor: r.actor(),
         master_client: r.joined().master_client,
         host: r.joined().host,
-        actors: r.joined().actors.iter().map(|a| a.actor).collect(),
+        mode: r.joined().mode,
+        actors: r.joined().actors.clone(),
+        properties: r.joined().properties.clone(),
     };
     let in_room = |op| PollEvent::Error {
         op,

@@ -32,14 +32,18 @@
 // Authenticated; `text` is the user id.
 #define SB_EVENT_AUTHENTICATED 2
 
-// A lobby's games changed; `flags` 1: an update (else the whole list); `count`: games.
+// A lobby's games changed; `flags` 1: an update (else the whole list); `count`: games,
+// each read with `sb_event_game`.
 #define SB_EVENT_GAME_LIST 3
 
 // Joined a room; `text` is its name, `actor` this client's number, `sender` the master
-// client, `count` the actors in the room.
+// client, `extra` the host (the room's authority), `flags` the room's mode
+// (`SB_MODE_*`), `count` the actors in the room (`sb_event_actor`); the room's
+// properties through `sb_event_property`.
 #define SB_EVENT_JOINED 4
 
-// Another actor joined; `actor`.
+// Another actor joined; `actor`, `text` its user id (when the room publishes them),
+// `count` its properties (`sb_event_property`).
 #define SB_EVENT_ACTOR_JOINED 5
 
 // An actor left; `actor`, `flags` 1 if it may come back, `sender` the master client now.
@@ -48,7 +52,8 @@
 // An application event; `sender`, `code`, `data`.
 #define SB_EVENT_EVENT 7
 
-// Properties changed; `actor` the target (0: the room), `sender` who changed them.
+// Properties changed; `actor` the target (0: the room), `sender` who changed them,
+// `count` how many (each through `sb_event_property`; a deleted one is `SB_VALUE_NULL`).
 #define SB_EVENT_PROPERTIES_CHANGED 8
 
 // The master client changed; `actor`.
@@ -65,9 +70,64 @@
 // code or -1, `text` the reason.
 #define SB_EVENT_DISCONNECTED 12
 
-// Another room event (host migration, join approval, network objects, ...); `code` is
-// its `RoomEvent` variant number (docs/PROTOCOL.md 6.2).
+// Another event this API has no kind for (lobby statistics, friends); `code` is its
+// `RoomEvent` variant number (docs/PROTOCOL.md 6.2) when it is a room event, else -1.
 #define SB_EVENT_OTHER 13
+
+// The room's authority changed (host migration, docs/PROTOCOL.md §15): `actor` the new
+// host (0: none yet), `sender` the previous one, `flags` why (`SB_HOST_*`), and for a
+// handover: `count` how many events are replayed after it, `extra` bit 0 set when a
+// snapshot came with it (its bytes in `data`, its age in ms in `tick`), bit 1 when the
+// replay was cut short.
+#define SB_EVENT_HOST_CHANGED 14
+
+// (The authority of a room with join approval) a join waits for `sb_approve_join`:
+// `actor` the request number, `text` the joiner's user id, `flags` 1 for a rejoin; its
+// properties through `sb_event_property`, its authentication claims through
+// `sb_event_claim`.
+#define SB_EVENT_JOIN_REQUEST 15
+
+// A held join gave up before it was answered: `actor` the request number.
+#define SB_EVENT_JOIN_WITHDRAWN 16
+
+// The room's dedicated-server authority left: the room closes in `count` ms unless it
+// comes back.
+#define SB_EVENT_AUTHORITY_LEFT 17
+
+// A network object was spawned (`Shared` rooms): `actor` the object, `sender` its state
+// authority, `extra` its input authority, `count` its type, `tick`, `data` its state;
+// everything through `sb_event_object`.
+#define SB_EVENT_OBJECT_SPAWNED 18
+
+// A network object was despawned: `actor` the object, `sender` who despawned it (0: the
+// room, e.g. its owner left). One event per object.
+#define SB_EVENT_OBJECT_DESPAWNED 19
+
+// An object's authorities changed: `actor` the object, `sender` its state authority
+// (0: none), `extra` its input authority.
+#define SB_EVENT_AUTHORITY_CHANGED 20
+
+// An object's state: `actor` the object, `sender` its state authority, `tick`, `data`.
+#define SB_EVENT_OBJECT_STATE 21
+
+// The server tells about something that went wrong outside a call (e.g. a webhook's
+// refusal): `code` a result code, `text` the message.
+#define SB_EVENT_ERROR_INFO 22
+
+// The game server is shutting down: `count` seconds until it closes the room.
+#define SB_EVENT_GAME_SERVER_OFFLINE 23
+
+// Why the host changed: the host left.
+#define SB_HOST_LEFT 0
+
+// Why the host changed: the host became inactive (it may come back).
+#define SB_HOST_INACTIVE 1
+
+// Why the host changed: the host handed over.
+#define SB_HOST_HANDED_OVER 2
+
+// Why the host changed: the previous host came back and took the room again.
+#define SB_HOST_RETURNED 3
 
 // Errors' calls: connecting.
 #define SB_OP_CONNECT 0
@@ -92,6 +152,48 @@
 
 // Errors' calls: a room operation.
 #define SB_OP_ROOM 7
+
+// A property's value is absent (null: deleted, or a null value).
+#define SB_VALUE_NULL 0
+
+// A property's value is a boolean, in `int_value` (0 or 1).
+#define SB_VALUE_BOOL 1
+
+// A property's value is an integer, in `int_value`.
+#define SB_VALUE_INT 2
+
+// A property's value is a float, in `float_value`.
+#define SB_VALUE_FLOAT 3
+
+// A property's value is UTF-8 text, in `data`/`data_len`.
+#define SB_VALUE_STR 4
+
+// A property's value is bytes, in `data`/`data_len`.
+#define SB_VALUE_BYTES 5
+
+// Room modes (`SbRoomOptions.mode`, and `flags` of `SB_EVENT_JOINED`): the Photon relay,
+// no authority but the master client.
+#define SB_MODE_RELAY 0
+
+// Room mode: a player hosts the match, with host migration.
+#define SB_MODE_HOST 1
+
+// Room mode: a dedicated server owns the room.
+#define SB_MODE_SERVER 2
+
+// Room mode: players own network objects, the room manages state authority.
+#define SB_MODE_SHARED 3
+
+// `sb_spawn` flag: another actor may take the object's state authority at any time.
+#define SB_SPAWN_ALLOW_OVERRIDE 1
+
+// `sb_spawn` flag: the object is despawned when its state authority leaves (else the
+// authority passes to the room).
+#define SB_SPAWN_DESPAWN_ON_LEAVE 2
+
+// `sb_spawn` flag: the master client holds the object's state authority, and it moves
+// with the master client.
+#define SB_SPAWN_MASTER_CLIENT_OBJECT 4
 
 // A client (opaque).
 typedef struct SbClient SbClient;
@@ -118,7 +220,116 @@ typedef struct SbEvent {
   const uint8_t *text;
   // Its length.
   size_t text_len;
+  // A second actor or number, by kind.
+  uint32_t extra;
+  // A tick (or an age in milliseconds), by kind.
+  uint64_t tick;
 } SbEvent;
+
+// One property (key and value).
+typedef struct SbProperty {
+  // The key, UTF-8 (not terminated).
+  const uint8_t *key;
+  // Its length.
+  size_t key_len;
+  // `SB_VALUE_*`.
+  uint32_t kind;
+  // A boolean's or integer's value.
+  int64_t int_value;
+  // A float's value.
+  double float_value;
+  // Text's or bytes' value.
+  const uint8_t *data;
+  // Its length.
+  size_t data_len;
+} SbProperty;
+
+// One actor of a room.
+typedef struct SbActor {
+  // Its number.
+  uint32_t actor;
+  // 1 if it is inactive (may come back), else 0.
+  uint32_t inactive;
+  // Its user id, UTF-8 (empty unless the room publishes user ids).
+  const uint8_t *user_id;
+  // Its length.
+  size_t user_id_len;
+  // How many properties it has (`sb_event_actor_property`).
+  uint32_t property_count;
+} SbActor;
+
+// One game of a lobby's list.
+typedef struct SbGame {
+  // Its name, UTF-8.
+  const uint8_t *name;
+  // Its length.
+  size_t name_len;
+  // 1 if this update removes the game from the list.
+  uint32_t removed;
+  // 1 if it can be joined.
+  uint32_t is_open;
+  // Its active players.
+  uint32_t player_count;
+  // Its limit (0: none).
+  uint32_t max_players;
+  // How many properties the lobby shows of it (`sb_event_game_property`).
+  uint32_t property_count;
+} SbGame;
+
+// A network object, as spawned.
+typedef struct SbObject {
+  // Its number.
+  uint32_t object;
+  // The application's type number.
+  uint32_t type_id;
+  // The object it is nested in (0: none).
+  uint32_t parent;
+  // Who holds its state authority (0: nobody).
+  uint32_t state_authority;
+  // Who holds its input authority (0: nobody).
+  uint32_t input_authority;
+  // `SB_SPAWN_*` bits it was spawned with.
+  uint32_t flags;
+  // The tick of its state.
+  uint64_t tick;
+  // Its state.
+  const uint8_t *state;
+  // Its length.
+  size_t state_len;
+} SbObject;
+
+// A room's options for `sb_create_game_with` and `sb_join_random` (docs/PROTOCOL.md,
+// `RoomOptions`). Fill one with `sb_room_options_default`, then change what you need.
+typedef struct SbRoomOptions {
+  // At most this many players (0: no limit).
+  uint32_t max_players;
+  // `SB_MODE_*`: who has authority in the room.
+  uint32_t mode;
+  // 1: others may join (else only expected users and rejoins).
+  uint8_t is_open;
+  // 1: listed in its lobby.
+  uint8_t is_visible;
+  // 1: a `Server` room's authority approves each join (`SB_EVENT_JOIN_REQUEST`).
+  uint8_t join_approval;
+  // 1: actors see each other's user ids.
+  uint8_t publish_user_id;
+  // 1: any actor may set any property (Photon's behaviour); 0: only the owner and
+  // the master client (guarded, the default).
+  uint8_t open_properties;
+  // How long a player who left may come back, ms (-1: for as long as the room lives).
+  int32_t player_ttl_ms;
+  // How long the room outlives its last player, ms.
+  uint32_t empty_room_ttl_ms;
+  // The per-recipient flush window for unreliable events, ms (-1: the server's
+  // default; 0: send at once).
+  int32_t flush_window_ms;
+  // The lobby the room is listed in, UTF-8 (null: the default lobby).
+  const uint8_t *lobby;
+  // Its length.
+  size_t lobby_len;
+  // 1: the lobby is an SQL lobby (its games are matched with filters).
+  uint8_t lobby_sql;
+} SbRoomOptions;
 
 #ifdef __cplusplus
 extern "C" {
@@ -240,6 +451,214 @@ int32_t sb_debug_panic(void);
 // # Safety
 // `buf` must point to `cap` writable bytes, or be null with `cap` 0.
 size_t sb_result_code_name(int32_t code, uint8_t *buf, size_t cap);
+
+// The last event's property number `index` (from 0; in key order): the room's for
+// `SB_EVENT_JOINED`, the joiner's for `SB_EVENT_ACTOR_JOINED` and
+// `SB_EVENT_JOIN_REQUEST`, what changed for `SB_EVENT_PROPERTIES_CHANGED`. Returns 1
+// and fills `*out`, or 0 when there is no such property.
+//
+// # Safety
+// `client` must be a live handle used by no other thread during the call; `out` must be
+// writable.
+int32_t sb_event_property(struct SbClient *client, uint32_t index, struct SbProperty *out);
+
+// The claims of `SB_EVENT_JOIN_REQUEST`'s joiner (what its authentication provider
+// said of it), like `sb_event_property`.
+//
+// # Safety
+// As `sb_event_property`.
+int32_t sb_event_claim(struct SbClient *client, uint32_t index, struct SbProperty *out);
+
+// `SB_EVENT_JOINED`'s actor number `index` (from 0, `count` of them). Returns 1 and
+// fills `*out`, or 0.
+//
+// # Safety
+// As `sb_event_property`.
+int32_t sb_event_actor(struct SbClient *client, uint32_t index, struct SbActor *out);
+
+// Property number `index` of `SB_EVENT_JOINED`'s actor number `actor_index`.
+//
+// # Safety
+// As `sb_event_property`.
+int32_t sb_event_actor_property(struct SbClient *client,
+                                uint32_t actor_index,
+                                uint32_t index,
+                                struct SbProperty *out);
+
+// `SB_EVENT_GAME_LIST`'s game number `index` (from 0, `count` of them). Returns 1 and
+// fills `*out`, or 0.
+//
+// # Safety
+// As `sb_event_property`.
+int32_t sb_event_game(struct SbClient *client, uint32_t index, struct SbGame *out);
+
+// Property number `index` of `SB_EVENT_GAME_LIST`'s game number `game_index`.
+//
+// # Safety
+// As `sb_event_property`.
+int32_t sb_event_game_property(struct SbClient *client,
+                               uint32_t game_index,
+                               uint32_t index,
+                               struct SbProperty *out);
+
+// `SB_EVENT_OBJECT_SPAWNED`'s object. Returns 1 and fills `*out`, or 0 for another
+// event.
+//
+// # Safety
+// As `sb_event_property`.
+int32_t sb_event_object(struct SbClient *client, struct SbObject *out);
+
+// Fills `*out` with the protocol's default options (no limit, open, visible, `Relay`
+// mode, the default lobby). Returns `SB_OK`.
+//
+// # Safety
+// `out` must be writable.
+int32_t sb_room_options_default(struct SbRoomOptions *out);
+
+// Authenticates as a dedicated server (`name` and the secret the master was configured
+// with; docs/PROTOCOL.md 5.1); `SB_EVENT_AUTHENTICATED` follows. A room created after it
+// in `SB_MODE_SERVER` has this client as its authority.
+//
+// # Safety
+// As `sb_authenticate`.
+int32_t sb_authenticate_server(struct SbClient *client,
+                               const uint8_t *name,
+                               size_t name_len,
+                               const uint8_t *secret,
+                               size_t secret_len);
+
+// Creates a game with `options` (null: the defaults) and joins it (`name` null: the
+// master names it).
+//
+// # Safety
+// As `sb_authenticate`; `options` null or readable, its `lobby` as its fields say.
+int32_t sb_create_game_with(struct SbClient *client,
+                            const uint8_t *name,
+                            size_t name_len,
+                            const struct SbRoomOptions *options);
+
+// Joins a random open game of a lobby (`lobby` null: the default lobby; `lobby_sql` 1:
+// an SQL lobby, matched with `filter`, e.g. `C0 > 3`; docs/PROTOCOL.md 5.3) whose
+// limit is `max_players` (0: any). With `create_if_none` not null, creates a game with
+// those options when none matches; else no match is `SB_EVENT_ERROR` with
+// `NoRandomMatchFound` (32760).
+//
+// # Safety
+// As `sb_authenticate`; `create_if_none` as `sb_create_game_with`'s `options`.
+int32_t sb_join_random(struct SbClient *client,
+                       const uint8_t *lobby,
+                       size_t lobby_len,
+                       uint8_t lobby_sql,
+                       const uint8_t *filter,
+                       size_t filter_len,
+                       uint32_t max_players,
+                       const struct SbRoomOptions *create_if_none);
+
+// Joins a lobby: its game list comes out as `SB_EVENT_GAME_LIST` (the whole list, then
+// changes), each game read with `sb_event_game`.
+//
+// # Safety
+// As `sb_authenticate`.
+int32_t sb_join_lobby(struct SbClient *client, const uint8_t *name, size_t name_len, uint8_t sql);
+
+// Leaves the lobby.
+//
+// # Safety
+// `client` must be a live handle used by no other thread during the call.
+int32_t sb_leave_lobby(struct SbClient *client);
+
+// Sets a bytes property of the room (`target` 0) or an actor, and tells everyone.
+//
+// # Safety
+// As `sb_authenticate`; `value` must point to `value_len` readable bytes.
+int32_t sb_set_property_bytes(struct SbClient *client,
+                              uint32_t target,
+                              const uint8_t *key,
+                              size_t key_len,
+                              const uint8_t *value,
+                              size_t value_len);
+
+// Makes `actor` the master client if the master client is still `expected`
+// (compare-and-set; docs/PROTOCOL.md 6.1); everyone gets
+// `SB_EVENT_MASTER_CLIENT_CHANGED`.
+//
+// # Safety
+// `client` must be a live handle used by no other thread during the call.
+int32_t sb_set_master_client(struct SbClient *client, uint32_t actor, uint32_t expected);
+
+// (The authority of a room with join approval) answers `SB_EVENT_JOIN_REQUEST`'s
+// `request`: lets the joiner in (`approve` 1) or refuses it with `reason` (at most 256
+// bytes; the joiner's `SB_EVENT_ERROR` carries it).
+//
+// # Safety
+// As `sb_authenticate`.
+int32_t sb_approve_join(struct SbClient *client,
+                        uint32_t request,
+                        uint8_t approve,
+                        const uint8_t *reason,
+                        size_t reason_len);
+
+// (The host of a `Host` room) stores the game's state (at most 256 KiB) on the server:
+// the next host receives it with `SB_EVENT_HOST_CHANGED` if this one goes away.
+//
+// # Safety
+// As `sb_authenticate`; `data` must point to `len` readable bytes.
+int32_t sb_upload_snapshot(struct SbClient *client, const uint8_t *data, size_t len);
+
+// (`Shared` rooms) spawns a network object of `type_id` nested in `parent` (0: none)
+// with its first state; this client holds its state and input authority. Everyone,
+// this client too, gets `SB_EVENT_OBJECT_SPAWNED` with the object's number. `flags`:
+// `SB_SPAWN_*` bits.
+//
+// # Safety
+// As `sb_authenticate`; `state` must point to `state_len` readable bytes.
+int32_t sb_spawn(struct SbClient *client,
+                 uint32_t type_id,
+                 uint32_t parent,
+                 uint64_t tick,
+                 const uint8_t *state,
+                 size_t state_len,
+                 uint32_t flags);
+
+// (`Shared` rooms) despawns an object (and those nested in it) this client holds the
+// state authority of.
+//
+// # Safety
+// `client` must be a live handle used by no other thread during the call.
+int32_t sb_despawn(struct SbClient *client, uint32_t object);
+
+// (`Shared` rooms) sends an object's new state (this client must hold its state
+// authority): the others get `SB_EVENT_OBJECT_STATE`. `reliable` 0 sends it as a
+// datagram (the newest tick wins), else on the control stream.
+//
+// # Safety
+// As `sb_authenticate`; `state` must point to `state_len` readable bytes.
+int32_t sb_update_state(struct SbClient *client,
+                        uint32_t object,
+                        uint64_t tick,
+                        const uint8_t *state,
+                        size_t state_len,
+                        uint8_t reliable);
+
+// (`Shared` rooms) asks for an object's state authority: granted when nobody holds it
+// or the object allows override; everyone gets `SB_EVENT_AUTHORITY_CHANGED` then.
+//
+// # Safety
+// `client` must be a live handle used by no other thread during the call.
+int32_t sb_request_state_authority(struct SbClient *client, uint32_t object);
+
+// (`Shared` rooms) gives up an object's state authority.
+//
+// # Safety
+// `client` must be a live handle used by no other thread during the call.
+int32_t sb_release_state_authority(struct SbClient *client, uint32_t object);
+
+// (`Shared` rooms; the object's state authority) gives an object's input authority to
+// `actor` (0: nobody).
+//
+// # Safety
+// `client` must be a live handle used by no other thread during the call.
+int32_t sb_assign_input_authority(struct SbClient *client, uint32_t object, uint32_t actor);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -12,16 +12,24 @@
 //!   next `sb_poll` or `sb_client_free` on that client.
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 
 use bytes::Bytes;
 use switchboard_client::{ClientConfig, Delivery, Op, PollClient, PollEvent};
 use switchboard_protocol::{
-    EventCaching, JoinMode, RaiseEvent, ReceiverGroup, ResultCode, RoomOptions, SetProperties,
-    Value,
+    EventCaching, HostChange, JoinMode, RaiseEvent, ReceiverGroup, ResultCode, RoomEvent,
+    RoomOptions, SetProperties, Value,
 };
 use switchboard_transport::Trust;
+
+mod details;
+mod room;
+
+pub use details::*;
+use details::{Details, mode_number};
+pub use room::*;
 
 /// Success.
 pub const SB_OK: i32 = 0;
@@ -40,18 +48,23 @@ pub const SB_EVENT_NONE: u32 = 0;
 pub const SB_EVENT_CONNECTED: u32 = 1;
 /// Authenticated; `text` is the user id.
 pub const SB_EVENT_AUTHENTICATED: u32 = 2;
-/// A lobby's games changed; `flags` 1: an update (else the whole list); `count`: games.
+/// A lobby's games changed; `flags` 1: an update (else the whole list); `count`: games,
+/// each read with `sb_event_game`.
 pub const SB_EVENT_GAME_LIST: u32 = 3;
 /// Joined a room; `text` is its name, `actor` this client's number, `sender` the master
-/// client, `count` the actors in the room.
+/// client, `extra` the host (the room's authority), `flags` the room's mode
+/// (`SB_MODE_*`), `count` the actors in the room (`sb_event_actor`); the room's
+/// properties through `sb_event_property`.
 pub const SB_EVENT_JOINED: u32 = 4;
-/// Another actor joined; `actor`.
+/// Another actor joined; `actor`, `text` its user id (when the room publishes them),
+/// `count` its properties (`sb_event_property`).
 pub const SB_EVENT_ACTOR_JOINED: u32 = 5;
 /// An actor left; `actor`, `flags` 1 if it may come back, `sender` the master client now.
 pub const SB_EVENT_ACTOR_LEFT: u32 = 6;
 /// An application event; `sender`, `code`, `data`.
 pub const SB_EVENT_EVENT: u32 = 7;
-/// Properties changed; `actor` the target (0: the room), `sender` who changed them.
+/// Properties changed; `actor` the target (0: the room), `sender` who changed them,
+/// `count` how many (each through `sb_event_property`; a deleted one is `SB_VALUE_NULL`).
 pub const SB_EVENT_PROPERTIES_CHANGED: u32 = 8;
 /// The master client changed; `actor`.
 pub const SB_EVENT_MASTER_CLIENT_CHANGED: u32 = 9;
@@ -63,9 +76,51 @@ pub const SB_EVENT_ERROR: u32 = 11;
 /// A connection closed; `flags` 1: the room's (else the master's), `code` the close
 /// code or -1, `text` the reason.
 pub const SB_EVENT_DISCONNECTED: u32 = 12;
-/// Another room event (host migration, join approval, network objects, ...); `code` is
-/// its `RoomEvent` variant number (docs/PROTOCOL.md 6.2).
+/// Another event this API has no kind for (lobby statistics, friends); `code` is its
+/// `RoomEvent` variant number (docs/PROTOCOL.md 6.2) when it is a room event, else -1.
 pub const SB_EVENT_OTHER: u32 = 13;
+/// The room's authority changed (host migration, docs/PROTOCOL.md §15): `actor` the new
+/// host (0: none yet), `sender` the previous one, `flags` why (`SB_HOST_*`), and for a
+/// handover: `count` how many events are replayed after it, `extra` bit 0 set when a
+/// snapshot came with it (its bytes in `data`, its age in ms in `tick`), bit 1 when the
+/// replay was cut short.
+pub const SB_EVENT_HOST_CHANGED: u32 = 14;
+/// (The authority of a room with join approval) a join waits for `sb_approve_join`:
+/// `actor` the request number, `text` the joiner's user id, `flags` 1 for a rejoin; its
+/// properties through `sb_event_property`, its authentication claims through
+/// `sb_event_claim`.
+pub const SB_EVENT_JOIN_REQUEST: u32 = 15;
+/// A held join gave up before it was answered: `actor` the request number.
+pub const SB_EVENT_JOIN_WITHDRAWN: u32 = 16;
+/// The room's dedicated-server authority left: the room closes in `count` ms unless it
+/// comes back.
+pub const SB_EVENT_AUTHORITY_LEFT: u32 = 17;
+/// A network object was spawned (`Shared` rooms): `actor` the object, `sender` its state
+/// authority, `extra` its input authority, `count` its type, `tick`, `data` its state;
+/// everything through `sb_event_object`.
+pub const SB_EVENT_OBJECT_SPAWNED: u32 = 18;
+/// A network object was despawned: `actor` the object, `sender` who despawned it (0: the
+/// room, e.g. its owner left). One event per object.
+pub const SB_EVENT_OBJECT_DESPAWNED: u32 = 19;
+/// An object's authorities changed: `actor` the object, `sender` its state authority
+/// (0: none), `extra` its input authority.
+pub const SB_EVENT_AUTHORITY_CHANGED: u32 = 20;
+/// An object's state: `actor` the object, `sender` its state authority, `tick`, `data`.
+pub const SB_EVENT_OBJECT_STATE: u32 = 21;
+/// The server tells about something that went wrong outside a call (e.g. a webhook's
+/// refusal): `code` a result code, `text` the message.
+pub const SB_EVENT_ERROR_INFO: u32 = 22;
+/// The game server is shutting down: `count` seconds until it closes the room.
+pub const SB_EVENT_GAME_SERVER_OFFLINE: u32 = 23;
+
+/// Why the host changed: the host left.
+pub const SB_HOST_LEFT: u32 = 0;
+/// Why the host changed: the host became inactive (it may come back).
+pub const SB_HOST_INACTIVE: u32 = 1;
+/// Why the host changed: the host handed over.
+pub const SB_HOST_HANDED_OVER: u32 = 2;
+/// Why the host changed: the previous host came back and took the room again.
+pub const SB_HOST_RETURNED: u32 = 3;
 
 /// Errors' calls: connecting.
 pub const SB_OP_CONNECT: u32 = 0;
@@ -108,6 +163,10 @@ pub struct SbEvent {
     pub text: *const u8,
     /// Its length.
     pub text_len: usize,
+    /// A second actor or number, by kind.
+    pub extra: u32,
+    /// A tick (or an age in milliseconds), by kind.
+    pub tick: u64,
 }
 
 impl SbEvent {
@@ -123,6 +182,8 @@ impl SbEvent {
             data_len: 0,
             text: std::ptr::null(),
             text_len: 0,
+            extra: 0,
+            tick: 0,
         }
     }
 }
@@ -133,6 +194,11 @@ pub struct SbClient {
     /// What the last event's pointers point into.
     data: Bytes,
     text: String,
+    /// The last event's details, read with the `sb_event_*` functions.
+    details: Details,
+    /// Events one protocol event became (an `ObjectsDespawned` of several objects), not
+    /// yet polled.
+    pending: VecDeque<PollEvent>,
 }
 
 impl std::fmt::Debug for SbClient {
@@ -267,6 +333,8 @@ pub unsafe extern "C" fn sb_client_connect(
             inner,
             data: Bytes::new(),
             text: String::new(),
+            details: Details::default(),
+            pending: VecDeque::new(),
         });
         // SAFETY: `out` is not null (checked) and the caller promises it is writable.
         unsafe { *out = Box::into_raw(handle) };
@@ -406,14 +474,8 @@ pub unsafe extern "C" fn sb_raise_event(
             3 => ReceiverGroup::Host,
             n => return Err((SB_ERR_INVALID, format!("receivers {n} is not 0 to 3"))),
         };
-        let payload = if len == 0 {
-            Bytes::new()
-        } else if data.is_null() {
-            return Err((SB_ERR_NULL, "data is null".into()));
-        } else {
-            // SAFETY: the caller promises `len` readable bytes at `data`; copied now.
-            Bytes::copy_from_slice(unsafe { std::slice::from_raw_parts(data, len) })
-        };
+        // SAFETY: forwarded from the caller.
+        let payload = unsafe { room::bytes(data, len, "data") }?;
         let event = RaiseEvent {
             code,
             receivers,
@@ -503,7 +565,7 @@ pub unsafe extern "C" fn sb_poll(client: *mut SbClient, out: *mut SbEvent) -> i3
         if out.is_null() {
             return Err((SB_ERR_NULL, "out is null".into()));
         }
-        let Some(event) = c.inner.poll() else {
+        let Some(event) = c.pending.pop_front().or_else(|| c.inner.poll()) else {
             // SAFETY: `out` is not null (checked) and writable (the caller's promise).
             unsafe { *out = SbEvent::empty() };
             return Ok(0);
@@ -528,46 +590,58 @@ fn op_number(op: Op) -> u32 {
     }
 }
 
-/// The `RoomEvent` variant number of an event the C API has no kind for.
-fn room_event_number(e: &switchboard_protocol::RoomEvent) -> i32 {
-    let body = switchboard_protocol::encode_body(e);
-    i32::from(body.first().copied().unwrap_or(0))
-}
-
 impl SbClient {
-    /// Turns an event into its C form; its bytes are kept in `self`.
+    /// Turns an event into its C form; its bytes and details are kept in `self`.
     fn convert(&mut self, event: PollEvent) -> SbEvent {
         let mut e = SbEvent::empty();
         self.data = Bytes::new();
         self.text.clear();
+        self.details = Details::default();
         match event {
             PollEvent::Connected => e.kind = SB_EVENT_CONNECTED,
             PollEvent::Authenticated { user_id } => {
                 e.kind = SB_EVENT_AUTHENTICATED;
                 self.text = user_id;
             }
-            PollEvent::LobbyStats(_) | PollEvent::Friends(_) => e.kind = SB_EVENT_OTHER,
+            PollEvent::LobbyStats(_) | PollEvent::Friends(_) => {
+                e.kind = SB_EVENT_OTHER;
+                e.code = -1;
+            }
             PollEvent::GameList { update, games } => {
                 e.kind = SB_EVENT_GAME_LIST;
                 e.flags = u32::from(update);
                 e.count = games.len() as u32;
+                self.details.games = games;
             }
             PollEvent::Joined {
                 game,
                 actor,
                 master_client,
+                host,
+                mode,
                 actors,
-                ..
+                properties,
             } => {
                 e.kind = SB_EVENT_JOINED;
                 e.actor = actor;
                 e.sender = master_client;
+                e.extra = host;
+                e.flags = mode_number(mode);
                 e.count = actors.len() as u32;
                 self.text = game;
+                self.details.actors = actors;
+                self.details.properties = properties.into_iter().collect();
             }
-            PollEvent::ActorJoined { actor } => {
+            PollEvent::ActorJoined {
+                actor,
+                user_id,
+                properties,
+            } => {
                 e.kind = SB_EVENT_ACTOR_JOINED;
                 e.actor = actor;
+                e.count = properties.len() as u32;
+                self.text = user_id;
+                self.details.properties = properties.into_iter().collect();
             }
             PollEvent::ActorLeft {
                 actor,
@@ -585,19 +659,22 @@ impl SbClient {
                 e.code = i32::from(code);
                 self.data = data;
             }
-            PollEvent::PropertiesChanged { target, sender, .. } => {
+            PollEvent::PropertiesChanged {
+                target,
+                sender,
+                properties,
+            } => {
                 e.kind = SB_EVENT_PROPERTIES_CHANGED;
                 e.actor = target;
                 e.sender = sender;
+                e.count = properties.len() as u32;
+                self.details.properties = properties.into_iter().collect();
             }
             PollEvent::MasterClientChanged { master_client } => {
                 e.kind = SB_EVENT_MASTER_CLIENT_CHANGED;
                 e.actor = master_client;
             }
-            PollEvent::Room(ev) => {
-                e.kind = SB_EVENT_OTHER;
-                e.code = room_event_number(&ev);
-            }
+            PollEvent::Room(ev) => self.room_event(ev, &mut e),
             PollEvent::Left => e.kind = SB_EVENT_LEFT,
             PollEvent::Error { op, code, message } => {
                 e.kind = SB_EVENT_ERROR;
@@ -621,6 +698,117 @@ impl SbClient {
             e.text_len = self.text.len();
         }
         e
+    }
+
+    /// The room events `PollEvent` passes through as they are.
+    fn room_event(&mut self, ev: RoomEvent, e: &mut SbEvent) {
+        match ev {
+            RoomEvent::HostChanged {
+                host,
+                previous,
+                reason,
+                handover,
+            } => {
+                e.kind = SB_EVENT_HOST_CHANGED;
+                e.actor = host;
+                e.sender = previous;
+                e.flags = match reason {
+                    HostChange::Left => SB_HOST_LEFT,
+                    HostChange::Inactive => SB_HOST_INACTIVE,
+                    HostChange::HandedOver => SB_HOST_HANDED_OVER,
+                    HostChange::Returned => SB_HOST_RETURNED,
+                };
+                if let Some(h) = handover {
+                    e.count = h.replay;
+                    e.extra = u32::from(h.replay_truncated) << 1;
+                    if let Some(snapshot) = h.snapshot {
+                        e.extra |= 1;
+                        e.tick = snapshot.age_ms;
+                        self.data = snapshot.data;
+                    }
+                }
+            }
+            RoomEvent::JoinRequest {
+                request,
+                user_id,
+                claims,
+                rejoin,
+                properties,
+            } => {
+                e.kind = SB_EVENT_JOIN_REQUEST;
+                e.actor = request;
+                e.flags = u32::from(rejoin);
+                e.count = properties.len() as u32;
+                self.text = user_id;
+                self.details.properties = properties.into_iter().collect();
+                self.details.claims = claims.into_iter().collect();
+            }
+            RoomEvent::JoinWithdrawn { request } => {
+                e.kind = SB_EVENT_JOIN_WITHDRAWN;
+                e.actor = request;
+            }
+            RoomEvent::AuthorityLeft { closes_in_ms } => {
+                e.kind = SB_EVENT_AUTHORITY_LEFT;
+                e.count = closes_in_ms;
+            }
+            RoomEvent::ObjectSpawned(o) => {
+                e.kind = SB_EVENT_OBJECT_SPAWNED;
+                e.actor = o.object;
+                e.sender = o.state_authority;
+                e.extra = o.input_authority;
+                e.count = o.type_id;
+                e.tick = o.tick;
+                self.data = o.state.clone();
+                self.details.object = Some(o);
+            }
+            RoomEvent::ObjectsDespawned { objects, sender } => {
+                e.kind = SB_EVENT_OBJECT_DESPAWNED;
+                e.sender = sender;
+                let mut objects = objects.into_iter();
+                e.actor = objects.next().unwrap_or(0);
+                // The others come out of the next polls, in order, before anything newer.
+                for (i, object) in objects.enumerate() {
+                    let one = RoomEvent::ObjectsDespawned {
+                        objects: vec![object],
+                        sender,
+                    };
+                    self.pending.insert(i, PollEvent::Room(one));
+                }
+            }
+            RoomEvent::AuthorityChanged {
+                object,
+                state_authority,
+                input_authority,
+            } => {
+                e.kind = SB_EVENT_AUTHORITY_CHANGED;
+                e.actor = object;
+                e.sender = state_authority;
+                e.extra = input_authority;
+            }
+            RoomEvent::ObjectState(s) => {
+                e.kind = SB_EVENT_OBJECT_STATE;
+                e.actor = s.object;
+                e.sender = s.sender;
+                e.tick = s.tick;
+                self.data = s.state;
+            }
+            RoomEvent::ErrorInfo { code, message } => {
+                e.kind = SB_EVENT_ERROR_INFO;
+                e.code = i32::from(code);
+                self.text = message;
+            }
+            RoomEvent::GameServerOffline { seconds_left } => {
+                e.kind = SB_EVENT_GAME_SERVER_OFFLINE;
+                e.count = seconds_left;
+            }
+            other => {
+                // Join, Leave, Custom, PropertiesChanged and MasterClientChanged have
+                // kinds of their own (PollEvent converts them); nothing else is left.
+                e.kind = SB_EVENT_OTHER;
+                let body = switchboard_protocol::encode_body(&other);
+                e.code = i32::from(body.first().copied().unwrap_or(0));
+            }
+        }
     }
 }
 

@@ -1,9 +1,16 @@
 //! The C API as engines use it: the committed header is what cbindgen makes of the
-//! crate now; a C program (built here with the system C compiler) and a C# program
-//! (built with Mono's `mcs`, run with `mono`) each run the same flow against a real
-//! development cluster started here: authenticate (a wrong token first), a wrong game
-//! name, create and join from two clients, reliable and unreliable events, properties,
-//! an oversized payload, a caught panic, a leave.
+//! crate now; C programs (built here with the system C compiler) and C# programs (built
+//! with Mono's `mcs`, run with `mono`) run the same two flows against a real development
+//! cluster started here.
+//!
+//! - The first flow: authenticate (a wrong token first), a wrong game name, create and
+//!   join from two clients, reliable and unreliable events, properties, an oversized
+//!   payload, a caught panic, a leave.
+//! - The authority flow: a `Host` room (room options, the actors and property values a
+//!   joiner sees, a snapshot handed to the next host when the host leaves), a `Shared`
+//!   room (spawn, state, taking state authority, the master client moved, despawn), a
+//!   lobby's game list and a random join that finds nothing, and a dedicated server's
+//!   room with join approval (one joiner let in, one refused).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -109,9 +116,16 @@ async fn cluster(tls: &Path) -> DevCluster {
     .expect("cluster starts")
 }
 
+/// Which flow a program plays, and so its arguments.
+#[derive(Clone, Copy)]
+enum Flow {
+    First,
+    Authority,
+}
+
 /// Runs `program` with the flow's arguments while the cluster serves (the program
 /// blocks: it runs on a blocking thread).
-async fn run_flow(cluster: &DevCluster, mut program: Command, room: &str) {
+async fn run_flow(cluster: &DevCluster, mut program: Command, flow: Flow, room: &str) {
     program.args([
         cluster.master.to_string(),
         cluster.ca.display().to_string(),
@@ -119,6 +133,9 @@ async fn run_flow(cluster: &DevCluster, mut program: Command, room: &str) {
         token("bob"),
         room.to_string(),
     ]);
+    if let Flow::Authority = flow {
+        program.args([cluster.server_secret.clone(), token("carol")]);
+    }
     // The second client trusts "the system's roots": here, the development certificate.
     program.env("SSL_CERT_FILE", &cluster.ca);
     let out = tokio::task::spawn_blocking(move || program.output().unwrap())
@@ -133,17 +150,15 @@ async fn run_flow(cluster: &DevCluster, mut program: Command, room: &str) {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_c_program_plays_the_flow_through_the_c_api() {
-    let dir = tempfile::tempdir().unwrap();
-    let exe = dir.path().join("flow");
-    let native = native_dir();
+/// Builds the C program `tests/c/{name}.c` against the static library.
+fn build_c(dir: &Path, name: &str) -> PathBuf {
+    let exe = dir.join(name);
     let cc = Command::new("cc")
-        .arg(crate_dir().join("tests/c/flow.c"))
+        .arg(crate_dir().join(format!("tests/c/{name}.c")))
         .arg("-I")
         .arg(crate_dir().join("include"))
-        .arg(native.join("libswitchboard_ffi.a"))
-        .args(["-lpthread", "-ldl", "-lm", "-o"])
+        .arg(native_dir().join("libswitchboard_ffi.a"))
+        .args(["-Wall", "-Werror", "-lpthread", "-ldl", "-lm", "-o"])
         .arg(&exe)
         .output()
         .expect("a C compiler (cc) is installed");
@@ -152,20 +167,17 @@ async fn a_c_program_plays_the_flow_through_the_c_api() {
         "cc: {}",
         String::from_utf8_lossy(&cc.stderr)
     );
-    let cluster = cluster(&dir.path().join("tls")).await;
-    run_flow(&cluster, Command::new(&exe), "c-flow").await;
-    cluster.shutdown().await;
+    exe
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_csharp_program_plays_the_flow_through_the_binding_with_mono() {
-    let dir = tempfile::tempdir().unwrap();
-    let exe = dir.path().join("Flow.exe");
+/// Builds the C# program `tests/{name}.cs` with the binding, as a Mono command.
+fn build_csharp(dir: &Path, name: &str) -> Command {
+    let exe = dir.join(format!("{name}.exe"));
     let cs = crate_dir().join("../clients/csharp");
     let mcs = Command::new("mcs")
         .arg(format!("-out:{}", exe.display()))
         .arg(cs.join("Switchboard.cs"))
-        .arg(cs.join("tests/Flow.cs"))
+        .arg(cs.join(format!("tests/{name}.cs")))
         .output()
         .expect("Mono's C# compiler (mcs; apt-get install mono-mcs) is installed");
     assert!(
@@ -174,9 +186,43 @@ async fn a_csharp_program_plays_the_flow_through_the_binding_with_mono() {
         String::from_utf8_lossy(&mcs.stdout),
         String::from_utf8_lossy(&mcs.stderr)
     );
-    let cluster = cluster(&dir.path().join("tls")).await;
     let mut mono = Command::new("mono");
     mono.arg(&exe).env("LD_LIBRARY_PATH", native_dir());
-    run_flow(&cluster, mono, "cs-flow").await;
+    mono
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_c_program_plays_the_flow_through_the_c_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = build_c(dir.path(), "flow");
+    let cluster = cluster(&dir.path().join("tls")).await;
+    run_flow(&cluster, Command::new(&exe), Flow::First, "c-flow").await;
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_c_program_plays_room_authority_and_shared_objects_through_the_c_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = build_c(dir.path(), "authority");
+    let cluster = cluster(&dir.path().join("tls")).await;
+    run_flow(&cluster, Command::new(&exe), Flow::Authority, "c-auth").await;
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_csharp_program_plays_the_flow_through_the_binding_with_mono() {
+    let dir = tempfile::tempdir().unwrap();
+    let mono = build_csharp(dir.path(), "Flow");
+    let cluster = cluster(&dir.path().join("tls")).await;
+    run_flow(&cluster, mono, Flow::First, "cs-flow").await;
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_csharp_program_plays_room_authority_and_shared_objects_with_mono() {
+    let dir = tempfile::tempdir().unwrap();
+    let mono = build_csharp(dir.path(), "Authority");
+    let cluster = cluster(&dir.path().join("tls")).await;
+    run_flow(&cluster, mono, Flow::Authority, "cs-auth").await;
     cluster.shutdown().await;
 }

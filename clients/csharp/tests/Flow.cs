@@ -40,11 +40,11 @@ static class Flow
         {
             c.Connected += () => Connected = true;
             c.Authenticated += u => { Authenticated = true; UserId = u; };
-            c.Joined += (game, actor, master, count) => { Actor = actor; MasterClient = master; Count = count; };
-            c.ActorJoined += a => JoinedActor = a;
+            c.Joined += room => { Actor = room.Actor; MasterClient = room.MasterClient; Count = (uint)room.Actors.Length; };
+            c.ActorJoined += (a, user, props) => JoinedActor = a;
             c.ActorLeft += (a, inactive, master) => { LeftActor = a; LeftInactive = inactive; };
             c.EventReceived += (sender, code, data) => { EventSender = sender; EventCode = code; EventData = data; };
-            c.PropertiesChanged += (target, sender) => { Props++; PropsTarget = target; };
+            c.PropertiesChanged += (target, sender, props) => { Props++; PropsTarget = target; };
             c.Left += () => Left = true;
             c.Error += (op, code, message) => { ErrorOp = op; ErrorCode = code; };
         }

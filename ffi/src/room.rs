@@ -1,0 +1,555 @@
+//! The calls beyond the first flow: room options and authority modes, a dedicated
+//! server's authentication, random matchmaking and lobbies, the master client, join
+//! approval, host snapshots, and network objects (docs/PROTOCOL.md §§5, 6 and 15).
+//! Like every call they return at once; a refusal comes out of `sb_poll` as
+//! `SB_EVENT_ERROR` with `SB_OP_ROOM` (room operations) or the call's own `SB_OP_*`.
+
+use bytes::Bytes;
+use switchboard_client::Delivery;
+use switchboard_protocol::{
+    CreateSpec, GameOp, JoinRandom, Lobby, LobbyKind, ObjectInfo, PropertyPolicy, RoomMode,
+    RoomOptions, SpawnObject, StateUpdate, Value,
+};
+
+use crate::details::{SB_MODE_HOST, SB_MODE_RELAY, SB_MODE_SERVER, SB_MODE_SHARED};
+use crate::{SB_ERR_INVALID, SB_ERR_NULL, SB_OK, SbClient, client, guard, required, text};
+
+/// `sb_spawn` flag: another actor may take the object's state authority at any time.
+pub const SB_SPAWN_ALLOW_OVERRIDE: u32 = 1;
+/// `sb_spawn` flag: the object is despawned when its state authority leaves (else the
+/// authority passes to the room).
+pub const SB_SPAWN_DESPAWN_ON_LEAVE: u32 = 2;
+/// `sb_spawn` flag: the master client holds the object's state authority, and it moves
+/// with the master client.
+pub const SB_SPAWN_MASTER_CLIENT_OBJECT: u32 = 4;
+
+/// A room's options for `sb_create_game_with` and `sb_join_random` (docs/PROTOCOL.md,
+/// `RoomOptions`). Fill one with `sb_room_options_default`, then change what you need.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct SbRoomOptions {
+    /// At most this many players (0: no limit).
+    pub max_players: u32,
+    /// `SB_MODE_*`: who has authority in the room.
+    pub mode: u32,
+    /// 1: others may join (else only expected users and rejoins).
+    pub is_open: u8,
+    /// 1: listed in its lobby.
+    pub is_visible: u8,
+    /// 1: a `Server` room's authority approves each join (`SB_EVENT_JOIN_REQUEST`).
+    pub join_approval: u8,
+    /// 1: actors see each other's user ids.
+    pub publish_user_id: u8,
+    /// 1: any actor may set any property (Photon's behaviour); 0: only the owner and
+    /// the master client (guarded, the default).
+    pub open_properties: u8,
+    /// How long a player who left may come back, ms (-1: for as long as the room lives).
+    pub player_ttl_ms: i32,
+    /// How long the room outlives its last player, ms.
+    pub empty_room_ttl_ms: u32,
+    /// The per-recipient flush window for unreliable events, ms (-1: the server's
+    /// default; 0: send at once).
+    pub flush_window_ms: i32,
+    /// The lobby the room is listed in, UTF-8 (null: the default lobby).
+    pub lobby: *const u8,
+    /// Its length.
+    pub lobby_len: usize,
+    /// 1: the lobby is an SQL lobby (its games are matched with filters).
+    pub lobby_sql: u8,
+}
+
+/// Fills `*out` with the protocol's default options (no limit, open, visible, `Relay`
+/// mode, the default lobby). Returns `SB_OK`.
+///
+/// # Safety
+/// `out` must be writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sb_room_options_default(out: *mut SbRoomOptions) -> i32 {
+    guard(|| {
+        if out.is_null() {
+            return Err((SB_ERR_NULL, "out is null".into()));
+        }
+        let d = RoomOptions::default();
+        let o = SbRoomOptions {
+            max_players: d.max_players,
+            mode: SB_MODE_RELAY,
+            is_open: u8::from(d.is_open),
+            is_visible: u8::from(d.is_visible),
+            join_approval: u8::from(d.join_approval),
+            publish_user_id: u8::from(d.publish_user_id),
+            open_properties: u8::from(d.property_policy == PropertyPolicy::Open),
+            player_ttl_ms: d.player_ttl_ms,
+            empty_room_ttl_ms: d.empty_room_ttl_ms,
+            flush_window_ms: -1,
+            lobby: std::ptr::null(),
+            lobby_len: 0,
+            lobby_sql: 0,
+        };
+        // SAFETY: `out` is not null (checked) and writable (the caller's promise).
+        unsafe { out.write(o) };
+        Ok(SB_OK)
+    })
+}
+
+fn lobby(name: Option<&str>, sql: u8) -> Lobby {
+    let kind = if sql != 0 {
+        LobbyKind::Sql
+    } else {
+        LobbyKind::Default
+    };
+    Lobby::new(name.unwrap_or(""), kind)
+}
+
+/// The protocol's options from the C struct.
+///
+/// # Safety
+/// `o.lobby` must point to `o.lobby_len` readable bytes, or be null with 0.
+unsafe fn options(o: &SbRoomOptions) -> Result<RoomOptions, (i32, String)> {
+    let mode = match o.mode {
+        SB_MODE_RELAY => RoomMode::Relay,
+        SB_MODE_HOST => RoomMode::Host,
+        SB_MODE_SERVER => RoomMode::Server,
+        SB_MODE_SHARED => RoomMode::Shared,
+        n => return Err((SB_ERR_INVALID, format!("mode {n} is not 0 to 3"))),
+    };
+    // SAFETY: forwarded from the caller.
+    let name = unsafe { text(o.lobby, o.lobby_len, "lobby") }?;
+    Ok(RoomOptions {
+        max_players: o.max_players,
+        is_open: o.is_open != 0,
+        is_visible: o.is_visible != 0,
+        publish_user_id: o.publish_user_id != 0,
+        lobby: lobby(name, o.lobby_sql),
+        player_ttl_ms: o.player_ttl_ms,
+        empty_room_ttl_ms: o.empty_room_ttl_ms,
+        property_policy: if o.open_properties != 0 {
+            PropertyPolicy::Open
+        } else {
+            PropertyPolicy::Guarded
+        },
+        mode,
+        join_approval: o.join_approval != 0,
+        flush_window_ms: u32::try_from(o.flush_window_ms).ok(),
+        ..RoomOptions::default()
+    })
+}
+
+/// The bytes at `data` (`len` of them), copied.
+///
+/// # Safety
+/// `data` must point to `len` readable bytes, or be null with 0.
+pub(crate) unsafe fn bytes(
+    data: *const u8,
+    len: usize,
+    what: &str,
+) -> Result<Bytes, (i32, String)> {
+    if len == 0 {
+        Ok(Bytes::new())
+    } else if data.is_null() {
+        Err((SB_ERR_NULL, format!("{what} is null")))
+    } else {
+        // SAFETY: the caller promises `len` readable bytes at `data`; copied now.
+        Ok(Bytes::copy_from_slice(unsafe {
+            std::slice::from_raw_parts(data, len)
+        }))
+    }
+}
+
+/// Runs `f` on the live client behind `c`.
+///
+/// # Safety
+/// `c` must be null or a live handle used by no other thread during the call.
+unsafe fn with(
+    c: *mut SbClient,
+    f: impl FnOnce(&mut SbClient) -> Result<(), (i32, String)>,
+) -> i32 {
+    guard(|| {
+        // SAFETY: forwarded from the caller.
+        let c = unsafe { client(c) }?;
+        f(c)?;
+        Ok(SB_OK)
+    })
+}
+
+/// Authenticates as a dedicated server (`name` and the secret the master was configured
+/// with; docs/PROTOCOL.md 5.1); `SB_EVENT_AUTHENTICATED` follows. A room created after it
+/// in `SB_MODE_SERVER` has this client as its authority.
+///
+/// # Safety
+/// As `sb_authenticate`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sb_authenticate_server(
+    client: *mut SbClient,
+    name: *const u8,
+    name_len: usize,
+    secret: *const u8,
+    secret_len: usize,
+) -> i32 {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        with(client, |c| {
+            let name = required(name, name_len, "name")?;
+            let secret = text(secret, secret_len, "secret")?.unwrap_or("");
+            c.inner.authenticate_server(name, secret);
+            Ok(())
+        })
+    }
+}
+
+/// Creates a game with `options` (null: the defaults) and joins it (`name` null: the
+/// master names it).
+///
+/// # Safety
+/// As `sb_authenticate`; `options` null or readable, its `lobby` as its fields say.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sb_create_game_with(
+    client: *mut SbClient,
+    name: *const u8,
+    name_len: usize,
+    options: *const SbRoomOptions,
+) -> i32 {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        with(client, |c| {
+            let name = text(name, name_len, "name")?;
+            let options = match options.as_ref() {
+                Some(o) => self::options(o)?,
+                None => RoomOptions::default(),
+            };
+            c.inner.create_game(name, options);
+            Ok(())
+        })
+    }
+}
+
+/// Joins a random open game of a lobby (`lobby` null: the default lobby; `lobby_sql` 1:
+/// an SQL lobby, matched with `filter`, e.g. `C0 > 3`; docs/PROTOCOL.md 5.3) whose
+/// limit is `max_players` (0: any). With `create_if_none` not null, creates a game with
+/// those options when none matches; else no match is `SB_EVENT_ERROR` with
+/// `NoRandomMatchFound` (32760).
+///
+/// # Safety
+/// As `sb_authenticate`; `create_if_none` as `sb_create_game_with`'s `options`.
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn sb_join_random(
+    client: *mut SbClient,
+    lobby: *const u8,
+    lobby_len: usize,
+    lobby_sql: u8,
+    filter: *const u8,
+    filter_len: usize,
+    max_players: u32,
+    create_if_none: *const SbRoomOptions,
+) -> i32 {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        with(client, |c| {
+            let name = text(lobby, lobby_len, "lobby")?;
+            let filter = text(filter, filter_len, "filter")?.unwrap_or("");
+            let create_if_none = match create_if_none.as_ref() {
+                Some(o) => Some(CreateSpec {
+                    game: None,
+                    options: self::options(o)?,
+                }),
+                None => None,
+            };
+            c.inner.join_random(JoinRandom {
+                lobby: self::lobby(name, lobby_sql),
+                expected_max_players: max_players,
+                sql_filter: filter.to_string(),
+                create_if_none,
+                ..JoinRandom::default()
+            });
+            Ok(())
+        })
+    }
+}
+
+/// Joins a lobby: its game list comes out as `SB_EVENT_GAME_LIST` (the whole list, then
+/// changes), each game read with `sb_event_game`.
+///
+/// # Safety
+/// As `sb_authenticate`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sb_join_lobby(
+    client: *mut SbClient,
+    name: *const u8,
+    name_len: usize,
+    sql: u8,
+) -> i32 {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        with(client, |c| {
+            let name = text(name, name_len, "name")?;
+            c.inner.join_lobby(lobby(name, sql));
+            Ok(())
+        })
+    }
+}
+
+/// Leaves the lobby.
+///
+/// # Safety
+/// `client` must be a live handle used by no other thread during the call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sb_leave_lobby(client: *mut SbClient) -> i32 {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        with(client, |c| {
+            c.inner.leave_lobby();
+            Ok(())
+        })
+    }
+}
+
+/// Sets a bytes property of the room (`target` 0) or an actor, and tells everyone.
+///
+/// # Safety
+/// As `sb_authenticate`; `value` must point to `value_len` readable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sb_set_property_bytes(
+    client: *mut SbClient,
+    target: u32,
+    key: *const u8,
+    key_len: usize,
+    value: *const u8,
+    value_len: usize,
+) -> i32 {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        with(client, |c| {
+            let key = required(key, key_len, "key")?;
+            let value = bytes(value, value_len, "value")?;
+            crate::set_property(c, target, key, Value::Bytes(value));
+            Ok(())
+        })
+    }
+}
+
+/// Makes `actor` the master client if the master client is still `expected`
+/// (compare-and-set; docs/PROTOCOL.md 6.1); everyone gets
+/// `SB_EVENT_MASTER_CLIENT_CHANGED`.
+///
+/// # Safety
+/// `client` must be a live handle used by no other thread during the call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sb_set_master_client(
+    client: *mut SbClient,
+    actor: u32,
+    expected: u32,
+) -> i32 {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        with(client, |c| {
+            c.inner.room_op(GameOp::SetMasterClient { actor, expected });
+            Ok(())
+        })
+    }
+}
+
+/// (The authority of a room with join approval) answers `SB_EVENT_JOIN_REQUEST`'s
+/// `request`: lets the joiner in (`approve` 1) or refuses it with `reason` (at most 256
+/// bytes; the joiner's `SB_EVENT_ERROR` carries it).
+///
+/// # Safety
+/// As `sb_authenticate`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sb_approve_join(
+    client: *mut SbClient,
+    request: u32,
+    approve: u8,
+    reason: *const u8,
+    reason_len: usize,
+) -> i32 {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        with(client, |c| {
+            let reason = text(reason, reason_len, "reason")?.unwrap_or("");
+            c.inner.room_op(GameOp::ApproveJoin {
+                request,
+                approve: approve != 0,
+                reason: reason.to_string(),
+            });
+            Ok(())
+        })
+    }
+}
+
+/// (The host of a `Host` room) stores the game's state (at most 256 KiB) on the server:
+/// the next host receives it with `SB_EVENT_HOST_CHANGED` if this one goes away.
+///
+/// # Safety
+/// As `sb_authenticate`; `data` must point to `len` readable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sb_upload_snapshot(
+    client: *mut SbClient,
+    data: *const u8,
+    len: usize,
+) -> i32 {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        with(client, |c| {
+            let data = bytes(data, len, "data")?;
+            c.inner.room_op(GameOp::UploadSnapshot { data });
+            Ok(())
+        })
+    }
+}
+
+pub(crate) fn spawn_flags(o: &ObjectInfo) -> u32 {
+    let mut flags = 0;
+    if o.allow_override {
+        flags |= SB_SPAWN_ALLOW_OVERRIDE;
+    }
+    if o.despawn_on_leave {
+        flags |= SB_SPAWN_DESPAWN_ON_LEAVE;
+    }
+    if o.master_client_object {
+        flags |= SB_SPAWN_MASTER_CLIENT_OBJECT;
+    }
+    flags
+}
+
+/// (`Shared` rooms) spawns a network object of `type_id` nested in `parent` (0: none)
+/// with its first state; this client holds its state and input authority. Everyone,
+/// this client too, gets `SB_EVENT_OBJECT_SPAWNED` with the object's number. `flags`:
+/// `SB_SPAWN_*` bits.
+///
+/// # Safety
+/// As `sb_authenticate`; `state` must point to `state_len` readable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sb_spawn(
+    client: *mut SbClient,
+    type_id: u32,
+    parent: u32,
+    tick: u64,
+    state: *const u8,
+    state_len: usize,
+    flags: u32,
+) -> i32 {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        with(client, |c| {
+            if flags & !7 != 0 {
+                return Err((SB_ERR_INVALID, format!("flags {flags:#x}: only bits 0-2")));
+            }
+            let state = bytes(state, state_len, "state")?;
+            c.inner.spawn(SpawnObject {
+                type_id,
+                parent,
+                state,
+                tick,
+                allow_override: flags & SB_SPAWN_ALLOW_OVERRIDE != 0,
+                despawn_on_leave: flags & SB_SPAWN_DESPAWN_ON_LEAVE != 0,
+                master_client_object: flags & SB_SPAWN_MASTER_CLIENT_OBJECT != 0,
+            });
+            Ok(())
+        })
+    }
+}
+
+/// (`Shared` rooms) despawns an object (and those nested in it) this client holds the
+/// state authority of.
+///
+/// # Safety
+/// `client` must be a live handle used by no other thread during the call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sb_despawn(client: *mut SbClient, object: u32) -> i32 {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        with(client, |c| {
+            c.inner.room_op(GameOp::Despawn { object });
+            Ok(())
+        })
+    }
+}
+
+/// (`Shared` rooms) sends an object's new state (this client must hold its state
+/// authority): the others get `SB_EVENT_OBJECT_STATE`. `reliable` 0 sends it as a
+/// datagram (the newest tick wins), else on the control stream.
+///
+/// # Safety
+/// As `sb_authenticate`; `state` must point to `state_len` readable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sb_update_state(
+    client: *mut SbClient,
+    object: u32,
+    tick: u64,
+    state: *const u8,
+    state_len: usize,
+    reliable: u8,
+) -> i32 {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        with(client, |c| {
+            let state = bytes(state, state_len, "state")?;
+            let delivery = if reliable != 0 {
+                Delivery::Reliable
+            } else {
+                Delivery::Unreliable
+            };
+            c.inner.update_state(
+                StateUpdate {
+                    object,
+                    tick,
+                    state,
+                },
+                delivery,
+            );
+            Ok(())
+        })
+    }
+}
+
+/// (`Shared` rooms) asks for an object's state authority: granted when nobody holds it
+/// or the object allows override; everyone gets `SB_EVENT_AUTHORITY_CHANGED` then.
+///
+/// # Safety
+/// `client` must be a live handle used by no other thread during the call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sb_request_state_authority(client: *mut SbClient, object: u32) -> i32 {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        with(client, |c| {
+            c.inner.room_op(GameOp::RequestStateAuthority { object });
+            Ok(())
+        })
+    }
+}
+
+/// (`Shared` rooms) gives up an object's state authority.
+///
+/// # Safety
+/// `client` must be a live handle used by no other thread during the call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sb_release_state_authority(client: *mut SbClient, object: u32) -> i32 {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        with(client, |c| {
+            c.inner.room_op(GameOp::ReleaseStateAuthority { object });
+            Ok(())
+        })
+    }
+}
+
+/// (`Shared` rooms; the object's state authority) gives an object's input authority to
+/// `actor` (0: nobody).
+///
+/// # Safety
+/// `client` must be a live handle used by no other thread during the call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sb_assign_input_authority(
+    client: *mut SbClient,
+    object: u32,
+    actor: u32,
+) -> i32 {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        with(client, |c| {
+            c.inner
+                .room_op(GameOp::AssignInputAuthority { object, actor });
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,242 @@
+/* The second C test program: room authority, shared objects, lobbies and property
+ * values, through the C API alone, against a real `switchboard dev`. argv: master
+ * address, CA file, alice's token, bob's token, a prefix for room names, the cluster's
+ * dedicated-server secret, carol's token. Exits 0 when every step held; prints the first failure
+ * otherwise. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "switchboard.h"
+
+#define S(str) (const uint8_t *)(str), strlen(str)
+
+static void fail(const char *what) {
+    char buf[512];
+    size_t n = sb_last_error((uint8_t *)buf, sizeof buf - 1);
+    buf[n < sizeof buf - 1 ? n : sizeof buf - 1] = 0;
+    fprintf(stderr, "FAIL: %s (last error: %s)\n", what, buf);
+    exit(1);
+}
+
+static void nap(void) {
+    struct timespec t = {0, 1000000};
+    nanosleep(&t, NULL);
+}
+
+/* Polls `c` until an event of `kind` arrives (up to 5 s), skipping others; fails on an
+ * unexpected error event. */
+static SbEvent wait_for(SbClient *c, uint32_t kind, const char *what) {
+    SbEvent e;
+    for (int i = 0; i < 5000; i++) {
+        int r = sb_poll(c, &e);
+        if (r < 0) fail("sb_poll");
+        if (r == 0) { nap(); continue; }
+        if (e.kind == kind) return e;
+        if (e.kind == SB_EVENT_ERROR && kind != SB_EVENT_ERROR) {
+            fprintf(stderr, "unexpected error %d (op %u): %.*s\n", e.code, e.flags, (int)e.text_len,
+                    (const char *)e.text);
+            fail(what);
+        }
+    }
+    fail(what);
+    return e;
+}
+
+static int bytes_are(const uint8_t *p, size_t n, const char *want) {
+    return n == strlen(want) && memcmp(p, want, n) == 0;
+}
+
+static SbClient *start(const char *master, const char *ca) {
+    SbClient *c = NULL;
+    if (sb_client_connect(S(master), S(ca), &c) != SB_OK) fail("connect");
+    wait_for(c, SB_EVENT_CONNECTED, "connected");
+    return c;
+}
+
+static void login(SbClient *c, const char *user, const char *token) {
+    sb_authenticate(c, S(user), S(token));
+    wait_for(c, SB_EVENT_AUTHENTICATED, "authenticated");
+}
+
+static void name(char *out, const char *prefix, const char *what) {
+    snprintf(out, 128, "%s-%s", prefix, what);
+}
+
+int main(int argc, char **argv) {
+    if (argc != 8) {
+        fprintf(stderr, "usage: authority MASTER CA TOKEN_A TOKEN_B PREFIX SERVER_SECRET TOKEN_C\n");
+        return 2;
+    }
+    const char *master = argv[1], *ca = argv[2], *prefix = argv[5], *secret = argv[6];
+    char room[128];
+    SbEvent e;
+    SbProperty p;
+    SbActor actor;
+    SbRoomOptions o;
+
+    SbClient *a = start(master, ca), *b = start(master, ca);
+    login(a, "alice", argv[3]);
+    login(b, "bob", argv[4]);
+
+    /* --- Host mode: options, actors, property values, a snapshot handed to the next host. */
+    name(room, prefix, "host");
+    if (sb_room_options_default(&o) != SB_OK) fail("default options");
+    if (o.mode != SB_MODE_RELAY || o.is_open != 1 || o.flush_window_ms != -1) fail("the defaults");
+    o.mode = SB_MODE_HOST;
+    o.max_players = 4;
+    o.publish_user_id = 1;
+    sb_create_game_with(a, S(room), &o);
+    e = wait_for(a, SB_EVENT_JOINED, "a created the host room");
+    if (e.actor != 1 || e.flags != SB_MODE_HOST || e.extra != 1) fail("a hosts the room as actor 1");
+    sb_set_property_str(a, 0, S("map"), S("dust"));
+    sb_set_property_bytes(a, 1, S("loadout"), (const uint8_t *)"\x01\x00\x02", 3);
+    wait_for(a, SB_EVENT_PROPERTIES_CHANGED, "a's room property is set");
+    wait_for(a, SB_EVENT_PROPERTIES_CHANGED, "a's own property is set");
+
+    sb_join_game(b, S(room), 0);
+    e = wait_for(b, SB_EVENT_JOINED, "b joined the host room");
+    if (e.actor != 2 || e.extra != 1 || e.count != 2) fail("b is actor 2, the host is 1");
+    if (sb_event_property(b, 0, &p) != 1 || !bytes_are(p.key, p.key_len, "map") ||
+        p.kind != SB_VALUE_STR || !bytes_are(p.data, p.data_len, "dust"))
+        fail("the room's property map=dust");
+    if (sb_event_property(b, 1, &p) != 0) fail("one room property only");
+    if (sb_event_actor(b, 0, &actor) != 1 || actor.actor != 1 ||
+        !bytes_are(actor.user_id, actor.user_id_len, "alice") || actor.property_count != 1)
+        fail("actor 1 is alice, with one property");
+    if (sb_event_actor_property(b, 0, 0, &p) != 1 || p.kind != SB_VALUE_BYTES || p.data_len != 3 ||
+        memcmp(p.data, "\x01\x00\x02", 3) != 0)
+        fail("alice's loadout bytes");
+    if (sb_event_actor(b, 2, &actor) != 0) fail("two actors only");
+    e = wait_for(a, SB_EVENT_ACTOR_JOINED, "a saw b join");
+    if (e.actor != 2 || !bytes_are(e.text, e.text_len, "bob")) fail("the joiner is bob");
+
+    sb_set_property_int(b, 2, S("score"), -7);
+    e = wait_for(a, SB_EVENT_PROPERTIES_CHANGED, "a saw b's score");
+    if (e.actor != 2 || e.count != 1 || sb_event_property(a, 0, &p) != 1 ||
+        !bytes_are(p.key, p.key_len, "score") || p.kind != SB_VALUE_INT || p.int_value != -7)
+        fail("score=-7");
+
+    sb_upload_snapshot(a, S("world-at-tick-30"));
+    sb_leave(a, 0);
+    wait_for(a, SB_EVENT_LEFT, "a left the host room");
+    e = wait_for(b, SB_EVENT_HOST_CHANGED, "b became the host");
+    if (e.actor != 2 || e.sender != 1 || e.flags != SB_HOST_LEFT || (e.extra & 1) == 0 ||
+        !bytes_are(e.data, e.data_len, "world-at-tick-30"))
+        fail("b hosts now, with a's snapshot");
+    sb_leave(b, 0);
+    wait_for(b, SB_EVENT_LEFT, "b left the host room");
+
+    /* --- Shared mode: objects, their state and authority; the master client moved. */
+    name(room, prefix, "shared");
+    sb_room_options_default(&o);
+    o.mode = SB_MODE_SHARED;
+    sb_create_game_with(b, S(room), &o);
+    e = wait_for(b, SB_EVENT_JOINED, "b created the shared room");
+    if (e.flags != SB_MODE_SHARED) fail("a shared room");
+    uint32_t bn = e.actor;
+    sb_join_game(a, S(room), 0);
+    e = wait_for(a, SB_EVENT_JOINED, "a joined the shared room");
+    uint32_t an = e.actor;
+
+    if (sb_spawn(b, 5, 0, 1, S("s0"), 99) != SB_ERR_INVALID) fail("unknown spawn flags refused");
+    sb_spawn(b, 5, 0, 1, S("s0"), SB_SPAWN_ALLOW_OVERRIDE);
+    e = wait_for(a, SB_EVENT_OBJECT_SPAWNED, "a saw the spawn");
+    uint32_t obj = e.actor;
+    SbObject so;
+    if (sb_event_object(a, &so) != 1 || so.object != obj || so.type_id != 5 || so.state_authority != bn ||
+        so.input_authority != bn || so.flags != SB_SPAWN_ALLOW_OVERRIDE || so.tick != 1 ||
+        !bytes_are(so.state, so.state_len, "s0"))
+        fail("the spawned object");
+    wait_for(b, SB_EVENT_OBJECT_SPAWNED, "b saw its own spawn");
+
+    sb_update_state(b, obj, 2, S("s1"), 1);
+    e = wait_for(a, SB_EVENT_OBJECT_STATE, "a got the new state");
+    if (e.actor != obj || e.sender != bn || e.tick != 2 || !bytes_are(e.data, e.data_len, "s1"))
+        fail("state s1 at tick 2");
+
+    sb_request_state_authority(a, obj);
+    e = wait_for(b, SB_EVENT_AUTHORITY_CHANGED, "b saw a take the object");
+    if (e.actor != obj || e.sender != an) fail("a holds the state authority");
+
+    sb_set_master_client(b, an, bn);
+    e = wait_for(a, SB_EVENT_MASTER_CLIENT_CHANGED, "a is the master client");
+    if (e.actor != an) fail("the master client is a");
+
+    /* A nested object goes with its parent: one event per object. */
+    sb_spawn(a, 6, obj, 3, S("child"), 0);
+    e = wait_for(b, SB_EVENT_OBJECT_SPAWNED, "b saw the nested spawn");
+    uint32_t child = e.actor;
+    if (sb_event_object(b, &so) != 1 || so.parent != obj || so.state_authority != an) fail("the nested object");
+    sb_despawn(a, obj);
+    int gone_parent = 0, gone_child = 0;
+    for (int i = 0; i < 2; i++) {
+        e = wait_for(b, SB_EVENT_OBJECT_DESPAWNED, "b saw the despawns");
+        if (e.sender != an) fail("a despawned the objects");
+        gone_parent |= e.actor == obj;
+        gone_child |= e.actor == child;
+    }
+    if (!gone_parent || !gone_child) fail("the parent and the nested object despawned");
+
+    /* --- Lobbies: the shared room is listed with its player count; a random join in an
+     * empty SQL lobby finds nothing. */
+    SbClient *c = start(master, ca);
+    login(c, "carol", argv[7]);
+    sb_join_lobby(c, NULL, 0, 0);
+    /* The whole list, then updates: the master learns player counts from the game
+     * server's reports, so the room may first show fewer. */
+    int listed = 0;
+    for (int lists = 0; lists < 20 && !listed; lists++) {
+        e = wait_for(c, SB_EVENT_GAME_LIST, "c got the game list");
+        SbGame g;
+        for (uint32_t i = 0; sb_event_game(c, i, &g) == 1; i++)
+            if (bytes_are(g.name, g.name_len, room) && g.player_count == 2 && g.is_open == 1 && !g.removed)
+                listed = 1;
+    }
+    if (!listed) fail("the shared room is listed with 2 players");
+    sb_leave_lobby(c);
+    sb_join_random(c, S("ranked"), 1, S("C0 > 5"), 0, NULL);
+    e = wait_for(c, SB_EVENT_ERROR, "no random match");
+    if (e.code != 32760 || e.flags != SB_OP_JOIN_GAME) fail("NoRandomMatchFound (32760)");
+    sb_client_free(c);
+    sb_leave(a, 0);
+    sb_leave(b, 0);
+    wait_for(a, SB_EVENT_LEFT, "a left the shared room");
+    wait_for(b, SB_EVENT_LEFT, "b left the shared room");
+
+    /* --- A dedicated server's room with join approval. */
+    SbClient *s = start(master, ca);
+    sb_authenticate_server(s, S("ds-c"), S(secret));
+    wait_for(s, SB_EVENT_AUTHENTICATED, "the server authenticated");
+    name(room, prefix, "server");
+    sb_room_options_default(&o);
+    o.mode = SB_MODE_SERVER;
+    o.join_approval = 1;
+    sb_create_game_with(s, S(room), &o);
+    e = wait_for(s, SB_EVENT_JOINED, "the server created its room");
+    if (e.flags != SB_MODE_SERVER || e.extra != e.actor) fail("the server is the room's authority");
+
+    sb_join_game(a, S(room), 0);
+    e = wait_for(s, SB_EVENT_JOIN_REQUEST, "the server was asked about alice");
+    if (!bytes_are(e.text, e.text_len, "alice") || e.flags != 0) fail("alice asks to join");
+    sb_approve_join(s, e.actor, 1, NULL, 0);
+    wait_for(a, SB_EVENT_JOINED, "alice was let in");
+
+    sb_join_game(b, S(room), 0);
+    e = wait_for(s, SB_EVENT_JOIN_REQUEST, "the server was asked about bob");
+    sb_approve_join(s, e.actor, 0, S("banned"));
+    e = wait_for(b, SB_EVENT_ERROR, "bob was refused");
+    if (e.code != 32692 || e.flags != SB_OP_JOIN_GAME) fail("JoinNotApproved (32692)");
+
+    /* Room operations refused by the room come back as errors with SB_OP_ROOM. */
+    sb_upload_snapshot(a, S("not a host room"));
+    e = wait_for(a, SB_EVENT_ERROR, "a snapshot in a server room is refused");
+    if (e.flags != SB_OP_ROOM) fail("a room operation's refusal");
+
+    sb_client_free(s);
+    sb_client_free(a);
+    sb_client_free(b);
+    printf("ok\n");
+    return 0;
+}
