@@ -26,6 +26,23 @@ namespace Switchboard
     [Flags]
     public enum SpawnFlags : uint { None = 0, AllowOverride = 1, DespawnOnLeave = 2, MasterClientObject = 4 }
 
+    /// <summary>The room's event cache (docs/PROTOCOL.md 6.1, EventCaching).</summary>
+    public enum EventCache : byte { None = 0, Add = 1, AddGlobal = 2, Remove = 3, RemoveOfActorsLeft = 4 }
+
+    /// <summary>How RaiseEvent sends an event: the defaults are "to the others, unreliable".</summary>
+    public sealed class RaiseOptions
+    {
+        public Receivers Receivers = Receivers.Others;
+        public bool Reliable;
+        /// <summary>Reliable channel 0 to 15.</summary>
+        public byte Channel;
+        /// <summary>Interest group 1 to 255 (0: none).</summary>
+        public byte Group;
+        public EventCache Cache = EventCache.None;
+        /// <summary>Explicit recipients (null: by Receivers or Group).</summary>
+        public uint[] Targets;
+    }
+
     /// <summary>A room's options for CreateGame and JoinRandom (docs/PROTOCOL.md, RoomOptions).</summary>
     public sealed class RoomOptions
     {
@@ -158,6 +175,14 @@ namespace Switchboard
     }
 
     [StructLayout(LayoutKind.Sequential)]
+    internal struct SbRaiseOptions
+    {
+        public byte Receivers, Reliable, Channel, Group, Cache;
+        public IntPtr Targets;
+        public UIntPtr TargetCount;
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
     internal struct SbRoomOptions
     {
         public uint MaxPlayers;
@@ -187,6 +212,8 @@ namespace Switchboard
         [DllImport(Lib)] public static extern int sb_set_property_str(ClientHandle c, uint target, byte[] key, UIntPtr keyLen, byte[] value, UIntPtr valueLen);
         [DllImport(Lib)] public static extern int sb_poll(ClientHandle c, out SbEvent ev);
         [DllImport(Lib)] public static extern int sb_debug_panic();
+        [DllImport(Lib)] public static extern int sb_raise_event_with(ClientHandle c, byte code, byte[] data, UIntPtr len, ref SbRaiseOptions how);
+        [DllImport(Lib)] public static extern int sb_change_groups(ClientHandle c, byte removeAll, byte[] remove, UIntPtr removeLen, byte[] add, UIntPtr addLen);
         [DllImport(Lib)] public static extern int sb_authenticate_server(ClientHandle c, byte[] name, UIntPtr nameLen, byte[] secret, UIntPtr secretLen);
         [DllImport(Lib)] public static extern int sb_create_game_with(ClientHandle c, byte[] name, UIntPtr nameLen, ref SbRoomOptions options);
         [DllImport(Lib)] public static extern int sb_join_random(ClientHandle c, byte[] lobby, UIntPtr lobbyLen, byte lobbySql, byte[] filter, UIntPtr filterLen, uint maxPlayers, ref SbRoomOptions createIfNone);
@@ -351,6 +378,35 @@ namespace Switchboard
         public void RaiseEvent(byte code, byte[] data, bool reliable, Receivers receivers = Receivers.Others)
         {
             Native.Check(Native.sb_raise_event(handle, code, data, Len(data), (byte)receivers, (byte)(reliable ? 1 : 0)));
+        }
+
+        /// <summary>Raises an event with every option: targets, an interest group, the cache, a channel.</summary>
+        public void RaiseEvent(byte code, byte[] data, RaiseOptions how)
+        {
+            how = how ?? new RaiseOptions();
+            var targets = how.Targets ?? new uint[0];
+            var pin = GCHandle.Alloc(targets, GCHandleType.Pinned);
+            try
+            {
+                var o = new SbRaiseOptions
+                {
+                    Receivers = (byte)how.Receivers,
+                    Reliable = (byte)(how.Reliable ? 1 : 0),
+                    Channel = how.Channel,
+                    Group = how.Group,
+                    Cache = (byte)how.Cache,
+                    Targets = pin.AddrOfPinnedObject(),
+                    TargetCount = (UIntPtr)targets.Length,
+                };
+                Native.Check(Native.sb_raise_event_with(handle, code, data, Len(data), ref o));
+            }
+            finally { pin.Free(); }
+        }
+
+        /// <summary>Leaves interest groups (removeAll: every one; else those in remove), then joins those in add.</summary>
+        public void ChangeGroups(bool removeAll, byte[] remove, byte[] add)
+        {
+            Native.Check(Native.sb_change_groups(handle, (byte)(removeAll ? 1 : 0), remove, Len(remove), add, Len(add)));
         }
 
         public void SetProperty(uint target, string key, long value)

@@ -298,6 +298,28 @@ typedef struct SbObject {
   size_t state_len;
 } SbObject;
 
+// How `sb_raise_event_with` sends an event. All zero is "to the others, unreliable,
+// not cached, no group, channel 0".
+typedef struct SbRaiseOptions {
+  // 0 others, 1 all, 2 the master client, 3 the host (when `targets` is empty).
+  uint8_t receivers;
+  // Non-zero: reliable, on `channel`; else a datagram (reliably when it does not fit).
+  uint8_t reliable;
+  // Reliable channel 0 to 15: events of one channel arrive in order, channels do not
+  // wait for each other.
+  uint8_t channel;
+  // Interest group 1 to 255 (its members but the sender), 0: none.
+  uint8_t group;
+  // The room's event cache: 0 none, 1 add (removed when the sender leaves), 2 add for
+  // the room's life, 3 remove cached events with this code (0: any) of the senders in
+  // `targets` (none: any), 4 remove those of actors who left. 3 and 4 deliver nothing.
+  uint8_t cache;
+  // Explicit recipients (actor numbers); when given they take precedence.
+  const uint32_t *targets;
+  // How many.
+  size_t target_count;
+} SbRaiseOptions;
+
 // A room's options for `sb_create_game_with` and `sb_join_random` (docs/PROTOCOL.md,
 // `RoomOptions`). Fill one with `sb_room_options_default`, then change what you need.
 typedef struct SbRoomOptions {
@@ -507,6 +529,34 @@ int32_t sb_event_game_property(struct SbClient *client,
 // # Safety
 // As `sb_event_property`.
 int32_t sb_event_object(struct SbClient *client, struct SbObject *out);
+
+// Raises an event with `how` (null: the defaults, all zero). The server checks the
+// options (a channel over 15, unknown targets, a cache option on an unreliable event:
+// docs/PROTOCOL.md 6.1) and refuses with `SB_EVENT_ERROR`; values outside the enums
+// are refused at once with `SB_ERR_INVALID`.
+//
+// # Safety
+// As `sb_raise_event`; `how` null or readable, its `targets` pointing to
+// `target_count` readable numbers.
+int32_t sb_raise_event_with(struct SbClient *client,
+                            uint8_t code,
+                            const uint8_t *data,
+                            size_t len,
+                            const struct SbRaiseOptions *how);
+
+// Leaves interest groups, then joins others (1 to 255): `remove_all` non-zero leaves
+// every group (then `remove` is ignored), else the `remove_len` groups at `remove`;
+// then joins the `add_len` groups at `add`. Events raised to a group reach its members.
+//
+// # Safety
+// As `sb_authenticate`; `remove` and `add` point to their lengths' readable bytes (or
+// are null with 0).
+int32_t sb_change_groups(struct SbClient *client,
+                         uint8_t remove_all,
+                         const uint8_t *remove,
+                         size_t remove_len,
+                         const uint8_t *add,
+                         size_t add_len);
 
 // Fills `*out` with the protocol's default options (no limit, open, visible, `Relay`
 // mode, the default lobby). Returns `SB_OK`.

@@ -17,18 +17,19 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 
 use bytes::Bytes;
-use switchboard_client::{ClientConfig, Delivery, Op, PollClient, PollEvent};
+use switchboard_client::{ClientConfig, Op, PollClient, PollEvent};
 use switchboard_protocol::{
-    EventCaching, HostChange, JoinMode, RaiseEvent, ReceiverGroup, ResultCode, RoomEvent,
-    RoomOptions, SetProperties, Value,
+    HostChange, JoinMode, ResultCode, RoomEvent, RoomOptions, SetProperties, Value,
 };
 use switchboard_transport::Trust;
 
 mod details;
+mod raise;
 mod room;
 
 pub use details::*;
 use details::{Details, mode_number};
+pub use raise::*;
 pub use room::*;
 
 /// Success.
@@ -464,35 +465,13 @@ pub unsafe extern "C" fn sb_raise_event(
     receivers: u8,
     reliable: u8,
 ) -> i32 {
-    guard(|| {
-        // SAFETY: forwarded from the caller.
-        let c = unsafe { self::client(client) }?;
-        let receivers = match receivers {
-            0 => ReceiverGroup::Others,
-            1 => ReceiverGroup::All,
-            2 => ReceiverGroup::MasterClient,
-            3 => ReceiverGroup::Host,
-            n => return Err((SB_ERR_INVALID, format!("receivers {n} is not 0 to 3"))),
-        };
-        // SAFETY: forwarded from the caller.
-        let payload = unsafe { room::bytes(data, len, "data") }?;
-        let event = RaiseEvent {
-            code,
-            receivers,
-            targets: vec![],
-            group: 0,
-            cache: EventCaching::DoNotCache,
-            channel: 0,
-            data: payload,
-        };
-        let delivery = if reliable != 0 {
-            Delivery::Reliable
-        } else {
-            Delivery::Unreliable
-        };
-        c.inner.raise_event(event, delivery);
-        Ok(SB_OK)
-    })
+    let how = SbRaiseOptions {
+        receivers,
+        reliable,
+        ..SbRaiseOptions::default()
+    };
+    // SAFETY: forwarded from the caller; `how` lives for the call.
+    unsafe { sb_raise_event_with(client, code, data, len, &how) }
 }
 
 fn set_property(c: &mut SbClient, target: u32, key: &str, value: Value) {

@@ -43,7 +43,8 @@ static class Flow
             c.Joined += room => { Actor = room.Actor; MasterClient = room.MasterClient; Count = (uint)room.Actors.Length; };
             c.ActorJoined += (a, user, props) => JoinedActor = a;
             c.ActorLeft += (a, inactive, master) => { LeftActor = a; LeftInactive = inactive; };
-            c.EventReceived += (sender, code, data) => { EventSender = sender; EventCode = code; EventData = data; };
+            // The first event since EventData was reset: one Poll raises every queued event.
+            c.EventReceived += (sender, code, data) => { if (EventData == null) { EventSender = sender; EventCode = code; EventData = data; } };
             c.PropertiesChanged += (target, sender, props) => { Props++; PropsTarget = target; };
             c.Left += () => Left = true;
             c.Error += (op, code, message) => { ErrorOp = op; ErrorCode = code; };
@@ -102,6 +103,26 @@ static class Flow
         WaitFor(() => sb.Props > 0, "b saw a's property", a, b);
         if (sb.PropsTarget != 1) Fail("the property's target");
 
+        // Explicit targets, an interest group, a reliable channel; what reaches nobody goes
+        // first, so b's next event shows it was not delivered.
+        sb.EventData = null;
+        a.RaiseEvent(16, Encoding.UTF8.GetBytes("to actor 99"), new RaiseOptions { Reliable = true, Targets = new uint[] { 99 } });
+        a.RaiseEvent(11, Encoding.UTF8.GetBytes("targeted"), new RaiseOptions { Reliable = true, Targets = new uint[] { 2 } });
+        WaitFor(() => sb.EventData != null, "b got the targeted event", a, b);
+        if (sb.EventCode != 11) Fail("only the event targeted at b reaches b, got " + sb.EventCode);
+        b.ChangeGroups(false, null, new byte[] { 5 });
+        sa.EventData = null;
+        b.RaiseEvent(12, Encoding.UTF8.GetBytes("in group 5 now"), true);   // after ChangeGroups, on the same stream
+        WaitFor(() => sa.EventData != null, "a heard b joined group 5", a, b);
+        sb.EventData = null;
+        a.RaiseEvent(15, Encoding.UTF8.GetBytes("nobody's group"), new RaiseOptions { Reliable = true, Channel = 3, Group = 6 });
+        a.RaiseEvent(13, Encoding.UTF8.GetBytes("group"), new RaiseOptions { Reliable = true, Channel = 3, Group = 5 });
+        WaitFor(() => sb.EventData != null, "b got the group event", a, b);
+        if (sb.EventCode != 13) Fail("only group 5's event reaches b, got " + sb.EventCode);
+        a.RaiseEvent(14, Encoding.UTF8.GetBytes("cached"), new RaiseOptions { Reliable = true, Cache = EventCache.Add });
+        try { a.RaiseEvent(1, null, new RaiseOptions { Cache = (EventCache)9 }); Fail("cache 9 accepted"); }
+        catch (SwitchboardException e) { if (e.Code != -2) Fail("cache 9: -2, got " + e.Code); }
+
         // A payload over the limit: OperationLimitReached (32743).
         a.RaiseEvent(9, new byte[600 * 1024], true);
         WaitFor(() => sa.ErrorCode != 0, "oversized event refused", a);
@@ -117,6 +138,13 @@ static class Flow
         b.Leave();
         WaitFor(() => sb.Left && sa.LeftActor == 2, "b left", a, b);
         if (sa.LeftInactive) Fail("b left for good");
+
+        // b comes back: the cached event is delivered to it on joining.
+        sb.Actor = 0;
+        sb.EventData = null;
+        b.JoinGame(room);
+        WaitFor(() => sb.Actor != 0 && sb.EventData != null, "b joined again and got the cached event", a, b);
+        if (sb.EventCode != 14 || sb.EventSender != 1) Fail("the cached event");
 
         a.Dispose();
         b.Dispose();

@@ -100,6 +100,44 @@ int main(int argc, char **argv) {
     e = wait_for(b, SB_EVENT_PROPERTIES_CHANGED, "b saw a's property");
     if (e.actor != 1 || e.sender != 1) fail("the property change");
 
+    /* Explicit targets, an interest group, a reliable channel. */
+    /* (What reaches nobody goes first: b's next event shows it was not delivered.) */
+    uint32_t to_nobody[1] = {99}, to_b[1] = {2};
+    SbRaiseOptions how = {0};
+    how.reliable = 1;
+    how.targets = to_nobody;
+    how.target_count = 1;
+    sb_raise_event_with(a, 16, S("to actor 99"), &how);
+    how.targets = to_b;
+    sb_raise_event_with(a, 11, S("targeted"), &how);
+    e = wait_for(b, SB_EVENT_EVENT, "b got the targeted event");
+    if (e.code != 11 || e.sender != 1) fail("only the event targeted at b reaches b");
+    uint8_t group = 5;
+    sb_change_groups(b, 0, NULL, 0, &group, 1);
+    sb_raise_event(b, 12, S("in group 5 now"), 0, 1); /* after ChangeGroups, on the same stream */
+    e = wait_for(a, SB_EVENT_EVENT, "a heard b joined group 5");
+    if (e.code != 12) fail("b's barrier event");
+    SbRaiseOptions to_group = {0};
+    to_group.reliable = 1;
+    to_group.channel = 3;
+    to_group.group = 6;
+    sb_raise_event_with(a, 15, S("nobody's group"), &to_group);
+    to_group.group = 5;
+    sb_raise_event_with(a, 13, S("group"), &to_group);
+    e = wait_for(b, SB_EVENT_EVENT, "b got the group event on channel 3");
+    if (e.code != 13 || !(e.data_len == 5 && memcmp(e.data, "group", 5) == 0)) fail("the group event");
+    /* Cached for whoever joins later (checked when b comes back below). */
+    SbRaiseOptions cached = {0};
+    cached.reliable = 1;
+    cached.cache = 1;
+    sb_raise_event_with(a, 14, S("cached"), &cached);
+    SbRaiseOptions bad = {0};
+    bad.cache = 9;
+    if (sb_raise_event_with(a, 1, NULL, 0, &bad) != SB_ERR_INVALID) fail("cache 9 is invalid");
+    bad.cache = 0;
+    bad.target_count = 1;
+    if (sb_raise_event_with(a, 1, NULL, 0, &bad) != SB_ERR_NULL) fail("null targets");
+
     /* A payload over the limit: OperationLimitReached (32743). */
     size_t big = 600 * 1024;
     uint8_t *payload = calloc(big, 1);
@@ -118,6 +156,12 @@ int main(int argc, char **argv) {
     wait_for(b, SB_EVENT_LEFT, "b left");
     e = wait_for(a, SB_EVENT_ACTOR_LEFT, "a saw b leave");
     if (e.actor != 2 || e.flags != 0) fail("b left for good");
+
+    /* b comes back: the cached event is delivered to it on joining. */
+    sb_join_game(b, S(room), 0);
+    wait_for(b, SB_EVENT_JOINED, "b joined again");
+    e = wait_for(b, SB_EVENT_EVENT, "b got the cached event");
+    if (e.code != 14 || e.sender != 1) fail("the cached event");
 
     sb_client_free(a);
     sb_client_free(b);
