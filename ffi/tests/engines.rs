@@ -177,6 +177,7 @@ fn build_csharp(dir: &Path, name: &str) -> Command {
     let mcs = Command::new("mcs")
         .arg(format!("-out:{}", exe.display()))
         .arg(cs.join("Switchboard.cs"))
+        .arg(cs.join("tests/Harness.cs"))
         .arg(cs.join(format!("tests/{name}.cs")))
         .output()
         .expect("Mono's C# compiler (mcs; apt-get install mono-mcs) is installed");

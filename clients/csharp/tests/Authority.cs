@@ -11,22 +11,8 @@ using Switchboard;
 
 static class Authority
 {
-    static void Fail(string what) { Console.Error.WriteLine("FAIL: " + what); Environment.Exit(1); }
-
     static byte[] B(string s) { return Encoding.UTF8.GetBytes(s); }
     static string S(byte[] b) { return b == null ? null : Encoding.UTF8.GetString(b); }
-
-    // Polls the clients until cond holds (5 s at most), as a game loop would each frame.
-    static void WaitFor(Func<bool> cond, string what, params SwitchboardClient[] clients)
-    {
-        for (int i = 0; i < 5000; i++)
-        {
-            foreach (var c in clients) c.Poll();
-            if (cond()) return;
-            Thread.Sleep(1);
-        }
-        Fail(what);
-    }
 
     // What one client saw: the latest of each kind.
     class Seen
@@ -76,14 +62,14 @@ static class Authority
         var c = SwitchboardClient.Connect(master, ca);
         seen = new Seen(c);
         var s = seen;
-        WaitFor(() => s.Connected, "connected", c);
+        Harness.WaitFor(() => s.Connected, "connected", c);
         return c;
     }
 
     static void Login(SwitchboardClient c, Seen s, string user, string token)
     {
         c.Authenticate(user, token);
-        WaitFor(() => s.Authenticated, user + " authenticated", c);
+        Harness.WaitFor(() => s.Authenticated, user + " authenticated", c);
     }
 
     static int Main(string[] args)
@@ -99,113 +85,113 @@ static class Authority
         // --- Host mode: options, actors, property values, a snapshot handed to the next host.
         var room = prefix + "-host";
         a.CreateGame(room, new RoomOptions { Mode = RoomMode.Host, MaxPlayers = 4, PublishUserId = true });
-        WaitFor(() => sa.Room != null, "a created the host room", a);
-        if (sa.Room.Actor != 1 || sa.Room.Mode != RoomMode.Host || sa.Room.Host != 1) Fail("a hosts the room as actor 1");
+        Harness.WaitFor(() => sa.Room != null, "a created the host room", a);
+        if (sa.Room.Actor != 1 || sa.Room.Mode != RoomMode.Host || sa.Room.Host != 1) Harness.Fail("a hosts the room as actor 1");
         a.SetProperty(0, "map", "dust");
         a.SetProperty(1, "loadout", new byte[] { 1, 0, 2 });
-        WaitFor(() => sa.PropsSeen == 2, "a's properties are set", a);
+        Harness.WaitFor(() => sa.PropsSeen == 2, "a's properties are set", a);
 
         b.JoinGame(room);
-        WaitFor(() => sb.Room != null && sa.JoinedActor == 2, "b joined the host room", a, b);
-        if (sb.Room.Actor != 2 || sb.Room.Host != 1 || sb.Room.Actors.Length != 2) Fail("b is actor 2, the host is 1");
+        Harness.WaitFor(() => sb.Room != null && sa.JoinedActor == 2, "b joined the host room", a, b);
+        if (sb.Room.Actor != 2 || sb.Room.Host != 1 || sb.Room.Actors.Length != 2) Harness.Fail("b is actor 2, the host is 1");
         object map;
-        if (!sb.Room.Properties.TryGetValue("map", out map) || (map as string) != "dust") Fail("the room's property map=dust");
+        if (!sb.Room.Properties.TryGetValue("map", out map) || (map as string) != "dust") Harness.Fail("the room's property map=dust");
         var alice = sb.Room.Actors[0];
         object loadout;
         if (alice.Actor != 1 || alice.UserId != "alice" || !alice.Properties.TryGetValue("loadout", out loadout)
             || !(loadout is byte[]) || ((byte[])loadout).Length != 3 || ((byte[])loadout)[2] != 2)
-            Fail("actor 1 is alice, with her loadout bytes");
-        if (sa.JoinedUser != "bob") Fail("the joiner is bob");
+            Harness.Fail("actor 1 is alice, with her loadout bytes");
+        if (sa.JoinedUser != "bob") Harness.Fail("the joiner is bob");
 
         b.SetProperty(2, "score", -7);
-        WaitFor(() => sa.Props != null && sa.Props.ContainsKey("score"), "a saw b's score", a, b);
-        if (!(sa.Props["score"] is long) || (long)sa.Props["score"] != -7) Fail("score=-7");
+        Harness.WaitFor(() => sa.Props != null && sa.Props.ContainsKey("score"), "a saw b's score", a, b);
+        if (!(sa.Props["score"] is long) || (long)sa.Props["score"] != -7) Harness.Fail("score=-7");
 
         a.UploadSnapshot(B("world-at-tick-30"));
         a.Leave();
-        WaitFor(() => sa.Left && sb.Host == 2, "b became the host", a, b);
+        Harness.WaitFor(() => sa.Left && sb.Host == 2, "b became the host", a, b);
         if (sb.PreviousHost != 1 || sb.Reason != HostChangeReason.Left || S(sb.Snapshot) != "world-at-tick-30")
-            Fail("b hosts now, with a's snapshot");
+            Harness.Fail("b hosts now, with a's snapshot");
         b.Leave();
-        WaitFor(() => sb.Left, "b left the host room", b);
+        Harness.WaitFor(() => sb.Left, "b left the host room", b);
 
         // --- Shared mode: objects, their state and authority; the master client moved.
         room = prefix + "-shared";
         sa.Room = null; sb.Room = null;
         b.CreateGame(room, new RoomOptions { Mode = RoomMode.Shared });
-        WaitFor(() => sb.Room != null, "b created the shared room", b);
-        if (sb.Room.Mode != RoomMode.Shared) Fail("a shared room");
+        Harness.WaitFor(() => sb.Room != null, "b created the shared room", b);
+        if (sb.Room.Mode != RoomMode.Shared) Harness.Fail("a shared room");
         a.JoinGame(room);
-        WaitFor(() => sa.Room != null, "a joined the shared room", a, b);
+        Harness.WaitFor(() => sa.Room != null, "a joined the shared room", a, b);
         uint an = sa.Room.Actor, bn = sb.Room.Actor;
 
-        try { b.Spawn(5, B("s0"), 1, 0, (SpawnFlags)99); Fail("unknown spawn flags accepted"); }
-        catch (SwitchboardException e) { if (e.Code != -2) Fail("unknown flags: -2, got " + e.Code); }
+        try { b.Spawn(5, B("s0"), 1, 0, (SpawnFlags)99); Harness.Fail("unknown spawn flags accepted"); }
+        catch (SwitchboardException e) { if (e.Code != -2) Harness.Fail("unknown flags: -2, got " + e.Code); }
         b.Spawn(5, B("s0"), 1, 0, SpawnFlags.AllowOverride);
-        WaitFor(() => sa.Spawned != null && sb.Spawned != null, "both saw the spawn", a, b);
+        Harness.WaitFor(() => sa.Spawned != null && sb.Spawned != null, "both saw the spawn", a, b);
         var o = sa.Spawned;
         if (o.TypeId != 5 || o.StateAuthority != bn || o.InputAuthority != bn || o.Flags != SpawnFlags.AllowOverride
             || o.Tick != 1 || S(o.State) != "s0")
-            Fail("the spawned object");
+            Harness.Fail("the spawned object");
 
         b.UpdateState(o.Object, 2, B("s1"), true);
-        WaitFor(() => sa.State != null, "a got the new state", a, b);
-        if (sa.StateObject != o.Object || sa.StateSender != bn || sa.StateTick != 2 || S(sa.State) != "s1") Fail("state s1 at tick 2");
+        Harness.WaitFor(() => sa.State != null, "a got the new state", a, b);
+        if (sa.StateObject != o.Object || sa.StateSender != bn || sa.StateTick != 2 || S(sa.State) != "s1") Harness.Fail("state s1 at tick 2");
 
         a.RequestStateAuthority(o.Object);
-        WaitFor(() => sb.AuthorityObject == o.Object, "b saw a take the object", a, b);
-        if (sb.StateAuthority != an) Fail("a holds the state authority");
+        Harness.WaitFor(() => sb.AuthorityObject == o.Object, "b saw a take the object", a, b);
+        if (sb.StateAuthority != an) Harness.Fail("a holds the state authority");
 
         b.SetMasterClient(an, bn);
-        WaitFor(() => sa.MasterClient == an, "a is the master client", a, b);
+        Harness.WaitFor(() => sa.MasterClient == an, "a is the master client", a, b);
 
         a.Despawn(o.Object);
-        WaitFor(() => sb.Despawned == o.Object, "b saw the despawn", a, b);
+        Harness.WaitFor(() => sb.Despawned == o.Object, "b saw the despawn", a, b);
 
         // --- Lobbies: the shared room is listed with two players; a random join in an empty
         // SQL lobby finds nothing.
         var c = Start(master, ca, out sc);
         Login(c, sc, "carol", args[6]);
         c.JoinLobby();
-        WaitFor(() => sc.Games != null && Array.Exists(sc.Games, g => g.Name == room && g.PlayerCount == 2 && g.IsOpen && !g.Removed),
+        Harness.WaitFor(() => sc.Games != null && Array.Exists(sc.Games, g => g.Name == room && g.PlayerCount == 2 && g.IsOpen && !g.Removed),
             "the shared room is listed with 2 players", a, b, c);
         c.LeaveLobby();
         c.JoinRandom("ranked", true, "C0 > 5");
-        WaitFor(() => sc.ErrorCode != 0, "no random match", c);
-        if (sc.ErrorCode != 32760 || sc.ErrorOp != Op.JoinGame) Fail("NoRandomMatchFound (32760), got " + sc.ErrorCode);
+        Harness.WaitFor(() => sc.ErrorCode != 0, "no random match", c);
+        if (sc.ErrorCode != 32760 || sc.ErrorOp != Op.JoinGame) Harness.Fail("NoRandomMatchFound (32760), got " + sc.ErrorCode);
         c.Dispose();
         sa.Left = sb.Left = false;
         a.Leave();
         b.Leave();
-        WaitFor(() => sa.Left && sb.Left, "a and b left the shared room", a, b);
+        Harness.WaitFor(() => sa.Left && sb.Left, "a and b left the shared room", a, b);
 
         // --- A dedicated server's room with join approval.
         var s = Start(master, ca, out ss);
         s.AuthenticateServer("ds-cs", secret);
-        WaitFor(() => ss.Authenticated, "the server authenticated", s);
+        Harness.WaitFor(() => ss.Authenticated, "the server authenticated", s);
         room = prefix + "-server";
         s.CreateGame(room, new RoomOptions { Mode = RoomMode.Server, JoinApproval = true });
-        WaitFor(() => ss.Room != null, "the server created its room", s);
-        if (ss.Room.Mode != RoomMode.Server || ss.Room.Host != ss.Room.Actor) Fail("the server is the room's authority");
+        Harness.WaitFor(() => ss.Room != null, "the server created its room", s);
+        if (ss.Room.Mode != RoomMode.Server || ss.Room.Host != ss.Room.Actor) Harness.Fail("the server is the room's authority");
 
         sa.Room = null;
         a.JoinGame(room);
-        WaitFor(() => ss.RequestUser == "alice", "the server was asked about alice", a, s);
+        Harness.WaitFor(() => ss.RequestUser == "alice", "the server was asked about alice", a, s);
         s.ApproveJoin(ss.Request, true);
-        WaitFor(() => sa.Room != null, "alice was let in", a, s);
+        Harness.WaitFor(() => sa.Room != null, "alice was let in", a, s);
 
         sb.ErrorCode = 0;
         b.JoinGame(room);
-        WaitFor(() => ss.RequestUser == "bob", "the server was asked about bob", b, s);
+        Harness.WaitFor(() => ss.RequestUser == "bob", "the server was asked about bob", b, s);
         s.ApproveJoin(ss.Request, false, "banned");
-        WaitFor(() => sb.ErrorCode != 0, "bob was refused", b, s);
-        if (sb.ErrorCode != 32692 || sb.ErrorOp != Op.JoinGame) Fail("JoinNotApproved (32692), got " + sb.ErrorCode);
+        Harness.WaitFor(() => sb.ErrorCode != 0, "bob was refused", b, s);
+        if (sb.ErrorCode != 32692 || sb.ErrorOp != Op.JoinGame) Harness.Fail("JoinNotApproved (32692), got " + sb.ErrorCode);
 
         // Room operations refused by the room come back as errors with Op.Room.
         sa.ErrorCode = 0;
         a.UploadSnapshot(B("not a host room"));
-        WaitFor(() => sa.ErrorCode != 0, "a snapshot in a server room is refused", a);
-        if (sa.ErrorOp != Op.Room) Fail("a room operation's refusal");
+        Harness.WaitFor(() => sa.ErrorCode != 0, "a snapshot in a server room is refused", a);
+        if (sa.ErrorOp != Op.Room) Harness.Fail("a room operation's refusal");
 
         s.Dispose();
         a.Dispose();

@@ -9,20 +9,6 @@ using Switchboard;
 
 static class Flow
 {
-    static void Fail(string what) { Console.Error.WriteLine("FAIL: " + what); Environment.Exit(1); }
-
-    // Polls both clients until cond holds (5 s at most), as a game loop would each frame.
-    static void WaitFor(Func<bool> cond, string what, params SwitchboardClient[] clients)
-    {
-        for (int i = 0; i < 5000; i++)
-        {
-            foreach (var c in clients) c.Poll();
-            if (cond()) return;
-            Thread.Sleep(1);
-        }
-        Fail(what);
-    }
-
     class Seen
     {
         public bool Connected, Authenticated, Left;
@@ -60,35 +46,35 @@ static class Flow
         var b = SwitchboardClient.Connect(master, null);
         var sa = new Seen(); sa.Attach(a);
         var sb = new Seen(); sb.Attach(b);
-        WaitFor(() => sa.Connected && sb.Connected, "connected", a, b);
+        Harness.WaitFor(() => sa.Connected && sb.Connected, "connected", a, b);
 
         // A wrong token: InvalidAuthentication (32767).
         a.Authenticate("alice", "not-a-token");
-        WaitFor(() => sa.ErrorCode != 0, "wrong token refused", a);
-        if (sa.ErrorCode != 32767 || sa.ErrorOp != Op.Authenticate) Fail("wrong token: 32767, got " + sa.ErrorCode);
+        Harness.WaitFor(() => sa.ErrorCode != 0, "wrong token refused", a);
+        if (sa.ErrorCode != 32767 || sa.ErrorOp != Op.Authenticate) Harness.Fail("wrong token: 32767, got " + sa.ErrorCode);
         sa.ErrorCode = 0;
 
         a.Authenticate("alice", args[2]);
         b.Authenticate("bob", args[3]);
-        WaitFor(() => sa.Authenticated && sb.Authenticated, "authenticated", a, b);
-        if (sa.UserId != "alice") Fail("alice's user id");
+        Harness.WaitFor(() => sa.Authenticated && sb.Authenticated, "authenticated", a, b);
+        if (sa.UserId != "alice") Harness.Fail("alice's user id");
 
         // A wrong game name: GameDoesNotExist (32758).
         a.JoinGame("no-such-game");
-        WaitFor(() => sa.ErrorCode != 0, "unknown game refused", a);
-        if (sa.ErrorCode != 32758 || sa.ErrorOp != Op.JoinGame) Fail("unknown game: 32758, got " + sa.ErrorCode);
+        Harness.WaitFor(() => sa.ErrorCode != 0, "unknown game refused", a);
+        if (sa.ErrorCode != 32758 || sa.ErrorOp != Op.JoinGame) Harness.Fail("unknown game: 32758, got " + sa.ErrorCode);
         sa.ErrorCode = 0;
 
         a.CreateGame(room, 4);
-        WaitFor(() => sa.Actor == 1, "a created the room", a);
+        Harness.WaitFor(() => sa.Actor == 1, "a created the room", a);
         b.JoinGame(room);
-        WaitFor(() => sb.Actor == 2 && sa.JoinedActor == 2, "b joined", a, b);
-        if (sb.MasterClient != 1 || sb.Count != 2) Fail("b's view of the room");
+        Harness.WaitFor(() => sb.Actor == 2 && sa.JoinedActor == 2, "b joined", a, b);
+        if (sb.MasterClient != 1 || sb.Count != 2) Harness.Fail("b's view of the room");
 
         // Reliable, a -> b.
         a.RaiseEvent(7, Encoding.UTF8.GetBytes("hello"), true);
-        WaitFor(() => sb.EventData != null, "b got the reliable event", a, b);
-        if (sb.EventSender != 1 || sb.EventCode != 7 || Encoding.UTF8.GetString(sb.EventData) != "hello") Fail("the reliable event");
+        Harness.WaitFor(() => sb.EventData != null, "b got the reliable event", a, b);
+        if (sb.EventSender != 1 || sb.EventCode != 7 || Encoding.UTF8.GetString(sb.EventData) != "hello") Harness.Fail("the reliable event");
 
         // Unreliable, b -> a: datagrams may be lost, so send until one arrives.
         for (int tries = 0; tries < 50 && sa.EventData == null; tries++)
@@ -96,55 +82,55 @@ static class Flow
             b.RaiseEvent(8, Encoding.UTF8.GetBytes("fast"), false);
             for (int i = 0; i < 100 && sa.EventData == null; i++) { a.Poll(); b.Poll(); Thread.Sleep(1); }
         }
-        if (sa.EventData == null || sa.EventCode != 8 || sa.EventSender != 2) Fail("a got an unreliable event");
+        if (sa.EventData == null || sa.EventCode != 8 || sa.EventSender != 2) Harness.Fail("a got an unreliable event");
 
         // Properties.
         a.SetProperty(1, "score", 42);
-        WaitFor(() => sb.Props > 0, "b saw a's property", a, b);
-        if (sb.PropsTarget != 1) Fail("the property's target");
+        Harness.WaitFor(() => sb.Props > 0, "b saw a's property", a, b);
+        if (sb.PropsTarget != 1) Harness.Fail("the property's target");
 
         // Explicit targets, an interest group, a reliable channel; what reaches nobody goes
         // first, so b's next event shows it was not delivered.
         sb.EventData = null;
         a.RaiseEvent(16, Encoding.UTF8.GetBytes("to actor 99"), new RaiseOptions { Reliable = true, Targets = new uint[] { 99 } });
         a.RaiseEvent(11, Encoding.UTF8.GetBytes("targeted"), new RaiseOptions { Reliable = true, Targets = new uint[] { 2 } });
-        WaitFor(() => sb.EventData != null, "b got the targeted event", a, b);
-        if (sb.EventCode != 11) Fail("only the event targeted at b reaches b, got " + sb.EventCode);
+        Harness.WaitFor(() => sb.EventData != null, "b got the targeted event", a, b);
+        if (sb.EventCode != 11) Harness.Fail("only the event targeted at b reaches b, got " + sb.EventCode);
         b.ChangeGroups(false, null, new byte[] { 5 });
         sa.EventData = null;
         b.RaiseEvent(12, Encoding.UTF8.GetBytes("in group 5 now"), true);   // after ChangeGroups, on the same stream
-        WaitFor(() => sa.EventData != null, "a heard b joined group 5", a, b);
+        Harness.WaitFor(() => sa.EventData != null, "a heard b joined group 5", a, b);
         sb.EventData = null;
         a.RaiseEvent(15, Encoding.UTF8.GetBytes("nobody's group"), new RaiseOptions { Reliable = true, Channel = 3, Group = 6 });
         a.RaiseEvent(13, Encoding.UTF8.GetBytes("group"), new RaiseOptions { Reliable = true, Channel = 3, Group = 5 });
-        WaitFor(() => sb.EventData != null, "b got the group event", a, b);
-        if (sb.EventCode != 13) Fail("only group 5's event reaches b, got " + sb.EventCode);
+        Harness.WaitFor(() => sb.EventData != null, "b got the group event", a, b);
+        if (sb.EventCode != 13) Harness.Fail("only group 5's event reaches b, got " + sb.EventCode);
         a.RaiseEvent(14, Encoding.UTF8.GetBytes("cached"), new RaiseOptions { Reliable = true, Cache = EventCache.Add });
-        try { a.RaiseEvent(1, null, new RaiseOptions { Cache = (EventCache)9 }); Fail("cache 9 accepted"); }
-        catch (SwitchboardException e) { if (e.Code != -2) Fail("cache 9: -2, got " + e.Code); }
+        try { a.RaiseEvent(1, null, new RaiseOptions { Cache = (EventCache)9 }); Harness.Fail("cache 9 accepted"); }
+        catch (SwitchboardException e) { if (e.Code != -2) Harness.Fail("cache 9: -2, got " + e.Code); }
 
         // A payload over the limit: OperationLimitReached (32743).
         a.RaiseEvent(9, new byte[600 * 1024], true);
-        WaitFor(() => sa.ErrorCode != 0, "oversized event refused", a);
-        if (sa.ErrorCode != 32743 || sa.ErrorOp != Op.Send) Fail("oversized: 32743, got " + sa.ErrorCode);
+        Harness.WaitFor(() => sa.ErrorCode != 0, "oversized event refused", a);
+        if (sa.ErrorCode != 32743 || sa.ErrorOp != Op.Send) Harness.Fail("oversized: 32743, got " + sa.ErrorCode);
 
         // Bad arguments and a panic inside the library come back as exceptions.
-        try { a.RaiseEvent(1, null, true, (Receivers)9); Fail("receivers 9 accepted"); }
-        catch (SwitchboardException e) { if (e.Code != -2) Fail("receivers 9: -2, got " + e.Code); }
-        try { SwitchboardClient.DebugPanic(); Fail("the panic was not reported"); }
-        catch (SwitchboardException e) { if (e.Code != -3 || !e.Message.Contains("sb_debug_panic")) Fail("panic: -3"); }
+        try { a.RaiseEvent(1, null, true, (Receivers)9); Harness.Fail("receivers 9 accepted"); }
+        catch (SwitchboardException e) { if (e.Code != -2) Harness.Fail("receivers 9: -2, got " + e.Code); }
+        try { SwitchboardClient.DebugPanic(); Harness.Fail("the panic was not reported"); }
+        catch (SwitchboardException e) { if (e.Code != -3 || !e.Message.Contains("sb_debug_panic")) Harness.Fail("panic: -3"); }
 
         // b leaves; a sees it.
         b.Leave();
-        WaitFor(() => sb.Left && sa.LeftActor == 2, "b left", a, b);
-        if (sa.LeftInactive) Fail("b left for good");
+        Harness.WaitFor(() => sb.Left && sa.LeftActor == 2, "b left", a, b);
+        if (sa.LeftInactive) Harness.Fail("b left for good");
 
         // b comes back: the cached event is delivered to it on joining.
         sb.Actor = 0;
         sb.EventData = null;
         b.JoinGame(room);
-        WaitFor(() => sb.Actor != 0 && sb.EventData != null, "b joined again and got the cached event", a, b);
-        if (sb.EventCode != 14 || sb.EventSender != 1) Fail("the cached event");
+        Harness.WaitFor(() => sb.Actor != 0 && sb.EventData != null, "b joined again and got the cached event", a, b);
+        if (sb.EventCode != 14 || sb.EventSender != 1) Harness.Fail("the cached event");
 
         a.Dispose();
         b.Dispose();
