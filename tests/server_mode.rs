@@ -345,3 +345,34 @@ async fn a_connection_whose_held_join_timed_out_may_try_again() {
     }
     t.cluster.shutdown().await;
 }
+
+/// A server may hold a join longer than a client's request timeout (here the approval
+/// timeout is 1.5 s, the request timeout 0.5 s): the join waits for the server's verdict
+/// (`ClientConfig::join_timeout`) instead of giving up and dropping the connection.
+#[tokio::test]
+async fn a_held_join_hears_the_verdict_past_the_request_timeout() {
+    let t = start_all(
+        1,
+        |_| {},
+        |_| {},
+        |g| g.room_limits.approval_timeout = Duration::from_millis(1500),
+    )
+    .await;
+    let server = dedicated(&t).await;
+    let _ds = server
+        .create_game(Some("arena"), server_room(true))
+        .await
+        .unwrap();
+    let mut config = switchboard_client::ClientConfig::new(t.trust.clone());
+    config.request_timeout = Duration::from_millis(500);
+    let mut bob = switchboard_client::Client::connect(&t.master(), config)
+        .await
+        .unwrap();
+    bob.authenticate("bob", "").await.unwrap();
+    // Nobody approves: the server's refusal, not the client's timeout.
+    assert_eq!(
+        code(bob.join_game("arena").await),
+        ResultCode::JoinNotApproved
+    );
+    t.cluster.shutdown().await;
+}

@@ -55,6 +55,11 @@ pub struct ClientConfig {
     pub agent: String,
     /// How long to wait for a response.
     pub request_timeout: Duration,
+    /// How long to wait for a game server's answer to a join or create, which the server
+    /// may hold: for a `Server` room's approval (10 s by default), or while a persistent
+    /// room is being saved (up to ~21 s with default webhook settings). Longer than
+    /// both, so the client hears the server's verdict (docs/PROTOCOL.md 10).
+    pub join_timeout: Duration,
     /// How long a connection attempt (to the master, or to the game server of a
     /// redirect) may take before the call fails with [`ClientError::Timeout`].
     pub connect_timeout: Duration,
@@ -78,6 +83,7 @@ impl ClientConfig {
             limits: Limits::default(),
             agent: format!("switchboard-client/{}", env!("CARGO_PKG_VERSION")),
             request_timeout: Duration::from_secs(10),
+            join_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(5),
             event_buffer: 4096,
         }

@@ -10,6 +10,7 @@
 //! result code and the operation it answers.
 
 use std::sync::mpsc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use switchboard_protocol::{
@@ -187,12 +188,33 @@ enum Command {
     Room(GameOp),
 }
 
+impl Command {
+    /// The call an error about this command names.
+    fn op(&self) -> Op {
+        match self {
+            Command::Authenticate { .. } | Command::AuthenticateServer { .. } => Op::Authenticate,
+            Command::CreateGame { .. } => Op::CreateGame,
+            Command::JoinGame { .. } | Command::JoinRandom(_) => Op::JoinGame,
+            Command::JoinLobby(_)
+            | Command::LeaveLobby
+            | Command::LobbyStats
+            | Command::FindFriends(_) => Op::Lobby,
+            Command::Leave { .. } => Op::Leave,
+            Command::Raise { .. } | Command::Update { .. } => Op::Send,
+            Command::Room(_) => Op::Room,
+        }
+    }
+}
+
 /// A client to call from a game loop. Not to be shared between threads at once (each
 /// call takes `&mut self`); calls return at once and queue their work.
 pub struct PollClient {
     runtime: tokio::runtime::Runtime,
     commands: tmpsc::UnboundedSender<Command>,
     events: mpsc::Receiver<PollEvent>,
+    /// The client's QUIC endpoint (the master's and the room's connections), closed on
+    /// drop.
+    endpoint: quinn::Endpoint,
 }
 
 impl std::fmt::Debug for PollClient {
@@ -233,11 +255,16 @@ impl PollClient {
             .build()?;
         let (commands, rx) = tmpsc::unbounded_channel();
         let (tx, events) = mpsc::channel();
-        runtime.spawn(drive(master.to_string(), config, rx, tx));
+        let endpoint = {
+            let _inside = runtime.enter();
+            switchboard_transport::client_endpoint(master.starts_with('['))?
+        };
+        runtime.spawn(drive(endpoint.clone(), master.to_string(), config, rx, tx));
         Ok(PollClient {
             runtime,
             commands,
             events,
+            endpoint,
         })
     }
 
@@ -344,23 +371,55 @@ impl PollClient {
     }
 }
 
+/// How long dropping a client waits for the calls already made (a leave) to finish.
+const FINISH_CALLS: Duration = Duration::from_secs(1);
+/// How long dropping a client waits for its connections' closes to go out.
+const SEND_CLOSES: Duration = Duration::from_millis(300);
+
 impl Drop for PollClient {
+    /// Finishes the calls already made (so a `leave` right before the drop still reaches
+    /// the room; at most [`FINISH_CALLS`]), then closes the connections so that the
+    /// servers see this client go at once, not after their idle timeout (at most
+    /// [`SEND_CLOSES`] more).
     fn drop(&mut self) {
-        // Closing the command channel ends the driver, which closes its connections.
+        // Closing the command channel ends the driver after the queued calls; the events
+        // channel disconnects when the driver is gone.
         let (tx, _) = tmpsc::unbounded_channel();
         drop(std::mem::replace(&mut self.commands, tx));
+        let deadline = std::time::Instant::now() + FINISH_CALLS;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(_) => continue,
+                Err(_) => break,
+            }
+        }
+        // Whatever the driver did not close (it was stuck in a call) closes now; then the
+        // endpoint's task sends the closes before the runtime stops.
+        self.endpoint
+            .close(CloseCode::Normal.to_wire().into(), b"client closed");
+        let endpoint = self.endpoint.clone();
+        let (done, sent) = mpsc::channel();
+        self.runtime.spawn(async move {
+            let _ = tokio::time::timeout(SEND_CLOSES, endpoint.wait_idle()).await;
+            let _ = done.send(());
+        });
+        let _ = sent.recv_timeout(SEND_CLOSES + Duration::from_millis(100));
         let runtime = std::mem::replace(
             &mut self.runtime,
             tokio::runtime::Builder::new_current_thread()
                 .build()
                 .expect("an empty runtime"),
         );
-        runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+        runtime.shutdown_timeout(Duration::from_millis(100));
     }
 }
 
-/// The driver: owns the async client and room, takes the calls in order.
+/// The driver: owns the async client and room, takes the calls in order. It lives as
+/// long as the `PollClient`: when the master connection closes (or never opened), the
+/// room plays on, and calls that need the master are answered with an error.
 async fn drive(
+    endpoint: quinn::Endpoint,
     master: String,
     config: ClientConfig,
     mut commands: tmpsc::UnboundedReceiver<Command>,
@@ -369,15 +428,15 @@ async fn drive(
     let out = |e: PollEvent| {
         let _ = events.send(e);
     };
-    let mut client = match Client::connect(&master, config).await {
+    let mut client = match Client::connect_on(endpoint, &master, config).await {
         Ok(c) => {
             out(PollEvent::Connected);
-            c
+            Some(c)
         }
         Err(e) => {
             out(error(Op::Connect, &e));
             out(closed(false, Some(e)));
-            return;
+            None
         }
     };
     let mut room: Option<Room> = None;
@@ -385,27 +444,18 @@ async fn drive(
         tokio::select! {
             cmd = commands.recv() => {
                 let Some(cmd) = cmd else { break };
-                run(cmd, &mut client, &mut room, &out).await;
+                run(cmd, client.as_mut(), &mut room, &out).await;
             }
             ev = async { room.as_mut().expect("guarded").next_event().await }, if room.is_some() => {
-                match ev {
-                    // The Join about this client itself: `Joined` said it already.
-                    Some(RoomEvent::Join { actor, .. })
-                        if Some(actor.actor) == room.as_ref().map(Room::actor) => {}
-                    Some(ev) => out(room_event(ev)),
-                    None => {
-                        let r = room.take().expect("guarded");
-                        out(closed(true, r.close_reason()));
-                    }
-                }
+                room_output(ev, &mut room, &out);
             }
-            ev = client.next_event() => match ev {
+            ev = async { client.as_mut().expect("guarded").next_event().await }, if client.is_some() => match ev {
                 Some(MasterEvent::GameList { games, .. }) => out(PollEvent::GameList { update: false, games }),
                 Some(MasterEvent::GameListUpdate { games, .. }) => out(PollEvent::GameList { update: true, games }),
                 Some(MasterEvent::AppStats { .. }) => {}
                 None => {
                     out(closed(false, None));
-                    break;
+                    client = None;
                 }
             },
         }
@@ -413,7 +463,35 @@ async fn drive(
     if let Some(r) = room {
         r.disconnect();
     }
-    client.disconnect();
+    if let Some(c) = client {
+        c.disconnect();
+    }
+}
+
+/// What the room said: an event, or that its connection closed.
+fn room_output(ev: Option<RoomEvent>, room: &mut Option<Room>, out: &impl Fn(PollEvent)) {
+    match ev {
+        // The Join about this client itself: `Joined` said it already.
+        Some(RoomEvent::Join { actor, .. })
+            if Some(actor.actor) == room.as_ref().map(Room::actor) => {}
+        Some(ev) => out(room_event(ev)),
+        None => {
+            if let Some(r) = room.take() {
+                out(closed(true, r.close_reason()));
+            }
+        }
+    }
+}
+
+/// Hands out the room events already received, so that a call's result does not
+/// overtake what the room sent before answering it.
+async fn drain_room(room: &mut Option<Room>, out: &impl Fn(PollEvent)) {
+    while let Some(r) = room.as_mut() {
+        match tokio::time::timeout(Duration::ZERO, r.next_event()).await {
+            Ok(ev) => room_output(ev, room, out),
+            Err(_) => break,
+        }
+    }
 }
 
 fn room_event(ev: RoomEvent) -> PollEvent {
@@ -454,7 +532,12 @@ fn room_event(ev: RoomEvent) -> PollEvent {
     }
 }
 
-async fn run(cmd: Command, client: &mut Client, room: &mut Option<Room>, out: &impl Fn(PollEvent)) {
+async fn run(
+    cmd: Command,
+    client: Option<&mut Client>,
+    room: &mut Option<Room>,
+    out: &impl Fn(PollEvent),
+) {
     let joined = |r: &Room| PollEvent::Joined {
         game: r.game().to_string(),
         actor: r.actor(),
@@ -464,10 +547,29 @@ async fn run(cmd: Command, client: &mut Client, room: &mut Option<Room>, out: &i
         actors: r.joined().actors.clone(),
         properties: r.joined().properties.clone(),
     };
-    let in_room = |op| PollEvent::Error {
+    let op = cmd.op();
+    let needs_master = matches!(
         op,
-        code: switchboard_protocol::ResultCode::OperationNotAllowedInCurrentState.to_wire(),
-        message: "not in a game".into(),
+        Op::Authenticate | Op::CreateGame | Op::JoinGame | Op::Lobby
+    );
+    if needs_master && client.is_none() {
+        out(PollEvent::Error {
+            op,
+            code: 0,
+            message: "not connected to the master (its connection closed)".into(),
+        });
+        return;
+    }
+    if matches!(op, Op::CreateGame | Op::JoinGame) && room.is_some() {
+        out(PollEvent::Error {
+            op,
+            code: switchboard_protocol::ResultCode::OperationNotAllowedInCurrentState.to_wire(),
+            message: "already in a game: leave it first".into(),
+        });
+        return;
+    }
+    let Some(client) = client.filter(|_| needs_master) else {
+        return run_in_room(cmd, room, out).await;
     };
     match cmd {
         Command::Authenticate { user, token } => match client.authenticate(&user, &token).await {
@@ -521,6 +623,18 @@ async fn run(cmd: Command, client: &mut Client, room: &mut Option<Room>, out: &i
             Ok(f) => out(PollEvent::Friends(f)),
             Err(e) => out(error(Op::Lobby, &e)),
         },
+        other => run_in_room(other, room, out).await,
+    }
+}
+
+/// The calls that go to the room.
+async fn run_in_room(cmd: Command, room: &mut Option<Room>, out: &impl Fn(PollEvent)) {
+    let in_room = |op| PollEvent::Error {
+        op,
+        code: switchboard_protocol::ResultCode::OperationNotAllowedInCurrentState.to_wire(),
+        message: "not in a game".into(),
+    };
+    match cmd {
         Command::Leave { will_come_back } => match room.take() {
             Some(r) => {
                 let left = if will_come_back {
@@ -553,11 +667,14 @@ async fn run(cmd: Command, client: &mut Client, room: &mut Option<Room>, out: &i
         },
         Command::Room(op) => match room {
             Some(r) => {
-                if let Err(e) = r.request(op).await {
+                let result = r.request(op).await;
+                drain_room(room, out).await;
+                if let Err(e) = result {
                     out(error(Op::Room, &e));
                 }
             }
             None => out(in_room(Op::Room)),
         },
+        _ => unreachable!("the master's calls are run by `run`"),
     }
 }

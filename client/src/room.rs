@@ -88,7 +88,7 @@ impl Room {
         let (tx, events) = mpsc::channel(config.event_buffer);
         tokio::spawn(accept_channels(conn.clone(), tx.clone()));
         let session = Session::open(conn, &config.agent, config.request_timeout, tx).await?;
-        let joined = match session.request(op).await {
+        let joined = match session.request_within(op, config.join_timeout).await {
             Ok(GameReply::Joined(j)) => j,
             Ok(other) => return Err(ClientError::Protocol(format!("unexpected reply {other:?}"))),
             Err(e) => {

@@ -95,8 +95,17 @@ impl<L: Link> Session<L> {
             .map_err(|e| closed(&self.conn, e.to_string()))
     }
 
-    /// Sends an operation and waits for its response.
+    /// Sends an operation and waits for its response (the request timeout).
     pub async fn request(&self, op: L::Op) -> Result<L::Reply, ClientError> {
+        self.request_within(op, self.timeout).await
+    }
+
+    /// Sends an operation and waits up to `timeout` for its response.
+    pub async fn request_within(
+        &self,
+        op: L::Op,
+        timeout: Duration,
+    ) -> Result<L::Reply, ClientError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         self.pending
@@ -104,13 +113,13 @@ impl<L: Link> Session<L> {
             .unwrap_or_else(|p| p.into_inner())
             .insert(id, tx);
         self.send(&L::request(id, op)).await?;
-        match tokio::time::timeout(self.timeout, rx).await {
+        match tokio::time::timeout(timeout, rx).await {
             Err(_) => {
                 self.pending
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .remove(&id);
-                Err(ClientError::Timeout(self.timeout))
+                Err(ClientError::Timeout(timeout))
             }
             Ok(Err(_)) => Err(closed(&self.conn, "connection lost".into())),
             Ok(Ok(result)) => result.map_err(ClientError::Refused),

@@ -25,7 +25,7 @@ fn an_unreachable_master_is_an_error_then_a_disconnect_and_calls_return_at_once(
     );
     let mut seen = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline && seen.len() < 2 {
+    while Instant::now() < deadline && seen.len() < 4 {
         match c.poll() {
             Some(e) => seen.push(e),
             None => std::thread::sleep(Duration::from_millis(5)),
@@ -44,6 +44,22 @@ fn an_unreachable_master_is_an_error_then_a_disconnect_and_calls_return_at_once(
     );
     assert!(
         matches!(seen[1], PollEvent::Disconnected { room: false, .. }),
+        "{seen:?}"
+    );
+    // The calls made meanwhile are answered, not dropped: a game waiting for
+    // `Authenticated` hears that it will not come.
+    assert!(
+        matches!(
+            &seen[2..],
+            [
+                PollEvent::Error {
+                    op: Op::Authenticate,
+                    code: 0,
+                    ..
+                },
+                PollEvent::Error { op: Op::Lobby, .. }
+            ]
+        ),
         "{seen:?}"
     );
 }

@@ -63,7 +63,9 @@
 #define SB_EVENT_LEFT 10
 
 // A call was refused or failed; `code` the protocol's result code (0: a local or
-// transport failure), `flags` the call (`SB_OP_*`), `text` the message.
+// transport failure), `flags` the call (`SB_OP_*`), `text` a message for people (for a
+// server's refusal it includes the server's reason, e.g. a dedicated server's). A call
+// that needs the master after its connection closed fails with code 0.
 #define SB_EVENT_ERROR 11
 
 // A connection closed; `flags` 1: the room's (else the master's), `code` the close
@@ -191,8 +193,8 @@
 // authority passes to the room).
 #define SB_SPAWN_DESPAWN_ON_LEAVE 2
 
-// `sb_spawn` flag: the master client holds the object's state authority, and it moves
-// with the master client.
+// `sb_spawn` flag: when its state authority leaves for good, the object passes to the
+// master client (else it is left with no state authority, for anyone to take).
 #define SB_SPAWN_MASTER_CLIENT_OBJECT 4
 
 // A client (opaque).
@@ -322,6 +324,7 @@ typedef struct SbRaiseOptions {
 
 // A room's options for `sb_create_game_with` and `sb_join_random` (docs/PROTOCOL.md,
 // `RoomOptions`). Fill one with `sb_room_options_default`, then change what you need.
+// The `u8` switches are on when non-zero.
 typedef struct SbRoomOptions {
   // At most this many players (0: no limit).
   uint32_t max_players;
@@ -380,7 +383,9 @@ int32_t sb_client_connect(const uint8_t *master,
                           size_t ca_path_len,
                           struct SbClient **out);
 
-// Closes a client's connections and frees it. Null is ignored.
+// Finishes the calls already made (a `sb_leave` just before still reaches the room; at
+// most 1 s), closes the client's connections so the servers see it go at once (at most
+// 0.3 s more), and frees it. Null is ignored.
 //
 // # Safety
 // `client` must be null or a live handle, not used again after this call.
@@ -679,7 +684,9 @@ int32_t sb_despawn(struct SbClient *client, uint32_t object);
 
 // (`Shared` rooms) sends an object's new state (this client must hold its state
 // authority): the others get `SB_EVENT_OBJECT_STATE`. `reliable` 0 sends it as a
-// datagram (the newest tick wins), else on the control stream.
+// datagram (datagrams may be lost or reordered: the room drops one whose tick is lower
+// than this client's latest for the object), else on the control stream (always
+// applied).
 //
 // # Safety
 // As `sb_authenticate`; `state` must point to `state_len` readable bytes.
@@ -691,7 +698,8 @@ int32_t sb_update_state(struct SbClient *client,
                         uint8_t reliable);
 
 // (`Shared` rooms) asks for an object's state authority: granted when nobody holds it
-// or the object allows override; everyone gets `SB_EVENT_AUTHORITY_CHANGED` then.
+// or the object allows override; everyone gets `SB_EVENT_AUTHORITY_CHANGED` then. When
+// it is not granted nothing changes and no event follows.
 //
 // # Safety
 // `client` must be a live handle used by no other thread during the call.

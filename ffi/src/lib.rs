@@ -72,7 +72,9 @@ pub const SB_EVENT_MASTER_CLIENT_CHANGED: u32 = 9;
 /// This client left its room.
 pub const SB_EVENT_LEFT: u32 = 10;
 /// A call was refused or failed; `code` the protocol's result code (0: a local or
-/// transport failure), `flags` the call (`SB_OP_*`), `text` the message.
+/// transport failure), `flags` the call (`SB_OP_*`), `text` a message for people (for a
+/// server's refusal it includes the server's reason, e.g. a dedicated server's). A call
+/// that needs the master after its connection closed fails with code 0.
 pub const SB_EVENT_ERROR: u32 = 11;
 /// A connection closed; `flags` 1: the room's (else the master's), `code` the close
 /// code or -1, `text` the reason.
@@ -253,11 +255,25 @@ unsafe fn text<'a>(
             Err((SB_ERR_NULL, format!("{what} is null")))
         };
     }
-    // SAFETY: the caller promises `len` readable bytes at `ptr`, alive for this call.
+    checked_len(len, what)?;
+    // SAFETY: the caller promises `len` readable bytes at `ptr`, alive for this call;
+    // `len` fits a slice (checked).
     let bytes = unsafe { std::slice::from_raw_parts(ptr, len) };
     std::str::from_utf8(bytes)
         .map(Some)
         .map_err(|_| (SB_ERR_INVALID, format!("{what} is not UTF-8")))
+}
+
+/// Refuses a length no object can have (over `isize::MAX`: a -1 passed as a `size_t`,
+/// say), which would otherwise abort the process inside `slice::from_raw_parts`.
+fn checked_len(len: usize, what: &str) -> Result<(), (i32, String)> {
+    if len > isize::MAX as usize {
+        return Err((
+            SB_ERR_INVALID,
+            format!("{what}'s length {len} is not a length"),
+        ));
+    }
+    Ok(())
 }
 
 /// A required string.
@@ -343,7 +359,9 @@ pub unsafe extern "C" fn sb_client_connect(
     })
 }
 
-/// Closes a client's connections and frees it. Null is ignored.
+/// Finishes the calls already made (a `sb_leave` just before still reaches the room; at
+/// most 1 s), closes the client's connections so the servers see it go at once (at most
+/// 0.3 s more), and frees it. Null is ignored.
 ///
 /// # Safety
 /// `client` must be null or a live handle, not used again after this call.
@@ -545,6 +563,10 @@ pub unsafe extern "C" fn sb_poll(client: *mut SbClient, out: *mut SbEvent) -> i3
             return Err((SB_ERR_NULL, "out is null".into()));
         }
         let Some(event) = c.pending.pop_front().or_else(|| c.inner.poll()) else {
+            // No event: nothing of the last one is readable any more.
+            c.data = Bytes::new();
+            c.text.clear();
+            c.details = Details::default();
             // SAFETY: `out` is not null (checked) and writable (the caller's promise).
             unsafe { *out = SbEvent::empty() };
             return Ok(0);

@@ -86,6 +86,8 @@ pub unsafe extern "C" fn sb_raise_event_with(
             Vec::new()
         } else if how.targets.is_null() {
             return Err((SB_ERR_NULL, "targets is null".into()));
+        } else if how.target_count > isize::MAX as usize / size_of::<u32>() {
+            return Err((SB_ERR_INVALID, "target_count is not a count".into()));
         } else {
             // SAFETY: the caller promises `target_count` readable numbers; copied now.
             unsafe { std::slice::from_raw_parts(how.targets, how.target_count) }.to_vec()

@@ -19,12 +19,13 @@ pub const SB_SPAWN_ALLOW_OVERRIDE: u32 = 1;
 /// `sb_spawn` flag: the object is despawned when its state authority leaves (else the
 /// authority passes to the room).
 pub const SB_SPAWN_DESPAWN_ON_LEAVE: u32 = 2;
-/// `sb_spawn` flag: the master client holds the object's state authority, and it moves
-/// with the master client.
+/// `sb_spawn` flag: when its state authority leaves for good, the object passes to the
+/// master client (else it is left with no state authority, for anyone to take).
 pub const SB_SPAWN_MASTER_CLIENT_OBJECT: u32 = 4;
 
 /// A room's options for `sb_create_game_with` and `sb_join_random` (docs/PROTOCOL.md,
 /// `RoomOptions`). Fill one with `sb_room_options_default`, then change what you need.
+/// The `u8` switches are on when non-zero.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct SbRoomOptions {
@@ -148,6 +149,7 @@ pub(crate) unsafe fn bytes(
     } else if data.is_null() {
         Err((SB_ERR_NULL, format!("{what} is null")))
     } else {
+        crate::checked_len(len, what)?;
         // SAFETY: the caller promises `len` readable bytes at `data`; copied now.
         Ok(Bytes::copy_from_slice(unsafe {
             std::slice::from_raw_parts(data, len)
@@ -467,7 +469,9 @@ pub unsafe extern "C" fn sb_despawn(client: *mut SbClient, object: u32) -> i32 {
 
 /// (`Shared` rooms) sends an object's new state (this client must hold its state
 /// authority): the others get `SB_EVENT_OBJECT_STATE`. `reliable` 0 sends it as a
-/// datagram (the newest tick wins), else on the control stream.
+/// datagram (datagrams may be lost or reordered: the room drops one whose tick is lower
+/// than this client's latest for the object), else on the control stream (always
+/// applied).
 ///
 /// # Safety
 /// As `sb_authenticate`; `state` must point to `state_len` readable bytes.
@@ -503,7 +507,8 @@ pub unsafe extern "C" fn sb_update_state(
 }
 
 /// (`Shared` rooms) asks for an object's state authority: granted when nobody holds it
-/// or the object allows override; everyone gets `SB_EVENT_AUTHORITY_CHANGED` then.
+/// or the object allows override; everyone gets `SB_EVENT_AUTHORITY_CHANGED` then. When
+/// it is not granted nothing changes and no event follows.
 ///
 /// # Safety
 /// `client` must be a live handle used by no other thread during the call.

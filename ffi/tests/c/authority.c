@@ -191,8 +191,12 @@ int main(int argc, char **argv) {
     e = wait_for(a, SB_EVENT_ERROR, "a snapshot in a server room is refused");
     if (e.flags != SB_OP_ROOM) fail("a room operation's refusal");
 
-    sb_client_free(s);
+    /* Freeing a client in a room closes its connection: the room sees it go at once, not
+     * after the server's idle timeout. */
     sb_client_free(a);
+    e = wait_for(s, SB_EVENT_ACTOR_LEFT, "the server saw alice's client go");
+
+    sb_client_free(s);
     sb_client_free(b);
     printf("ok\n");
     return 0;

@@ -121,12 +121,22 @@ int main(int argc, char **argv) {
 
     /* b comes back: the cached event is delivered to it on joining. */
     sb_join_game(b, S(room), 0);
-    wait_for(b, SB_EVENT_JOINED, "b joined again");
+    uint32_t b_again = wait_for(b, SB_EVENT_JOINED, "b joined again").actor;
     e = wait_for(b, SB_EVENT_EVENT, "b got the cached event");
     if (e.code != 14 || e.sender != 1) fail("the cached event");
 
-    sb_client_free(a);
+    /* A second room while in one is refused (leave first): OperationNotAllowedInCurrentState. */
+    sb_create_game(b, S("another-room"), 0);
+    e = wait_for(b, SB_EVENT_ERROR, "a second room refused");
+    if (e.code != -3 || e.flags != SB_OP_CREATE_GAME) fail("a second room: code -3");
+
+    /* Leaving and freeing at once: the leave still reaches the room, at once. */
+    sb_leave(b, 0);
     sb_client_free(b);
+    e = wait_for(a, SB_EVENT_ACTOR_LEFT, "a saw b leave before its client was freed");
+    if (e.actor != b_again || e.flags != 0) fail("b left for good");
+
+    sb_client_free(a);
     printf("ok\n");
     return 0;
 }

@@ -31,6 +31,9 @@ struct Object {
     info: ObjectInfo,
     /// Who spawned it (counted against its per-actor limit while it lives).
     spawner: u32,
+    /// Who gave it its state and tick last: an unreliable update from the same actor
+    /// with an older tick was overtaken by a newer one, and is dropped.
+    tick_from: u32,
 }
 
 /// The shared mode's state: the object table.
@@ -128,6 +131,7 @@ impl Shared {
             shared.objects.insert(
                 i.object,
                 Object {
+                    tick_from: o.info.state_authority,
                     info: o.info,
                     spawner: o.spawner,
                 },
@@ -230,6 +234,7 @@ impl Shared {
             Object {
                 info: info.clone(),
                 spawner: sender,
+                tick_from: sender,
             },
         );
         let reply = GameReply::Spawned {
@@ -410,8 +415,14 @@ impl Mode for Shared {
                 ),
             ));
         }
+        if !reliable && o.tick_from == sender && u.tick < o.info.tick {
+            // A datagram overtaken by a newer update of the same sender: its state is
+            // older than what the others have (or will get) already.
+            return Ok(Vec::new());
+        }
         self.check_state(o.info.state.len(), u.state.len())?;
         let o = self.objects.get_mut(&u.object).expect("found above");
+        o.tick_from = sender;
         self.state_bytes = self.state_bytes - o.info.state.len() + u.state.len();
         o.info.state = u.state.clone();
         o.info.tick = u.tick;

@@ -149,6 +149,29 @@ fn only_the_state_authority_updates_and_updates_are_relayed_as_asked() {
             ..
         }]
     ));
+    // A datagram overtaken by a newer update is dropped: nobody gets tick 4 after 6,
+    // and the room keeps 6 (a late joiner's state). A reliable update always applies
+    // (the authority may start its ticks over).
+    assert_eq!(h.take(3).len(), 1);
+    h.input(
+        crate::Origin::Actor(1),
+        crate::Input::Update {
+            update: update(o, 4, b"stale"),
+            via: crate::Via::Datagram,
+        },
+    );
+    assert!(
+        h.take(2).is_empty() && h.take(3).is_empty(),
+        "tick 4 after 6"
+    );
+    h.input(
+        crate::Origin::Actor(1),
+        crate::Input::Update {
+            update: update(o, 6, b"fast"),
+            via: crate::Via::Datagram,
+        },
+    );
+    assert_eq!(h.take(2).len(), 1, "the same tick again is not older");
     // Anyone else is refused, and nothing changes.
     h.input(
         crate::Origin::Actor(2),
@@ -166,6 +189,15 @@ fn only_the_state_authority_updates_and_updates_are_relayed_as_asked() {
             .iter()
             .all(|g| matches!(g, Got::State { state, .. } if state.tick == 6))
     );
+    // A reliable update with an older tick applies: it cannot have been overtaken.
+    h.input(
+        crate::Origin::Actor(1),
+        crate::Input::Update {
+            update: update(o, 1, b"restart"),
+            via: crate::Via::Control,
+        },
+    );
+    assert!(matches!(&h.take(3)[..], [Got::State { state, .. }] if state.tick == 1));
 }
 
 #[test]
