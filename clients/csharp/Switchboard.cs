@@ -63,6 +63,24 @@ namespace Switchboard
         /// <summary>The lobby the room is listed in (null: the default lobby).</summary>
         public string Lobby;
         public bool LobbySql;
+        /// <summary>The room's first properties: null, bool, integers, float/double, string or byte[].</summary>
+        public Dictionary<string, object> Properties;
+        /// <summary>The keys of the properties its lobby lists (an SQL lobby matches on them, e.g. "C0").</summary>
+        public string[] LobbyProperties;
+    }
+
+    /// <summary>How the host changed (HostChanged).</summary>
+    public sealed class HostChange
+    {
+        public uint Host, Previous;
+        public HostChangeReason Reason;
+        /// <summary>The snapshot handed to this client as the new host (null: none, or not the new host).</summary>
+        public byte[] Snapshot;
+        public ulong SnapshotAgeMs;
+        /// <summary>How many replayed events follow (to the new host).</summary>
+        public uint Replay;
+        /// <summary>Whether the replay lost its oldest events.</summary>
+        public bool ReplayTruncated;
     }
 
     /// <summary>An actor of a room, as a joiner sees it.</summary>
@@ -194,6 +212,80 @@ namespace Switchboard
         public IntPtr Lobby;
         public UIntPtr LobbyLen;
         public byte LobbySql;
+        public IntPtr Properties;
+        public UIntPtr PropertyCount;
+        public IntPtr LobbyProperties;
+        public UIntPtr LobbyPropertyCount;
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct SbText
+    {
+        public IntPtr Text;
+        public UIntPtr Len;
+    }
+
+    /// <summary>Unmanaged copies of what a call reads through pointers (properties, keys), freed after it.</summary>
+    internal sealed class Unmanaged : IDisposable
+    {
+        readonly List<IntPtr> blocks = new List<IntPtr>();
+
+        IntPtr Alloc(int n) { var p = Marshal.AllocHGlobal(Math.Max(n, 1)); blocks.Add(p); return p; }
+
+        IntPtr Copy(byte[] b)
+        {
+            if (b.Length == 0) return IntPtr.Zero;
+            var p = Alloc(b.Length);
+            Marshal.Copy(b, 0, p, b.Length);
+            return p;
+        }
+
+        public IntPtr Properties(IDictionary<string, object> props, out UIntPtr count)
+        {
+            count = UIntPtr.Zero;
+            if (props == null || props.Count == 0) return IntPtr.Zero;
+            int size = Marshal.SizeOf(typeof(SbProperty));
+            var array = Alloc(size * props.Count);
+            int i = 0;
+            foreach (var kv in props)
+            {
+                var key = Encoding.UTF8.GetBytes(kv.Key ?? "");
+                var p = new SbProperty { Key = Copy(key), KeyLen = (UIntPtr)key.Length };
+                object v = kv.Value;
+                if (v == null) p.Kind = 0;
+                else if (v is bool) { p.Kind = 1; p.IntValue = (bool)v ? 1 : 0; }
+                else if (v is long || v is int || v is short || v is sbyte || v is byte || v is ushort || v is uint) { p.Kind = 2; p.IntValue = Convert.ToInt64(v); }
+                else if (v is double || v is float) { p.Kind = 3; p.FloatValue = Convert.ToDouble(v); }
+                else if (v is string) { var b = Encoding.UTF8.GetBytes((string)v); p.Kind = 4; p.Data = Copy(b); p.DataLen = (UIntPtr)b.Length; }
+                else if (v is byte[]) { var b = (byte[])v; p.Kind = 5; p.Data = Copy(b); p.DataLen = (UIntPtr)b.Length; }
+                else throw new ArgumentException("property " + kv.Key + ": a " + v.GetType().Name + " is not a property value");
+                Marshal.StructureToPtr(p, new IntPtr(array.ToInt64() + (long)i * size), false);
+                i++;
+            }
+            count = (UIntPtr)props.Count;
+            return array;
+        }
+
+        public IntPtr Texts(string[] texts, out UIntPtr count)
+        {
+            count = UIntPtr.Zero;
+            if (texts == null || texts.Length == 0) return IntPtr.Zero;
+            int size = Marshal.SizeOf(typeof(SbText));
+            var array = Alloc(size * texts.Length);
+            for (int i = 0; i < texts.Length; i++)
+            {
+                var b = Encoding.UTF8.GetBytes(texts[i] ?? "");
+                Marshal.StructureToPtr(new SbText { Text = Copy(b), Len = (UIntPtr)b.Length }, new IntPtr(array.ToInt64() + (long)i * size), false);
+            }
+            count = (UIntPtr)texts.Length;
+            return array;
+        }
+
+        public void Dispose()
+        {
+            foreach (var b in blocks) Marshal.FreeHGlobal(b);
+            blocks.Clear();
+        }
     }
 
     internal static class Native
@@ -216,8 +308,9 @@ namespace Switchboard
         [DllImport(Lib)] public static extern int sb_change_groups(ClientHandle c, byte removeAll, byte[] remove, UIntPtr removeLen, byte[] add, UIntPtr addLen);
         [DllImport(Lib)] public static extern int sb_authenticate_server(ClientHandle c, byte[] name, UIntPtr nameLen, byte[] secret, UIntPtr secretLen);
         [DllImport(Lib)] public static extern int sb_create_game_with(ClientHandle c, byte[] name, UIntPtr nameLen, ref SbRoomOptions options);
-        [DllImport(Lib)] public static extern int sb_join_random(ClientHandle c, byte[] lobby, UIntPtr lobbyLen, byte lobbySql, byte[] filter, UIntPtr filterLen, uint maxPlayers, ref SbRoomOptions createIfNone);
-        [DllImport(Lib, EntryPoint = "sb_join_random")] public static extern int sb_join_random_only(ClientHandle c, byte[] lobby, UIntPtr lobbyLen, byte lobbySql, byte[] filter, UIntPtr filterLen, uint maxPlayers, IntPtr createIfNone);
+        [DllImport(Lib)] public static extern int sb_join_random(ClientHandle c, byte[] lobby, UIntPtr lobbyLen, byte lobbySql, byte[] filter, UIntPtr filterLen, uint maxPlayers, IntPtr expected, UIntPtr expectedCount, ref SbRoomOptions createIfNone);
+        [DllImport(Lib, EntryPoint = "sb_join_random")] public static extern int sb_join_random_only(ClientHandle c, byte[] lobby, UIntPtr lobbyLen, byte lobbySql, byte[] filter, UIntPtr filterLen, uint maxPlayers, IntPtr expected, UIntPtr expectedCount, IntPtr createIfNone);
+        [DllImport(Lib)] public static extern int sb_set_properties(ClientHandle c, uint target, IntPtr props, UIntPtr count);
         [DllImport(Lib)] public static extern int sb_join_lobby(ClientHandle c, byte[] name, UIntPtr nameLen, byte sql);
         [DllImport(Lib)] public static extern int sb_leave_lobby(ClientHandle c);
         [DllImport(Lib)] public static extern int sb_set_property_bytes(ClientHandle c, uint target, byte[] key, UIntPtr keyLen, byte[] value, UIntPtr valueLen);
@@ -276,9 +369,7 @@ namespace Switchboard
         public event Action<Op, int, string> Error;
         /// <summary>room (else master), close code (-1: none), reason.</summary>
         public event Action<bool, int, string> Disconnected;
-        /// <summary>new host, previous, why, the snapshot handed over (null: none or not for this client),
-        /// how many replayed events follow.</summary>
-        public event Action<uint, uint, HostChangeReason, byte[], uint> HostChanged;
+        public event Action<HostChange> HostChanged;
         /// <summary>request, user id, rejoin, the joiner's properties, its authentication claims.</summary>
         public event Action<uint, string, bool, Dictionary<string, object>, Dictionary<string, object>> JoinRequested;
         /// <summary>request.</summary>
@@ -350,15 +441,21 @@ namespace Switchboard
 
         /// <summary>Joins a random open game of a lobby (null: the default lobby; sql: an SQL lobby matched
         /// with filter) whose limit is maxPlayers (0: any); with createIfNone, creates one when none matches.</summary>
-        public void JoinRandom(string lobby = null, bool sql = false, string filter = null, uint maxPlayers = 0, RoomOptions createIfNone = null)
+        public void JoinRandom(string lobby = null, bool sql = false, string filter = null, uint maxPlayers = 0,
+            RoomOptions createIfNone = null, Dictionary<string, object> expected = null)
         {
             var l = Utf8(lobby);
             var f = Utf8(filter);
             byte s = (byte)(sql ? 1 : 0);
-            if (createIfNone == null)
-                Native.Check(Native.sb_join_random_only(handle, l, Len(l), s, f, Len(f), maxPlayers, IntPtr.Zero));
-            else
-                WithOptions(createIfNone, (ref SbRoomOptions o) => Native.sb_join_random(handle, l, Len(l), s, f, Len(f), maxPlayers, ref o));
+            using (var u = new Unmanaged())
+            {
+                UIntPtr n;
+                var e = u.Properties(expected, out n);
+                if (createIfNone == null)
+                    Native.Check(Native.sb_join_random_only(handle, l, Len(l), s, f, Len(f), maxPlayers, e, n, IntPtr.Zero));
+                else
+                    WithOptions(createIfNone, (ref SbRoomOptions o) => Native.sb_join_random(handle, l, Len(l), s, f, Len(f), maxPlayers, e, n, ref o));
+            }
         }
 
         /// <summary>Joins a lobby: GameList follows (the whole list, then changes).</summary>
@@ -428,6 +525,17 @@ namespace Switchboard
             Native.Check(Native.sb_set_property_bytes(handle, target, k, Len(k), value, Len(value)));
         }
 
+        /// <summary>Sets several properties at once (null deletes a key); values: bool, integers, float/double, string, byte[].</summary>
+        public void SetProperties(uint target, Dictionary<string, object> properties)
+        {
+            using (var u = new Unmanaged())
+            {
+                UIntPtr n;
+                var p = u.Properties(properties, out n);
+                Native.Check(Native.sb_set_properties(handle, target, p, n));
+            }
+        }
+
         /// <summary>Makes actor the master client if the master client is still expected.</summary>
         public void SetMasterClient(uint actor, uint expected)
         {
@@ -473,8 +581,12 @@ namespace Switchboard
             options = options ?? new RoomOptions();
             var lobby = Utf8(options.Lobby);
             var pin = lobby == null ? default(GCHandle) : GCHandle.Alloc(lobby, GCHandleType.Pinned);
+            var u = new Unmanaged();
             try
             {
+                UIntPtr propertyCount, lobbyPropertyCount;
+                var properties = u.Properties(options.Properties, out propertyCount);
+                var lobbyProperties = u.Texts(options.LobbyProperties, out lobbyPropertyCount);
                 var o = new SbRoomOptions
                 {
                     MaxPlayers = options.MaxPlayers,
@@ -490,12 +602,17 @@ namespace Switchboard
                     Lobby = lobby == null ? IntPtr.Zero : pin.AddrOfPinnedObject(),
                     LobbyLen = Len(lobby),
                     LobbySql = (byte)(options.LobbySql ? 1 : 0),
+                    Properties = properties,
+                    PropertyCount = propertyCount,
+                    LobbyProperties = lobbyProperties,
+                    LobbyPropertyCount = lobbyPropertyCount,
                 };
                 Native.Check(call(ref o));
             }
             finally
             {
                 if (pin.IsAllocated) pin.Free();
+                u.Dispose();
             }
         }
 
@@ -644,7 +761,16 @@ namespace Switchboard
                 case 13: if (OtherEvent != null) OtherEvent(e.Code); break;
                 case 14:
                     if (HostChanged != null)
-                        HostChanged(e.Actor, e.Sender, (HostChangeReason)e.Flags, (e.Extra & 1) != 0 ? BytesAt(e.Data, e.DataLen) : null, e.Count);
+                        HostChanged(new HostChange
+                        {
+                            Host = e.Actor,
+                            Previous = e.Sender,
+                            Reason = (HostChangeReason)e.Flags,
+                            Snapshot = (e.Extra & 1) != 0 ? BytesAt(e.Data, e.DataLen) : null,
+                            SnapshotAgeMs = (e.Extra & 1) != 0 ? e.Tick : 0,
+                            Replay = e.Count,
+                            ReplayTruncated = (e.Extra & 2) != 0,
+                        });
                     break;
                 case 15:
                     if (JoinRequested != null)

@@ -228,7 +228,9 @@ typedef struct SbEvent {
   uint64_t tick;
 } SbEvent;
 
-// One property (key and value).
+// One property (key and value): read with the `sb_event_*` functions, and given to
+// `sb_set_properties`, `SbRoomOptions.properties` and `sb_join_random` (where `kind`
+// says which value field counts).
 typedef struct SbProperty {
   // The key, UTF-8 (not terminated).
   const uint8_t *key;
@@ -322,6 +324,14 @@ typedef struct SbRaiseOptions {
   size_t target_count;
 } SbRaiseOptions;
 
+// A UTF-8 string with its length.
+typedef struct SbText {
+  // The bytes (not terminated).
+  const uint8_t *text;
+  // How many.
+  size_t len;
+} SbText;
+
 // A room's options for `sb_create_game_with` and `sb_join_random` (docs/PROTOCOL.md,
 // `RoomOptions`). Fill one with `sb_room_options_default`, then change what you need.
 // The `u8` switches are on when non-zero.
@@ -354,6 +364,15 @@ typedef struct SbRoomOptions {
   size_t lobby_len;
   // 1: the lobby is an SQL lobby (its games are matched with filters).
   uint8_t lobby_sql;
+  // The room's first properties (`property_count` of them; null with 0: none).
+  const struct SbProperty *properties;
+  // How many.
+  size_t property_count;
+  // The keys of the properties its lobby lists (and an SQL lobby matches on, e.g.
+  // `C0`), `lobby_property_count` of them.
+  const struct SbText *lobby_properties;
+  // How many.
+  size_t lobby_property_count;
 } SbRoomOptions;
 
 #ifdef __cplusplus
@@ -593,8 +612,9 @@ int32_t sb_create_game_with(struct SbClient *client,
                             const struct SbRoomOptions *options);
 
 // Joins a random open game of a lobby (`lobby` null: the default lobby; `lobby_sql` 1:
-// an SQL lobby, matched with `filter`, e.g. `C0 > 3`; docs/PROTOCOL.md 5.3) whose
-// limit is `max_players` (0: any). With `create_if_none` not null, creates a game with
+// an SQL lobby, matched with `filter`, e.g. `C0 > 3`, on the games' lobby properties;
+// docs/PROTOCOL.md 5.3) whose limit is `max_players` (0: any) and whose lobby
+// properties have the `expected_count` values at `expected` (a default lobby). With `create_if_none` not null, creates a game with
 // those options when none matches; else no match is `SB_EVENT_ERROR` with
 // `NoRandomMatchFound` (32760).
 //
@@ -607,6 +627,8 @@ int32_t sb_join_random(struct SbClient *client,
                        const uint8_t *filter,
                        size_t filter_len,
                        uint32_t max_players,
+                       const struct SbProperty *expected,
+                       size_t expected_count,
                        const struct SbRoomOptions *create_if_none);
 
 // Joins a lobby: its game list comes out as `SB_EVENT_GAME_LIST` (the whole list, then
@@ -632,6 +654,17 @@ int32_t sb_set_property_bytes(struct SbClient *client,
                               size_t key_len,
                               const uint8_t *value,
                               size_t value_len);
+
+// Sets `count` properties of the room (`target` 0) or an actor at once (any kind;
+// `SB_VALUE_NULL` deletes a key), and tells everyone.
+//
+// # Safety
+// As `sb_authenticate`; `props` points to `count` readable `SbProperty`s, their
+// pointers to their lengths' readable bytes.
+int32_t sb_set_properties(struct SbClient *client,
+                          uint32_t target,
+                          const struct SbProperty *props,
+                          size_t count);
 
 // Makes `actor` the master client if the master client is still `expected`
 // (compare-and-set; docs/PROTOCOL.md 6.1); everyone gets

@@ -40,7 +40,9 @@ pub const SB_MODE_SERVER: u32 = 2;
 /// Room mode: players own network objects, the room manages state authority.
 pub const SB_MODE_SHARED: u32 = 3;
 
-/// One property (key and value).
+/// One property (key and value): read with the `sb_event_*` functions, and given to
+/// `sb_set_properties`, `SbRoomOptions.properties` and `sb_join_random` (where `kind`
+/// says which value field counts).
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct SbProperty {

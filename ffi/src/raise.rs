@@ -5,8 +5,8 @@
 use switchboard_client::Delivery;
 use switchboard_protocol::{EventCaching, GameOp, RaiseEvent, ReceiverGroup};
 
-use crate::room::bytes;
-use crate::{SB_ERR_INVALID, SB_ERR_NULL, SB_OK, SbClient, client, guard};
+use crate::room::{array, bytes};
+use crate::{SB_ERR_INVALID, SB_OK, SbClient, client, guard};
 
 /// How `sb_raise_event_with` sends an event. All zero is "to the others, unreliable,
 /// not cached, no group, channel 0".
@@ -82,16 +82,8 @@ pub unsafe extern "C" fn sb_raise_event_with(
             4 => EventCaching::RemoveFromRoomCacheForActorsLeft,
             n => return Err((SB_ERR_INVALID, format!("cache {n} is not 0 to 4"))),
         };
-        let targets = if how.target_count == 0 {
-            Vec::new()
-        } else if how.targets.is_null() {
-            return Err((SB_ERR_NULL, "targets is null".into()));
-        } else if how.target_count > isize::MAX as usize / size_of::<u32>() {
-            return Err((SB_ERR_INVALID, "target_count is not a count".into()));
-        } else {
-            // SAFETY: the caller promises `target_count` readable numbers; copied now.
-            unsafe { std::slice::from_raw_parts(how.targets, how.target_count) }.to_vec()
-        };
+        // SAFETY: the caller promises `target_count` readable numbers; copied now.
+        let targets = unsafe { array(how.targets, how.target_count, "targets") }?.to_vec();
         // SAFETY: forwarded from the caller.
         let data = unsafe { bytes(data, len, "data") }?;
         let event = RaiseEvent {

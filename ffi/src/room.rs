@@ -7,11 +7,14 @@
 use bytes::Bytes;
 use switchboard_client::Delivery;
 use switchboard_protocol::{
-    CreateSpec, GameOp, JoinRandom, Lobby, LobbyKind, ObjectInfo, PropertyPolicy, RoomMode,
-    RoomOptions, SpawnObject, StateUpdate, Value,
+    CreateSpec, GameOp, JoinRandom, Lobby, LobbyKind, ObjectInfo, Properties, PropertyPolicy,
+    RoomMode, RoomOptions, SetProperties, SpawnObject, StateUpdate, Value,
 };
 
-use crate::details::{SB_MODE_HOST, SB_MODE_RELAY, SB_MODE_SERVER, SB_MODE_SHARED};
+use crate::details::{
+    SB_MODE_HOST, SB_MODE_RELAY, SB_MODE_SERVER, SB_MODE_SHARED, SB_VALUE_BOOL, SB_VALUE_BYTES,
+    SB_VALUE_FLOAT, SB_VALUE_INT, SB_VALUE_NULL, SB_VALUE_STR, SbProperty,
+};
 use crate::{SB_ERR_INVALID, SB_ERR_NULL, SB_OK, SbClient, client, guard, required, text};
 
 /// `sb_spawn` flag: another actor may take the object's state authority at any time.
@@ -57,6 +60,25 @@ pub struct SbRoomOptions {
     pub lobby_len: usize,
     /// 1: the lobby is an SQL lobby (its games are matched with filters).
     pub lobby_sql: u8,
+    /// The room's first properties (`property_count` of them; null with 0: none).
+    pub properties: *const SbProperty,
+    /// How many.
+    pub property_count: usize,
+    /// The keys of the properties its lobby lists (and an SQL lobby matches on, e.g.
+    /// `C0`), `lobby_property_count` of them.
+    pub lobby_properties: *const SbText,
+    /// How many.
+    pub lobby_property_count: usize,
+}
+
+/// A UTF-8 string with its length.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct SbText {
+    /// The bytes (not terminated).
+    pub text: *const u8,
+    /// How many.
+    pub len: usize,
 }
 
 /// Fills `*out` with the protocol's default options (no limit, open, visible, `Relay`
@@ -85,6 +107,10 @@ pub unsafe extern "C" fn sb_room_options_default(out: *mut SbRoomOptions) -> i32
             lobby: std::ptr::null(),
             lobby_len: 0,
             lobby_sql: 0,
+            properties: std::ptr::null(),
+            property_count: 0,
+            lobby_properties: std::ptr::null(),
+            lobby_property_count: 0,
         };
         // SAFETY: `out` is not null (checked) and writable (the caller's promise).
         unsafe { out.write(o) };
@@ -115,7 +141,24 @@ unsafe fn options(o: &SbRoomOptions) -> Result<RoomOptions, (i32, String)> {
     };
     // SAFETY: forwarded from the caller.
     let name = unsafe { text(o.lobby, o.lobby_len, "lobby") }?;
+    // SAFETY: forwarded from the caller.
+    let properties = unsafe { properties(o.properties, o.property_count) }?;
+    // SAFETY: forwarded from the caller.
+    let keys = unsafe {
+        array(
+            o.lobby_properties,
+            o.lobby_property_count,
+            "lobby_properties",
+        )
+    }?;
+    let lobby_properties = keys
+        .iter()
+        // SAFETY: the caller promises each SbText points to its `len` readable bytes.
+        .map(|k| unsafe { required(k.text, k.len, "a lobby property key") }.map(str::to_string))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(RoomOptions {
+        properties,
+        lobby_properties,
         max_players: o.max_players,
         is_open: o.is_open != 0,
         is_visible: o.is_visible != 0,
@@ -155,6 +198,68 @@ pub(crate) unsafe fn bytes(
             std::slice::from_raw_parts(data, len)
         }))
     }
+}
+
+/// The `count` items at `items` (an empty slice for 0).
+///
+/// # Safety
+/// `items` must point to `count` readable items, or be null with 0.
+pub(crate) unsafe fn array<'a, T>(
+    items: *const T,
+    count: usize,
+    what: &str,
+) -> Result<&'a [T], (i32, String)> {
+    if count == 0 {
+        return Ok(&[]);
+    }
+    if items.is_null() {
+        return Err((SB_ERR_NULL, format!("{what} is null")));
+    }
+    if count > isize::MAX as usize / size_of::<T>().max(1) {
+        return Err((SB_ERR_INVALID, format!("{what}: {count} is not a count")));
+    }
+    // SAFETY: the caller promises `count` readable items; the size fits (checked).
+    Ok(unsafe { std::slice::from_raw_parts(items, count) })
+}
+
+/// Properties from C (`SbProperty`, its `kind` saying which value field counts).
+///
+/// # Safety
+/// `props` must point to `count` readable `SbProperty`s whose pointers point to their
+/// lengths' readable bytes.
+pub(crate) unsafe fn properties(
+    props: *const SbProperty,
+    count: usize,
+) -> Result<Properties, (i32, String)> {
+    // SAFETY: forwarded from the caller.
+    let props = unsafe { array(props, count, "properties") }?;
+    let mut out = Properties::new();
+    for p in props {
+        // SAFETY: forwarded from the caller.
+        let key = unsafe { required(p.key, p.key_len, "a property key") }?;
+        let value = match p.kind {
+            SB_VALUE_NULL => Value::Null,
+            SB_VALUE_BOOL => Value::Bool(p.int_value != 0),
+            SB_VALUE_INT => Value::Int(p.int_value),
+            SB_VALUE_FLOAT => Value::Float(p.float_value),
+            // SAFETY: forwarded from the caller.
+            SB_VALUE_STR => Value::Str(
+                unsafe { text(p.data, p.data_len, "a text value") }?
+                    .unwrap_or("")
+                    .to_string(),
+            ),
+            // SAFETY: forwarded from the caller.
+            SB_VALUE_BYTES => Value::Bytes(unsafe { bytes(p.data, p.data_len, "a bytes value") }?),
+            k => {
+                return Err((
+                    SB_ERR_INVALID,
+                    format!("property {key:?}: kind {k} is not 0 to 5"),
+                ));
+            }
+        };
+        out.insert(key.to_string(), value);
+    }
+    Ok(out)
 }
 
 /// Runs `f` on the live client behind `c`.
@@ -225,8 +330,9 @@ pub unsafe extern "C" fn sb_create_game_with(
 }
 
 /// Joins a random open game of a lobby (`lobby` null: the default lobby; `lobby_sql` 1:
-/// an SQL lobby, matched with `filter`, e.g. `C0 > 3`; docs/PROTOCOL.md 5.3) whose
-/// limit is `max_players` (0: any). With `create_if_none` not null, creates a game with
+/// an SQL lobby, matched with `filter`, e.g. `C0 > 3`, on the games' lobby properties;
+/// docs/PROTOCOL.md 5.3) whose limit is `max_players` (0: any) and whose lobby
+/// properties have the `expected_count` values at `expected` (a default lobby). With `create_if_none` not null, creates a game with
 /// those options when none matches; else no match is `SB_EVENT_ERROR` with
 /// `NoRandomMatchFound` (32760).
 ///
@@ -242,6 +348,8 @@ pub unsafe extern "C" fn sb_join_random(
     filter: *const u8,
     filter_len: usize,
     max_players: u32,
+    expected: *const SbProperty,
+    expected_count: usize,
     create_if_none: *const SbRoomOptions,
 ) -> i32 {
     // SAFETY: forwarded from the caller.
@@ -249,6 +357,7 @@ pub unsafe extern "C" fn sb_join_random(
         with(client, |c| {
             let name = text(lobby, lobby_len, "lobby")?;
             let filter = text(filter, filter_len, "filter")?.unwrap_or("");
+            let expected_properties = properties(expected, expected_count)?;
             let create_if_none = match create_if_none.as_ref() {
                 Some(o) => Some(CreateSpec {
                     game: None,
@@ -259,6 +368,7 @@ pub unsafe extern "C" fn sb_join_random(
             c.inner.join_random(JoinRandom {
                 lobby: self::lobby(name, lobby_sql),
                 expected_max_players: max_players,
+                expected_properties,
                 sql_filter: filter.to_string(),
                 create_if_none,
                 ..JoinRandom::default()
@@ -324,6 +434,34 @@ pub unsafe extern "C" fn sb_set_property_bytes(
             let key = required(key, key_len, "key")?;
             let value = bytes(value, value_len, "value")?;
             crate::set_property(c, target, key, Value::Bytes(value));
+            Ok(())
+        })
+    }
+}
+
+/// Sets `count` properties of the room (`target` 0) or an actor at once (any kind;
+/// `SB_VALUE_NULL` deletes a key), and tells everyone.
+///
+/// # Safety
+/// As `sb_authenticate`; `props` points to `count` readable `SbProperty`s, their
+/// pointers to their lengths' readable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sb_set_properties(
+    client: *mut SbClient,
+    target: u32,
+    props: *const SbProperty,
+    count: usize,
+) -> i32 {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        with(client, |c| {
+            let properties = properties(props, count)?;
+            c.inner.set_properties(SetProperties {
+                target,
+                properties,
+                broadcast: true,
+                ..SetProperties::default()
+            });
             Ok(())
         })
     }

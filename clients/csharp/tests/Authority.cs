@@ -46,7 +46,7 @@ static class Authority
             c.PropertiesChanged += (target, sender, props) => { Props = props; PropsSeen++; };
             c.MasterClientChanged += a => MasterClient = a;
             c.Left += () => Left = true;
-            c.HostChanged += (host, previous, reason, snapshot, replay) => { Host = host; PreviousHost = previous; Reason = reason; Snapshot = snapshot; };
+            c.HostChanged += h => { Host = h.Host; PreviousHost = h.Previous; Reason = h.Reason; Snapshot = h.Snapshot; };
             c.ObjectSpawned += o => Spawned = o;
             c.ObjectState += (o, sender, tick, state) => { StateObject = o; StateSender = sender; StateTick = tick; State = state; };
             c.AuthorityChanged += (o, state, input) => { AuthorityObject = o; StateAuthority = state; };
@@ -164,6 +164,30 @@ static class Authority
         a.Leave();
         b.Leave();
         Harness.WaitFor(() => sa.Left && sb.Left, "a and b left the shared room", a, b);
+
+        // --- An SQL lobby matches on a room's listed properties; every kind of value.
+        room = prefix + "-ranked";
+        sa.Room = null; sb.Room = null; sa.Left = sb.Left = false;
+        a.CreateGame(room, new RoomOptions
+        {
+            Lobby = "ranked", LobbySql = true, LobbyProperties = new[] { "C0" },
+            Properties = new Dictionary<string, object> { { "C0", 5 } },
+        });
+        Harness.WaitFor(() => sa.Room != null, "a created the ranked room", a);
+        b.JoinRandom("ranked", true, "C0 > 3");
+        Harness.WaitFor(() => sb.Room != null, "b matched the ranked room", a, b);
+        if (sb.Room.Game != room || !(sb.Room.Properties["C0"] is long) || (long)sb.Room.Properties["C0"] != 5) Harness.Fail("b is in the ranked room, C0=5");
+        sb.Props = null;
+        a.SetProperties(0, new Dictionary<string, object> { { "C0", null }, { "ready", true }, { "speed", 1.5 } });
+        Harness.WaitFor(() => sb.Props != null, "b saw null, bool and float", a, b);
+        if (sb.Props.Count != 3 || sb.Props["C0"] != null || !(sb.Props["ready"] is bool) || !(bool)sb.Props["ready"]
+            || !(sb.Props["speed"] is double) || (double)sb.Props["speed"] != 1.5)
+            Harness.Fail("C0 deleted, ready=true, speed=1.5");
+        try { a.SetProperties(0, new Dictionary<string, object> { { "when", DateTime.Now } }); Harness.Fail("a DateTime accepted"); }
+        catch (ArgumentException) { }
+        a.Leave();
+        b.Leave();
+        Harness.WaitFor(() => sa.Left && sb.Left, "a and b left the ranked room", a, b);
 
         // --- A dedicated server's room with join approval.
         var s = Start(master, ca, out ss);

@@ -153,7 +153,7 @@ int main(int argc, char **argv) {
     }
     if (!listed) fail("the shared room is listed with 2 players");
     sb_leave_lobby(c);
-    sb_join_random(c, S("ranked"), 1, S("C0 > 5"), 0, NULL);
+    sb_join_random(c, S("ranked"), 1, S("C0 > 5"), 0, NULL, 0, NULL);
     e = wait_for(c, SB_EVENT_ERROR, "no random match");
     if (e.code != 32760 || e.flags != SB_OP_JOIN_GAME) fail("NoRandomMatchFound (32760)");
     sb_client_free(c);
@@ -161,6 +161,54 @@ int main(int argc, char **argv) {
     sb_leave(b, 0);
     wait_for(a, SB_EVENT_LEFT, "a left the shared room");
     wait_for(b, SB_EVENT_LEFT, "b left the shared room");
+
+    /* --- An SQL lobby matches on a room's listed properties; every kind of value. */
+    name(room, prefix, "ranked");
+    sb_room_options_default(&o);
+    SbProperty level = {0};
+    level.key = (const uint8_t *)"C0";
+    level.key_len = 2;
+    level.kind = SB_VALUE_INT;
+    level.int_value = 5;
+    SbText listed_key = {(const uint8_t *)"C0", 2};
+    o.lobby = (const uint8_t *)"ranked";
+    o.lobby_len = 6;
+    o.lobby_sql = 1;
+    o.properties = &level;
+    o.property_count = 1;
+    o.lobby_properties = &listed_key;
+    o.lobby_property_count = 1;
+    sb_create_game_with(a, S(room), &o);
+    wait_for(a, SB_EVENT_JOINED, "a created the ranked room");
+    sb_join_random(b, S("ranked"), 1, S("C0 > 3"), 0, NULL, 0, NULL);
+    e = wait_for(b, SB_EVENT_JOINED, "b matched the ranked room");
+    if (!bytes_are(e.text, e.text_len, room)) fail("b is in the ranked room");
+    if (sb_event_property(b, 0, &p) != 1 || !bytes_are(p.key, p.key_len, "C0") || p.kind != SB_VALUE_INT ||
+        p.int_value != 5)
+        fail("C0=5");
+    SbProperty kinds[3] = {{0}, {0}, {0}};
+    kinds[0].key = (const uint8_t *)"C0"; kinds[0].key_len = 2; kinds[0].kind = SB_VALUE_NULL;
+    kinds[1].key = (const uint8_t *)"ready"; kinds[1].key_len = 5; kinds[1].kind = SB_VALUE_BOOL;
+    kinds[1].int_value = 1;
+    kinds[2].key = (const uint8_t *)"speed"; kinds[2].key_len = 5; kinds[2].kind = SB_VALUE_FLOAT;
+    kinds[2].float_value = 1.5;
+    SbProperty bad_kind = kinds[1];
+    bad_kind.kind = 9;
+    if (sb_set_properties(a, 0, &bad_kind, 1) != SB_ERR_INVALID) fail("kind 9 is invalid");
+    sb_set_properties(a, 0, kinds, 3);
+    e = wait_for(b, SB_EVENT_PROPERTIES_CHANGED, "b saw null, bool and float");
+    if (e.count != 3) fail("three properties changed");
+    int null_ok = 0, bool_ok = 0, float_ok = 0;
+    for (uint32_t i = 0; sb_event_property(b, i, &p) == 1; i++) {
+        if (bytes_are(p.key, p.key_len, "C0")) null_ok = p.kind == SB_VALUE_NULL;
+        if (bytes_are(p.key, p.key_len, "ready")) bool_ok = p.kind == SB_VALUE_BOOL && p.int_value == 1;
+        if (bytes_are(p.key, p.key_len, "speed")) float_ok = p.kind == SB_VALUE_FLOAT && p.float_value == 1.5;
+    }
+    if (!null_ok || !bool_ok || !float_ok) fail("C0 deleted, ready=true, speed=1.5");
+    sb_leave(a, 0);
+    sb_leave(b, 0);
+    wait_for(a, SB_EVENT_LEFT, "a left the ranked room");
+    wait_for(b, SB_EVENT_LEFT, "b left the ranked room");
 
     /* --- A dedicated server's room with join approval. */
     SbClient *s = start(master, ca);
