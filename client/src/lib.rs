@@ -124,6 +124,8 @@ pub struct Client {
     master: Session<MasterLink>,
     events: mpsc::Receiver<MasterEvent>,
     user_id: Option<String>,
+    /// Given with joins that name no actor properties of their own.
+    actor_properties: Properties,
 }
 
 /// How to join a game by name.
@@ -167,6 +169,7 @@ impl Client {
             master,
             events,
             user_id: None,
+            actor_properties: Properties::new(),
         })
     }
 
@@ -272,12 +275,29 @@ impl Client {
         redirect: Redirect,
         join: &JoinOptions,
     ) -> Result<Room, ClientError> {
+        let with_own;
+        let join = if join.actor_properties.is_empty() && !self.actor_properties.is_empty() {
+            with_own = JoinOptions {
+                actor_properties: self.actor_properties.clone(),
+                ..join.clone()
+            };
+            &with_own
+        } else {
+            join
+        };
         match redirect.action {
             TicketAction::Create => {
                 Room::create(&self.endpoint, &self.config, redirect, join).await
             }
             TicketAction::Join => Room::join(&self.endpoint, &self.config, redirect, join).await,
         }
+    }
+
+    /// This client's actor properties, given with every later join and create that does
+    /// not name its own (`JoinOptions::actor_properties`), as Photon's local player's
+    /// custom properties: the others see them in `Join` and `Joined`.
+    pub fn set_actor_properties(&mut self, properties: Properties) {
+        self.actor_properties = properties;
     }
 
     /// Joins a lobby; its `GameList` arrives as a master event, then `GameListUpdate`s.

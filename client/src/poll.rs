@@ -14,9 +14,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use switchboard_protocol::{
-    ActorInfo, CloseCode, GameListEntry, GameOp, JoinMode, JoinRandom, Lobby, MasterEvent,
-    Properties, RaiseEvent, RoomEvent, RoomMode, RoomOptions, SetProperties, SpawnObject,
-    StateUpdate,
+    ActorInfo, CloseCode, GameListEntry, GameOp, GameReply, JoinMode, JoinRandom, Lobby,
+    MasterEvent, Properties, RaiseEvent, RoomEvent, RoomMode, RoomOptions, SetProperties,
+    SpawnObject, StateUpdate,
 };
 use tokio::sync::mpsc as tmpsc;
 
@@ -128,6 +128,14 @@ pub enum PollEvent {
     /// Any other room event (host migration, join approval, network objects, errors
     /// about events, the server going offline): the protocol's own event.
     Room(RoomEvent),
+    /// The answer to a state authority request or release (`Shared` rooms): who holds
+    /// the object now (0: nobody). A refused request names the holder it was refused for.
+    StateAuthority {
+        /// The object.
+        object: u32,
+        /// Its state authority now.
+        holder: u32,
+    },
     /// Left the room (this client asked).
     Left,
     /// A call was refused or failed. `code` is the protocol's result code for a
@@ -186,6 +194,7 @@ enum Command {
         delivery: Delivery,
     },
     Room(GameOp),
+    ActorProperties(Properties),
 }
 
 impl Command {
@@ -201,7 +210,7 @@ impl Command {
             | Command::FindFriends(_) => Op::Lobby,
             Command::Leave { .. } => Op::Leave,
             Command::Raise { .. } | Command::Update { .. } => Op::Send,
-            Command::Room(_) => Op::Room,
+            Command::Room(_) | Command::ActorProperties(_) => Op::Room,
         }
     }
 }
@@ -363,6 +372,12 @@ impl PollClient {
     /// (`Shared` rooms) Sends an object's new state.
     pub fn update_state(&mut self, update: StateUpdate, delivery: Delivery) {
         self.send(Command::Update { update, delivery });
+    }
+
+    /// This client's actor properties for every later join and create (the others see
+    /// them when it joins); nothing is sent now.
+    pub fn set_actor_properties(&mut self, properties: Properties) {
+        self.send(Command::ActorProperties(properties));
     }
 
     /// Spawns an object (`Room(ObjectSpawned)` follows for everyone).
@@ -547,6 +562,13 @@ async fn run(
         actors: r.joined().actors.clone(),
         properties: r.joined().properties.clone(),
     };
+    if let Command::ActorProperties(properties) = cmd {
+        // Kept for the joins to come, even while the master is away.
+        if let Some(c) = client {
+            c.set_actor_properties(properties);
+        }
+        return;
+    }
     let op = cmd.op();
     let needs_master = matches!(
         op,
@@ -669,8 +691,12 @@ async fn run_in_room(cmd: Command, room: &mut Option<Room>, out: &impl Fn(PollEv
             Some(r) => {
                 let result = r.request(op).await;
                 drain_room(room, out).await;
-                if let Err(e) = result {
-                    out(error(Op::Room, &e));
+                match result {
+                    Ok(GameReply::StateAuthority { object, holder }) => {
+                        out(PollEvent::StateAuthority { object, holder })
+                    }
+                    Ok(_) => {}
+                    Err(e) => out(error(Op::Room, &e)),
                 }
             }
             None => out(in_room(Op::Room)),

@@ -311,6 +311,7 @@ namespace Switchboard
         [DllImport(Lib)] public static extern int sb_join_random(ClientHandle c, byte[] lobby, UIntPtr lobbyLen, byte lobbySql, byte[] filter, UIntPtr filterLen, uint maxPlayers, IntPtr expected, UIntPtr expectedCount, ref SbRoomOptions createIfNone);
         [DllImport(Lib, EntryPoint = "sb_join_random")] public static extern int sb_join_random_only(ClientHandle c, byte[] lobby, UIntPtr lobbyLen, byte lobbySql, byte[] filter, UIntPtr filterLen, uint maxPlayers, IntPtr expected, UIntPtr expectedCount, IntPtr createIfNone);
         [DllImport(Lib)] public static extern int sb_set_properties(ClientHandle c, uint target, IntPtr props, UIntPtr count);
+        [DllImport(Lib)] public static extern int sb_set_actor_properties(ClientHandle c, IntPtr props, UIntPtr count);
         [DllImport(Lib)] public static extern int sb_join_lobby(ClientHandle c, byte[] name, UIntPtr nameLen, byte sql);
         [DllImport(Lib)] public static extern int sb_leave_lobby(ClientHandle c);
         [DllImport(Lib)] public static extern int sb_set_property_bytes(ClientHandle c, uint target, byte[] key, UIntPtr keyLen, byte[] value, UIntPtr valueLen);
@@ -387,6 +388,9 @@ namespace Switchboard
         public event Action<int, string> ErrorInfo;
         /// <summary>seconds until the game server closes the room.</summary>
         public event Action<uint> GameServerOffline;
+        /// <summary>The answer to RequestStateAuthority / ReleaseStateAuthority: object, its holder now
+        /// (0: nobody; another actor: refused).</summary>
+        public event Action<uint, uint> StateAuthority;
         /// <summary>Another event: its RoomEvent variant number (docs/PROTOCOL.md 6.2), or -1.</summary>
         public event Action<int> OtherEvent;
 
@@ -533,6 +537,18 @@ namespace Switchboard
                 UIntPtr n;
                 var p = u.Properties(properties, out n);
                 Native.Check(Native.sb_set_properties(handle, target, p, n));
+            }
+        }
+
+        /// <summary>This client's actor properties for every later create and join (the others see
+        /// them in ActorJoined); nothing is sent now.</summary>
+        public void SetActorProperties(Dictionary<string, object> properties)
+        {
+            using (var u = new Unmanaged())
+            {
+                UIntPtr n;
+                var p = u.Properties(properties, out n);
+                Native.Check(Native.sb_set_actor_properties(handle, p, n));
             }
         }
 
@@ -787,6 +803,7 @@ namespace Switchboard
                 case 21: if (ObjectState != null) ObjectState(e.Actor, e.Sender, e.Tick, BytesAt(e.Data, e.DataLen)); break;
                 case 22: if (ErrorInfo != null) ErrorInfo(e.Code, Utf8At(e.Text, e.TextLen)); break;
                 case 23: if (GameServerOffline != null) GameServerOffline(e.Count); break;
+                case 24: if (StateAuthority != null) StateAuthority(e.Actor, e.Sender); break;
             }
         }
 

@@ -119,6 +119,11 @@
 // The game server is shutting down: `count` seconds until it closes the room.
 #define SB_EVENT_GAME_SERVER_OFFLINE 23
 
+// The answer to `sb_request_state_authority` or `sb_release_state_authority`: `actor`
+// the object, `sender` who holds its state authority now (0: nobody; another actor:
+// the request was refused).
+#define SB_EVENT_STATE_AUTHORITY 24
+
 // Why the host changed: the host left.
 #define SB_HOST_LEFT 0
 
@@ -348,8 +353,8 @@ typedef struct SbRoomOptions {
   uint8_t join_approval;
   // 1: actors see each other's user ids.
   uint8_t publish_user_id;
-  // 1: any actor may set any property (Photon's behaviour); 0: only the owner and
-  // the master client (guarded, the default).
+  // 1: any actor may set any property (Photon's behaviour); 0 (guarded, the
+  // default): each actor sets its own, and only the master client the room's.
   uint8_t open_properties;
   // How long a player who left may come back, ms (-1: for as long as the room lives).
   int32_t player_ttl_ms;
@@ -655,6 +660,17 @@ int32_t sb_set_property_bytes(struct SbClient *client,
                               const uint8_t *value,
                               size_t value_len);
 
+// This client's actor properties (`count` at `props`) for every later create and join:
+// the others see them in `SB_EVENT_ACTOR_JOINED` (and a dedicated server in
+// `SB_EVENT_JOIN_REQUEST`). Nothing is sent now; `sb_set_properties` changes them in a
+// room.
+//
+// # Safety
+// As `sb_set_properties`.
+int32_t sb_set_actor_properties(struct SbClient *client,
+                                const struct SbProperty *props,
+                                size_t count);
+
 // Sets `count` properties of the room (`target` 0) or an actor at once (any kind;
 // `SB_VALUE_NULL` deletes a key), and tells everyone.
 //
@@ -731,14 +747,15 @@ int32_t sb_update_state(struct SbClient *client,
                         uint8_t reliable);
 
 // (`Shared` rooms) asks for an object's state authority: granted when nobody holds it
-// or the object allows override; everyone gets `SB_EVENT_AUTHORITY_CHANGED` then. When
-// it is not granted nothing changes and no event follows.
+// or the object allows override; everyone gets `SB_EVENT_AUTHORITY_CHANGED` then. This
+// client gets `SB_EVENT_STATE_AUTHORITY` naming the holder either way.
 //
 // # Safety
 // `client` must be a live handle used by no other thread during the call.
 int32_t sb_request_state_authority(struct SbClient *client, uint32_t object);
 
-// (`Shared` rooms) gives up an object's state authority.
+// (`Shared` rooms) gives up an object's state authority (`SB_EVENT_STATE_AUTHORITY`
+// answers).
 //
 // # Safety
 // `client` must be a live handle used by no other thread during the call.

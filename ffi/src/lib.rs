@@ -115,6 +115,10 @@ pub const SB_EVENT_OBJECT_STATE: u32 = 21;
 pub const SB_EVENT_ERROR_INFO: u32 = 22;
 /// The game server is shutting down: `count` seconds until it closes the room.
 pub const SB_EVENT_GAME_SERVER_OFFLINE: u32 = 23;
+/// The answer to `sb_request_state_authority` or `sb_release_state_authority`: `actor`
+/// the object, `sender` who holds its state authority now (0: nobody; another actor:
+/// the request was refused).
+pub const SB_EVENT_STATE_AUTHORITY: u32 = 24;
 
 /// Why the host changed: the host left.
 pub const SB_HOST_LEFT: u32 = 0;
@@ -676,6 +680,11 @@ impl SbClient {
                 e.actor = master_client;
             }
             PollEvent::Room(ev) => self.room_event(ev, &mut e),
+            PollEvent::StateAuthority { object, holder } => {
+                e.kind = SB_EVENT_STATE_AUTHORITY;
+                e.actor = object;
+                e.sender = holder;
+            }
             PollEvent::Left => e.kind = SB_EVENT_LEFT,
             PollEvent::Error { op, code, message } => {
                 e.kind = SB_EVENT_ERROR;

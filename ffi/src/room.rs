@@ -44,8 +44,8 @@ pub struct SbRoomOptions {
     pub join_approval: u8,
     /// 1: actors see each other's user ids.
     pub publish_user_id: u8,
-    /// 1: any actor may set any property (Photon's behaviour); 0: only the owner and
-    /// the master client (guarded, the default).
+    /// 1: any actor may set any property (Photon's behaviour); 0 (guarded, the
+    /// default): each actor sets its own, and only the master client the room's.
     pub open_properties: u8,
     /// How long a player who left may come back, ms (-1: for as long as the room lives).
     pub player_ttl_ms: i32,
@@ -439,6 +439,29 @@ pub unsafe extern "C" fn sb_set_property_bytes(
     }
 }
 
+/// This client's actor properties (`count` at `props`) for every later create and join:
+/// the others see them in `SB_EVENT_ACTOR_JOINED` (and a dedicated server in
+/// `SB_EVENT_JOIN_REQUEST`). Nothing is sent now; `sb_set_properties` changes them in a
+/// room.
+///
+/// # Safety
+/// As `sb_set_properties`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sb_set_actor_properties(
+    client: *mut SbClient,
+    props: *const SbProperty,
+    count: usize,
+) -> i32 {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        with(client, |c| {
+            let properties = properties(props, count)?;
+            c.inner.set_actor_properties(properties);
+            Ok(())
+        })
+    }
+}
+
 /// Sets `count` properties of the room (`target` 0) or an actor at once (any kind;
 /// `SB_VALUE_NULL` deletes a key), and tells everyone.
 ///
@@ -645,8 +668,8 @@ pub unsafe extern "C" fn sb_update_state(
 }
 
 /// (`Shared` rooms) asks for an object's state authority: granted when nobody holds it
-/// or the object allows override; everyone gets `SB_EVENT_AUTHORITY_CHANGED` then. When
-/// it is not granted nothing changes and no event follows.
+/// or the object allows override; everyone gets `SB_EVENT_AUTHORITY_CHANGED` then. This
+/// client gets `SB_EVENT_STATE_AUTHORITY` naming the holder either way.
 ///
 /// # Safety
 /// `client` must be a live handle used by no other thread during the call.
@@ -661,7 +684,8 @@ pub unsafe extern "C" fn sb_request_state_authority(client: *mut SbClient, objec
     }
 }
 
-/// (`Shared` rooms) gives up an object's state authority.
+/// (`Shared` rooms) gives up an object's state authority (`SB_EVENT_STATE_AUTHORITY`
+/// answers).
 ///
 /// # Safety
 /// `client` must be a live handle used by no other thread during the call.

@@ -21,6 +21,8 @@ static class Authority
         public RoomInfo Room;
         public uint JoinedActor, MasterClient;
         public string JoinedUser;
+        public Dictionary<string, object> JoinedProps;
+        public uint AnsweredObject, AnsweredHolder;
         public Dictionary<string, object> Props;
         public int PropsSeen;
         public uint Host, PreviousHost;
@@ -42,7 +44,8 @@ static class Authority
             c.Connected += () => Connected = true;
             c.Authenticated += u => Authenticated = true;
             c.Joined += r => Room = r;
-            c.ActorJoined += (a, user, props) => { JoinedActor = a; JoinedUser = user; };
+            c.ActorJoined += (a, user, props) => { JoinedActor = a; JoinedUser = user; JoinedProps = props; };
+            c.StateAuthority += (o, holder) => { AnsweredObject = o; AnsweredHolder = holder; };
             c.PropertiesChanged += (target, sender, props) => { Props = props; PropsSeen++; };
             c.MasterClientChanged += a => MasterClient = a;
             c.Left += () => Left = true;
@@ -91,8 +94,10 @@ static class Authority
         a.SetProperty(1, "loadout", new byte[] { 1, 0, 2 });
         Harness.WaitFor(() => sa.PropsSeen == 2, "a's properties are set", a);
 
+        b.SetActorProperties(new Dictionary<string, object> { { "team", "red" } });
         b.JoinGame(room);
         Harness.WaitFor(() => sb.Room != null && sa.JoinedActor == 2, "b joined the host room", a, b);
+        if (sa.JoinedProps == null || (sa.JoinedProps["team"] as string) != "red") Harness.Fail("bob joined with team=red");
         if (sb.Room.Actor != 2 || sb.Room.Host != 1 || sb.Room.Actors.Length != 2) Harness.Fail("b is actor 2, the host is 1");
         object map;
         if (!sb.Room.Properties.TryGetValue("map", out map) || (map as string) != "dust") Harness.Fail("the room's property map=dust");
@@ -141,6 +146,8 @@ static class Authority
         a.RequestStateAuthority(o.Object);
         Harness.WaitFor(() => sb.AuthorityObject == o.Object, "b saw a take the object", a, b);
         if (sb.StateAuthority != an) Harness.Fail("a holds the state authority");
+        Harness.WaitFor(() => sa.AnsweredObject == o.Object, "a's request was answered", a, b);
+        if (sa.AnsweredHolder != an) Harness.Fail("granted to a");
 
         b.SetMasterClient(an, bn);
         Harness.WaitFor(() => sa.MasterClient == an, "a is the master client", a, b);

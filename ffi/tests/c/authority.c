@@ -52,6 +52,13 @@ int main(int argc, char **argv) {
     wait_for(a, SB_EVENT_PROPERTIES_CHANGED, "a's room property is set");
     wait_for(a, SB_EVENT_PROPERTIES_CHANGED, "a's own property is set");
 
+    SbProperty team = {0};
+    team.key = (const uint8_t *)"team";
+    team.key_len = 4;
+    team.kind = SB_VALUE_STR;
+    team.data = (const uint8_t *)"red";
+    team.data_len = 3;
+    sb_set_actor_properties(b, &team, 1); /* given with b's joins from now on */
     sb_join_game(b, S(room), 0);
     e = wait_for(b, SB_EVENT_JOINED, "b joined the host room");
     if (e.actor != 2 || e.extra != 1 || e.count != 2) fail("b is actor 2, the host is 1");
@@ -68,6 +75,9 @@ int main(int argc, char **argv) {
     if (sb_event_actor(b, 2, &actor) != 0) fail("two actors only");
     e = wait_for(a, SB_EVENT_ACTOR_JOINED, "a saw b join");
     if (e.actor != 2 || !bytes_are(e.text, e.text_len, "bob")) fail("the joiner is bob");
+    if (e.count != 1 || sb_event_property(a, 0, &p) != 1 || !bytes_are(p.key, p.key_len, "team") ||
+        !bytes_are(p.data, p.data_len, "red"))
+        fail("bob joined with team=red");
 
     sb_set_property_int(b, 2, S("score"), -7);
     e = wait_for(a, SB_EVENT_PROPERTIES_CHANGED, "a saw b's score");
@@ -116,6 +126,8 @@ int main(int argc, char **argv) {
     sb_request_state_authority(a, obj);
     e = wait_for(b, SB_EVENT_AUTHORITY_CHANGED, "b saw a take the object");
     if (e.actor != obj || e.sender != an) fail("a holds the state authority");
+    e = wait_for(a, SB_EVENT_STATE_AUTHORITY, "a's request was answered");
+    if (e.actor != obj || e.sender != an) fail("granted to a");
 
     sb_set_master_client(b, an, bn);
     e = wait_for(a, SB_EVENT_MASTER_CLIENT_CHANGED, "a is the master client");
@@ -126,6 +138,9 @@ int main(int argc, char **argv) {
     e = wait_for(b, SB_EVENT_OBJECT_SPAWNED, "b saw the nested spawn");
     uint32_t child = e.actor;
     if (sb_event_object(b, &so) != 1 || so.parent != obj || so.state_authority != an) fail("the nested object");
+    sb_request_state_authority(b, child); /* no override: refused, the answer names a */
+    e = wait_for(b, SB_EVENT_STATE_AUTHORITY, "b's request was answered");
+    if (e.actor != child || e.sender != an) fail("refused: a still holds the nested object");
     sb_despawn(a, obj);
     int gone_parent = 0, gone_child = 0;
     for (int i = 0; i < 2; i++) {
