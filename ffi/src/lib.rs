@@ -849,3 +849,6 @@ pub unsafe extern "C" fn sb_result_code_name(code: i32, buf: *mut u8, cap: usize
     }
     name.len()
 }
+
+#[cfg(test)]
+mod tests;
