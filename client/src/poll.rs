@@ -388,14 +388,16 @@ impl PollClient {
 
 /// How long dropping a client waits for the calls already made (a leave) to finish.
 const FINISH_CALLS: Duration = Duration::from_secs(1);
-/// How long dropping a client waits for its connections' closes to go out.
-const SEND_CLOSES: Duration = Duration::from_millis(300);
+/// How long dropping a client waits for its connections' closes to go out (they leave
+/// at once; the rest of the wait is QUIC's draining period, which nobody needs).
+const SEND_CLOSES: Duration = Duration::from_millis(50);
 
 impl Drop for PollClient {
-    /// Finishes the calls already made (so a `leave` right before the drop still reaches
-    /// the room; at most [`FINISH_CALLS`]), then closes the connections so that the
-    /// servers see this client go at once, not after their idle timeout (at most
-    /// [`SEND_CLOSES`] more).
+    /// Finishes the calls already made (so a `leave` or a reliable event right before the
+    /// drop still reaches the room; at most [`FINISH_CALLS`]), then closes the connections
+    /// so that the servers see this client go at once, not after their idle timeout (at
+    /// most [`SEND_CLOSES`] more). Without a `leave` first, that is a disconnect: the
+    /// actor stays inactive for the room's PlayerTtl.
     fn drop(&mut self) {
         // Closing the command channel ends the driver after the queued calls; the events
         // channel disconnects when the driver is gone.
@@ -419,7 +421,7 @@ impl Drop for PollClient {
             let _ = tokio::time::timeout(SEND_CLOSES, endpoint.wait_idle()).await;
             let _ = done.send(());
         });
-        let _ = sent.recv_timeout(SEND_CLOSES + Duration::from_millis(100));
+        let _ = sent.recv_timeout(SEND_CLOSES + Duration::from_millis(50));
         let runtime = std::mem::replace(
             &mut self.runtime,
             tokio::runtime::Builder::new_current_thread()
@@ -475,13 +477,17 @@ async fn drive(
             },
         }
     }
+    // The client is going away (dropped): what it sent reliably still reaches the room.
     if let Some(r) = room {
-        r.disconnect();
+        r.close(CLOSE_ROOM).await;
     }
     if let Some(c) = client {
         c.disconnect();
     }
 }
+
+/// How long a dropped client's room may take to receive what was sent to it.
+const CLOSE_ROOM: Duration = Duration::from_millis(500);
 
 /// What the room said: an event, or that its connection closed.
 fn room_output(ev: Option<RoomEvent>, room: &mut Option<Room>, out: &impl Fn(PollEvent)) {

@@ -468,6 +468,26 @@ impl Room {
         }
     }
 
+    /// Goes away without leaving, as [`Room::disconnect`] does (the actor becomes inactive
+    /// if the room has a PlayerTtl), but first lets what was sent reliably reach the
+    /// room: the channel streams are finished and acknowledged, then the control stream
+    /// ends and the server, having handled everything before its end, closes the
+    /// connection. At most `within`; then the connection is closed as it is.
+    pub async fn close(self, within: std::time::Duration) {
+        let graceful = async {
+            let streams: Vec<SendStream> =
+                self.channels.lock().await.drain().map(|(_, s)| s).collect();
+            for mut s in streams {
+                let _ = s.finish();
+                let _ = s.stopped().await;
+            }
+            self.session.finish().await;
+            self.session.conn.closed().await;
+        };
+        let _ = tokio::time::timeout(within, graceful).await;
+        close(&self.session.conn, CloseCode::Normal, "disconnected");
+    }
+
     /// Drops the connection without leaving, as a crash or network loss would (the actor
     /// becomes inactive if the room has a PlayerTtl).
     pub fn disconnect(self) {

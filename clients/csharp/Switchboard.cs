@@ -67,6 +67,8 @@ namespace Switchboard
         public Dictionary<string, object> Properties;
         /// <summary>The keys of the properties its lobby lists (an SQL lobby matches on them, e.g. "C0").</summary>
         public string[] LobbyProperties;
+        /// <summary>Setting a property to null deletes it (else it keeps a null value, as in Photon by default).</summary>
+        public bool DeleteNullProperties;
     }
 
     /// <summary>How the host changed (HostChanged).</summary>
@@ -216,6 +218,7 @@ namespace Switchboard
         public UIntPtr PropertyCount;
         public IntPtr LobbyProperties;
         public UIntPtr LobbyPropertyCount;
+        public byte DeleteNullProperties;
     }
 
     [StructLayout(LayoutKind.Sequential)]
@@ -232,9 +235,9 @@ namespace Switchboard
 
         IntPtr Alloc(int n) { var p = Marshal.AllocHGlobal(Math.Max(n, 1)); blocks.Add(p); return p; }
 
+        // Never null, even for no bytes: the library reads null as "absent".
         IntPtr Copy(byte[] b)
         {
-            if (b.Length == 0) return IntPtr.Zero;
             var p = Alloc(b.Length);
             Marshal.Copy(b, 0, p, b.Length);
             return p;
@@ -290,10 +293,17 @@ namespace Switchboard
 
     internal static class Native
     {
+#if UNITY_IOS && !UNITY_EDITOR
+        // iOS links the static library into the app.
+        const string Lib = "__Internal";
+#else
         const string Lib = "switchboard_ffi";
+#endif
 
         [DllImport(Lib)] public static extern UIntPtr sb_last_error(byte[] buf, UIntPtr cap);
         [DllImport(Lib)] public static extern int sb_client_connect(byte[] master, UIntPtr masterLen, byte[] ca, UIntPtr caLen, out ClientHandle client);
+        [DllImport(Lib)] public static extern int sb_client_connect_pem(byte[] master, UIntPtr masterLen, byte[] pem, UIntPtr pemLen, out ClientHandle client);
+        [DllImport(Lib)] public static extern UIntPtr sb_result_code_name(int code, byte[] buf, UIntPtr cap);
         [DllImport(Lib)] public static extern void sb_client_free(IntPtr client);
         [DllImport(Lib)] public static extern int sb_authenticate(ClientHandle c, byte[] user, UIntPtr userLen, byte[] token, UIntPtr tokenLen);
         [DllImport(Lib)] public static extern int sb_create_game(ClientHandle c, byte[] name, UIntPtr nameLen, uint maxPlayers);
@@ -347,9 +357,12 @@ namespace Switchboard
     }
 
     /// <summary>A client of a Switchboard master and its game servers.</summary>
+    /// <remarks>Every call is serialized on this client (a lock), so one client may be used from
+    /// several threads; events are raised on the thread that calls Poll.</remarks>
     public sealed class SwitchboardClient : IDisposable
     {
         readonly ClientHandle handle;
+        readonly object gate = new object();
 
         public event Action Connected;
         public event Action<string> Authenticated;
@@ -399,6 +412,16 @@ namespace Switchboard
 
         SwitchboardClient(ClientHandle h) { handle = h; }
 
+        /// <summary>Starts connecting to a master ("host:port"), trusting the certificates in PEM text
+        /// (where the certificate is not a file: inside an Android package, read it with UnityWebRequest).</summary>
+        public static SwitchboardClient ConnectWithCertificate(string master, byte[] caPem)
+        {
+            var m = Utf8(master);
+            ClientHandle h;
+            Native.Check(Native.sb_client_connect_pem(m, Len(m), caPem, Len(caPem), out h));
+            return new SwitchboardClient(h);
+        }
+
         /// <summary>Starts connecting to a master ("host:port"), trusting the PEM certificate file caPath,
         /// or with caPath null the system's root certificates.</summary>
         public static SwitchboardClient Connect(string master, string caPath)
@@ -414,7 +437,7 @@ namespace Switchboard
         {
             var u = Utf8(userId);
             var t = Utf8(token ?? "");
-            Native.Check(Native.sb_authenticate(handle, u, Len(u), t, Len(t)));
+            lock (gate) Native.Check(Native.sb_authenticate(handle, u, Len(u), t, Len(t)));
         }
 
         /// <summary>Authenticates as a dedicated server (the secret the master was configured with).</summary>
@@ -422,7 +445,7 @@ namespace Switchboard
         {
             var n = Utf8(name);
             var s = Utf8(secret ?? "");
-            Native.Check(Native.sb_authenticate_server(handle, n, Len(n), s, Len(s)));
+            lock (gate) Native.Check(Native.sb_authenticate_server(handle, n, Len(n), s, Len(s)));
         }
 
         public void CreateGame(string name, uint maxPlayers)
@@ -440,7 +463,7 @@ namespace Switchboard
         public void JoinGame(string name, bool rejoin = false)
         {
             var n = Utf8(name);
-            Native.Check(Native.sb_join_game(handle, n, Len(n), (byte)(rejoin ? 1 : 0)));
+            lock (gate) Native.Check(Native.sb_join_game(handle, n, Len(n), (byte)(rejoin ? 1 : 0)));
         }
 
         /// <summary>Joins a random open game of a lobby (null: the default lobby; sql: an SQL lobby matched
@@ -456,7 +479,7 @@ namespace Switchboard
                 UIntPtr n;
                 var e = u.Properties(expected, out n);
                 if (createIfNone == null)
-                    Native.Check(Native.sb_join_random_only(handle, l, Len(l), s, f, Len(f), maxPlayers, e, n, IntPtr.Zero));
+                    lock (gate) Native.Check(Native.sb_join_random_only(handle, l, Len(l), s, f, Len(f), maxPlayers, e, n, IntPtr.Zero));
                 else
                     WithOptions(createIfNone, (ref SbRoomOptions o) => Native.sb_join_random(handle, l, Len(l), s, f, Len(f), maxPlayers, e, n, ref o));
             }
@@ -466,19 +489,19 @@ namespace Switchboard
         public void JoinLobby(string name = null, bool sql = false)
         {
             var n = Utf8(name);
-            Native.Check(Native.sb_join_lobby(handle, n, Len(n), (byte)(sql ? 1 : 0)));
+            lock (gate) Native.Check(Native.sb_join_lobby(handle, n, Len(n), (byte)(sql ? 1 : 0)));
         }
 
-        public void LeaveLobby() { Native.Check(Native.sb_leave_lobby(handle)); }
+        public void LeaveLobby() { lock (gate) Native.Check(Native.sb_leave_lobby(handle)); }
 
         public void Leave(bool willComeBack = false)
         {
-            Native.Check(Native.sb_leave(handle, (byte)(willComeBack ? 1 : 0)));
+            lock (gate) Native.Check(Native.sb_leave(handle, (byte)(willComeBack ? 1 : 0)));
         }
 
         public void RaiseEvent(byte code, byte[] data, bool reliable, Receivers receivers = Receivers.Others)
         {
-            Native.Check(Native.sb_raise_event(handle, code, data, Len(data), (byte)receivers, (byte)(reliable ? 1 : 0)));
+            lock (gate) Native.Check(Native.sb_raise_event(handle, code, data, Len(data), (byte)receivers, (byte)(reliable ? 1 : 0)));
         }
 
         /// <summary>Raises an event with every option: targets, an interest group, the cache, a channel.</summary>
@@ -499,7 +522,7 @@ namespace Switchboard
                     Targets = pin.AddrOfPinnedObject(),
                     TargetCount = (UIntPtr)targets.Length,
                 };
-                Native.Check(Native.sb_raise_event_with(handle, code, data, Len(data), ref o));
+                lock (gate) Native.Check(Native.sb_raise_event_with(handle, code, data, Len(data), ref o));
             }
             finally { pin.Free(); }
         }
@@ -507,36 +530,43 @@ namespace Switchboard
         /// <summary>Leaves interest groups (removeAll: every one; else those in remove), then joins those in add.</summary>
         public void ChangeGroups(bool removeAll, byte[] remove, byte[] add)
         {
-            Native.Check(Native.sb_change_groups(handle, (byte)(removeAll ? 1 : 0), remove, Len(remove), add, Len(add)));
+            lock (gate) Native.Check(Native.sb_change_groups(handle, (byte)(removeAll ? 1 : 0), remove, Len(remove), add, Len(add)));
         }
 
         public void SetProperty(uint target, string key, long value)
         {
             var k = Utf8(key);
-            Native.Check(Native.sb_set_property_int(handle, target, k, Len(k), value));
+            lock (gate) Native.Check(Native.sb_set_property_int(handle, target, k, Len(k), value));
         }
 
         public void SetProperty(uint target, string key, string value)
         {
+            if (value == null)
+            {
+                SetProperties(target, new Dictionary<string, object> { { key, null } });
+                return;
+            }
             var k = Utf8(key);
             var v = Utf8(value);
-            Native.Check(Native.sb_set_property_str(handle, target, k, Len(k), v, Len(v)));
+            lock (gate) Native.Check(Native.sb_set_property_str(handle, target, k, Len(k), v, Len(v)));
         }
 
         public void SetProperty(uint target, string key, byte[] value)
         {
             var k = Utf8(key);
-            Native.Check(Native.sb_set_property_bytes(handle, target, k, Len(k), value, Len(value)));
+            lock (gate) Native.Check(Native.sb_set_property_bytes(handle, target, k, Len(k), value, Len(value)));
         }
 
-        /// <summary>Sets several properties at once (null deletes a key); values: bool, integers, float/double, string, byte[].</summary>
+        /// <summary>Sets several properties at once (null: deleted in a room created with DeleteNullProperties,
+        /// else set to null); values: bool, sbyte to long and uint, float/double (read back as long and double),
+        /// string, byte[].</summary>
         public void SetProperties(uint target, Dictionary<string, object> properties)
         {
             using (var u = new Unmanaged())
             {
                 UIntPtr n;
                 var p = u.Properties(properties, out n);
-                Native.Check(Native.sb_set_properties(handle, target, p, n));
+                lock (gate) Native.Check(Native.sb_set_properties(handle, target, p, n));
             }
         }
 
@@ -548,51 +578,51 @@ namespace Switchboard
             {
                 UIntPtr n;
                 var p = u.Properties(properties, out n);
-                Native.Check(Native.sb_set_actor_properties(handle, p, n));
+                lock (gate) Native.Check(Native.sb_set_actor_properties(handle, p, n));
             }
         }
 
         /// <summary>Makes actor the master client if the master client is still expected.</summary>
         public void SetMasterClient(uint actor, uint expected)
         {
-            Native.Check(Native.sb_set_master_client(handle, actor, expected));
+            lock (gate) Native.Check(Native.sb_set_master_client(handle, actor, expected));
         }
 
         /// <summary>(A Server room's authority) answers a JoinRequested.</summary>
         public void ApproveJoin(uint request, bool approve, string reason = null)
         {
             var r = Utf8(reason);
-            Native.Check(Native.sb_approve_join(handle, request, (byte)(approve ? 1 : 0), r, Len(r)));
+            lock (gate) Native.Check(Native.sb_approve_join(handle, request, (byte)(approve ? 1 : 0), r, Len(r)));
         }
 
         /// <summary>(A Host room's host) stores the game's state for the next host (at most 256 KiB).</summary>
         public void UploadSnapshot(byte[] data)
         {
-            Native.Check(Native.sb_upload_snapshot(handle, data, Len(data)));
+            lock (gate) Native.Check(Native.sb_upload_snapshot(handle, data, Len(data)));
         }
 
         /// <summary>(Shared rooms) spawns a network object; ObjectSpawned follows for everyone.</summary>
         public void Spawn(uint typeId, byte[] state, ulong tick = 0, uint parent = 0, SpawnFlags flags = SpawnFlags.None)
         {
-            Native.Check(Native.sb_spawn(handle, typeId, parent, tick, state, Len(state), (uint)flags));
+            lock (gate) Native.Check(Native.sb_spawn(handle, typeId, parent, tick, state, Len(state), (uint)flags));
         }
 
-        public void Despawn(uint obj) { Native.Check(Native.sb_despawn(handle, obj)); }
+        public void Despawn(uint obj) { lock (gate) Native.Check(Native.sb_despawn(handle, obj)); }
 
         /// <summary>(Shared rooms; the state authority) sends an object's new state.</summary>
         public void UpdateState(uint obj, ulong tick, byte[] state, bool reliable)
         {
-            Native.Check(Native.sb_update_state(handle, obj, tick, state, Len(state), (byte)(reliable ? 1 : 0)));
+            lock (gate) Native.Check(Native.sb_update_state(handle, obj, tick, state, Len(state), (byte)(reliable ? 1 : 0)));
         }
 
-        public void RequestStateAuthority(uint obj) { Native.Check(Native.sb_request_state_authority(handle, obj)); }
-        public void ReleaseStateAuthority(uint obj) { Native.Check(Native.sb_release_state_authority(handle, obj)); }
-        public void AssignInputAuthority(uint obj, uint actor) { Native.Check(Native.sb_assign_input_authority(handle, obj, actor)); }
+        public void RequestStateAuthority(uint obj) { lock (gate) Native.Check(Native.sb_request_state_authority(handle, obj)); }
+        public void ReleaseStateAuthority(uint obj) { lock (gate) Native.Check(Native.sb_release_state_authority(handle, obj)); }
+        public void AssignInputAuthority(uint obj, uint actor) { lock (gate) Native.Check(Native.sb_assign_input_authority(handle, obj, actor)); }
 
         delegate int OptionsCall(ref SbRoomOptions o);
 
         // The lobby's name is pinned for the call: the struct points at it.
-        static void WithOptions(RoomOptions options, OptionsCall call)
+        void WithOptions(RoomOptions options, OptionsCall call)
         {
             options = options ?? new RoomOptions();
             var lobby = Utf8(options.Lobby);
@@ -622,8 +652,9 @@ namespace Switchboard
                     PropertyCount = propertyCount,
                     LobbyProperties = lobbyProperties,
                     LobbyPropertyCount = lobbyPropertyCount,
+                    DeleteNullProperties = (byte)(options.DeleteNullProperties ? 1 : 0),
                 };
-                Native.Check(call(ref o));
+                lock (gate) Native.Check(call(ref o));
             }
             finally
             {
@@ -682,7 +713,7 @@ namespace Switchboard
             for (uint i = 0; i < e.Count; i++)
             {
                 SbActor a;
-                Native.Check(Native.sb_event_actor(handle, i, out a));
+                lock (gate) Native.Check(Native.sb_event_actor(handle, i, out a));
                 var index = i;
                 actors[i] = new ActorInfo
                 {
@@ -710,7 +741,7 @@ namespace Switchboard
             for (uint i = 0; i < e.Count; i++)
             {
                 SbGame g;
-                Native.Check(Native.sb_event_game(handle, i, out g));
+                lock (gate) Native.Check(Native.sb_event_game(handle, i, out g));
                 var index = i;
                 games[i] = new GameInfo
                 {
@@ -728,7 +759,7 @@ namespace Switchboard
         NetworkObject Spawned()
         {
             SbObject o;
-            Native.Check(Native.sb_event_object(handle, out o));
+            lock (gate) Native.Check(Native.sb_event_object(handle, out o));
             return new NetworkObject
             {
                 Object = o.Object,
@@ -747,13 +778,16 @@ namespace Switchboard
         {
             int n = 0;
             SbEvent e;
-            while (n < max)
+            lock (gate)
             {
-                int r = Native.sb_poll(handle, out e);
-                Native.Check(r);
-                if (r == 0) break;
-                n++;
-                Dispatch(ref e);
+                while (n < max && !handle.IsClosed)   // a handler may Dispose the client
+                {
+                    int r = Native.sb_poll(handle, out e);
+                    Native.Check(r);
+                    if (r == 0) break;
+                    n++;
+                    Dispatch(ref e);
+                }
             }
             return n;
         }
@@ -810,6 +844,19 @@ namespace Switchboard
         /// <summary>Makes the native library panic inside; it must come back as an exception.</summary>
         public static void DebugPanic() { Native.Check(Native.sb_debug_panic()); }
 
-        public void Dispose() { handle.Dispose(); }
+        /// <summary>Finishes the calls already made (a Leave or reliable event just before still reaches the
+        /// room), closes the connections and frees the client; blocks for as long as that takes (tens of ms; at
+        /// most about a second when a call still waits for a server). Without Leave first this is a disconnect:
+        /// the actor stays inactive for the room's PlayerTtl.</summary>
+        public void Dispose() { lock (gate) handle.Dispose(); }
+
+        /// <summary>The name of a protocol result code (docs/PROTOCOL.md 9.1), or "" for an unknown one.</summary>
+        public static string ResultCodeName(int code)
+        {
+            var n = (int)Native.sb_result_code_name(code, null, UIntPtr.Zero);
+            var buf = new byte[n];
+            if (n > 0) Native.sb_result_code_name(code, buf, (UIntPtr)n);
+            return Encoding.UTF8.GetString(buf);
+        }
     }
 }

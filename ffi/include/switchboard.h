@@ -315,7 +315,7 @@ typedef struct SbRaiseOptions {
   // Non-zero: reliable, on `channel`; else a datagram (reliably when it does not fit).
   uint8_t reliable;
   // Reliable channel 0 to 15: events of one channel arrive in order, channels do not
-  // wait for each other.
+  // wait for each other (0 shares the control stream with the room's operations).
   uint8_t channel;
   // Interest group 1 to 255 (its members but the sender), 0: none.
   uint8_t group;
@@ -378,6 +378,9 @@ typedef struct SbRoomOptions {
   const struct SbText *lobby_properties;
   // How many.
   size_t lobby_property_count;
+  // 1: setting a property to `SB_VALUE_NULL` deletes it (else it keeps a null value,
+  // as in Photon by default).
+  uint8_t delete_null_properties;
 } SbRoomOptions;
 
 #ifdef __cplusplus
@@ -390,6 +393,18 @@ extern "C" {
 // # Safety
 // `buf` must point to `cap` writable bytes, or be null with `cap` 0.
 size_t sb_last_error(uint8_t *buf, size_t cap);
+
+// Starts a client like `sb_client_connect`, trusting the certificates in the PEM text
+// `pem` (`pem_len` bytes): for platforms where the certificate is not a file, e.g.
+// inside an Android package.
+//
+// # Safety
+// As `sb_client_connect`; `pem` must point to `pem_len` readable bytes.
+int32_t sb_client_connect_pem(const uint8_t *master,
+                              size_t master_len,
+                              const uint8_t *pem,
+                              size_t pem_len,
+                              struct SbClient **out);
 
 // Starts a client: connects to the master at `master` (`host:port`), trusting the
 // certificates in the PEM file `ca_path` (for `switchboard dev`: the `ca` it prints), or,
@@ -407,9 +422,10 @@ int32_t sb_client_connect(const uint8_t *master,
                           size_t ca_path_len,
                           struct SbClient **out);
 
-// Finishes the calls already made (a `sb_leave` just before still reaches the room; at
-// most 1 s), closes the client's connections so the servers see it go at once (at most
-// 0.3 s more), and frees it. Null is ignored.
+// Finishes the calls already made (a `sb_leave` or a reliable event just before still
+// reaches the room; at most 1 s), closes the client's connections so the servers see it
+// go at once, and frees it. Without `sb_leave` first this is a disconnect: the actor
+// stays inactive for the room's PlayerTtl. Null is ignored.
 //
 // # Safety
 // `client` must be null or a live handle, not used again after this call.
@@ -559,10 +575,12 @@ int32_t sb_event_game_property(struct SbClient *client,
 // As `sb_event_property`.
 int32_t sb_event_object(struct SbClient *client, struct SbObject *out);
 
-// Raises an event with `how` (null: the defaults, all zero). The server checks the
-// options (a channel over 15, unknown targets, a cache option on an unreliable event:
-// docs/PROTOCOL.md 6.1) and refuses with `SB_EVENT_ERROR`; values outside the enums
-// are refused at once with `SB_ERR_INVALID`.
+// Raises an event with `how` (null: the defaults, all zero). Values outside the enums
+// and a channel over 15 are refused at once with `SB_ERR_INVALID`. Events have no
+// answer: what the room refuses (caching an event with targets or a group; in a `Host`
+// or `Server` room, an event not addressed to the authority; docs/PROTOCOL.md 6.1 and
+// 14) comes back as `SB_EVENT_ERROR_INFO`, and an event over the connection's byte rate
+// (256 KiB/s, burst 256 KiB by default) is dropped.
 //
 // # Safety
 // As `sb_raise_event`; `how` null or readable, its `targets` pointing to
@@ -672,7 +690,8 @@ int32_t sb_set_actor_properties(struct SbClient *client,
                                 size_t count);
 
 // Sets `count` properties of the room (`target` 0) or an actor at once (any kind;
-// `SB_VALUE_NULL` deletes a key), and tells everyone.
+// `SB_VALUE_NULL` deletes the key in a room created with `delete_null_properties`,
+// else sets it to null), and tells everyone.
 //
 // # Safety
 // As `sb_authenticate`; `props` points to `count` readable `SbProperty`s, their

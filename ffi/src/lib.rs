@@ -315,6 +315,30 @@ pub unsafe extern "C" fn sb_last_error(buf: *mut u8, cap: usize) -> usize {
     message.len()
 }
 
+/// Starts a client like `sb_client_connect`, trusting the certificates in the PEM text
+/// `pem` (`pem_len` bytes): for platforms where the certificate is not a file, e.g.
+/// inside an Android package.
+///
+/// # Safety
+/// As `sb_client_connect`; `pem` must point to `pem_len` readable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sb_client_connect_pem(
+    master: *const u8,
+    master_len: usize,
+    pem: *const u8,
+    pem_len: usize,
+    out: *mut *mut SbClient,
+) -> i32 {
+    guard(|| {
+        // SAFETY: forwarded from the caller.
+        let pem = unsafe { room::bytes(pem, pem_len, "pem") }?;
+        let trust =
+            Trust::from_ca_pem(&pem, "pem").map_err(|e| (SB_ERR_START, format!("pem: {e}")))?;
+        // SAFETY: forwarded from the caller.
+        unsafe { start(master, master_len, trust, out) }
+    })
+}
+
 /// Starts a client: connects to the master at `master` (`host:port`), trusting the
 /// certificates in the PEM file `ca_path` (for `switchboard dev`: the `ca` it prints), or,
 /// with `ca_path` null or empty, the system's root certificates (a deployment with a
@@ -334,11 +358,6 @@ pub unsafe extern "C" fn sb_client_connect(
     out: *mut *mut SbClient,
 ) -> i32 {
     guard(|| {
-        if out.is_null() {
-            return Err((SB_ERR_NULL, "out is null".into()));
-        }
-        // SAFETY: forwarded from the caller.
-        let master = unsafe { required(master, master_len, "master") }?;
         // SAFETY: forwarded from the caller.
         let ca = unsafe { text(ca_path, ca_path_len, "ca_path") }?;
         let trust = match ca.filter(|c| !c.is_empty()) {
@@ -348,24 +367,44 @@ pub unsafe extern "C" fn sb_client_connect(
                 Trust::system_roots().map_err(|e| (SB_ERR_START, format!("system roots: {e}")))?
             }
         };
-        let inner = PollClient::connect(master, ClientConfig::new(trust))
-            .map_err(|e| (SB_ERR_START, format!("runtime: {e}")))?;
-        let handle = Box::new(SbClient {
-            inner,
-            data: Bytes::new(),
-            text: String::new(),
-            details: Details::default(),
-            pending: VecDeque::new(),
-        });
-        // SAFETY: `out` is not null (checked) and the caller promises it is writable.
-        unsafe { *out = Box::into_raw(handle) };
-        Ok(SB_OK)
+        // SAFETY: forwarded from the caller.
+        unsafe { start(master, master_len, trust, out) }
     })
 }
 
-/// Finishes the calls already made (a `sb_leave` just before still reaches the room; at
-/// most 1 s), closes the client's connections so the servers see it go at once (at most
-/// 0.3 s more), and frees it. Null is ignored.
+/// Starts a client of `master` trusting `trust`, into `*out`.
+///
+/// # Safety
+/// As `sb_client_connect`.
+unsafe fn start(
+    master: *const u8,
+    master_len: usize,
+    trust: Trust,
+    out: *mut *mut SbClient,
+) -> Result<i32, (i32, String)> {
+    if out.is_null() {
+        return Err((SB_ERR_NULL, "out is null".into()));
+    }
+    // SAFETY: forwarded from the caller.
+    let master = unsafe { required(master, master_len, "master") }?;
+    let inner = PollClient::connect(master, ClientConfig::new(trust))
+        .map_err(|e| (SB_ERR_START, format!("runtime: {e}")))?;
+    let handle = Box::new(SbClient {
+        inner,
+        data: Bytes::new(),
+        text: String::new(),
+        details: Details::default(),
+        pending: VecDeque::new(),
+    });
+    // SAFETY: `out` is not null (checked) and the caller promises it is writable.
+    unsafe { *out = Box::into_raw(handle) };
+    Ok(SB_OK)
+}
+
+/// Finishes the calls already made (a `sb_leave` or a reliable event just before still
+/// reaches the room; at most 1 s), closes the client's connections so the servers see it
+/// go at once, and frees it. Without `sb_leave` first this is a disconnect: the actor
+/// stays inactive for the room's PlayerTtl. Null is ignored.
 ///
 /// # Safety
 /// `client` must be null or a live handle, not used again after this call.

@@ -3,6 +3,7 @@
 //! and leaving interest groups.
 
 use switchboard_client::Delivery;
+use switchboard_protocol::messages::game::MAX_CHANNEL;
 use switchboard_protocol::{EventCaching, GameOp, RaiseEvent, ReceiverGroup};
 
 use crate::room::{array, bytes};
@@ -18,7 +19,7 @@ pub struct SbRaiseOptions {
     /// Non-zero: reliable, on `channel`; else a datagram (reliably when it does not fit).
     pub reliable: u8,
     /// Reliable channel 0 to 15: events of one channel arrive in order, channels do not
-    /// wait for each other.
+    /// wait for each other (0 shares the control stream with the room's operations).
     pub channel: u8,
     /// Interest group 1 to 255 (its members but the sender), 0: none.
     pub group: u8,
@@ -46,10 +47,12 @@ impl Default for SbRaiseOptions {
     }
 }
 
-/// Raises an event with `how` (null: the defaults, all zero). The server checks the
-/// options (a channel over 15, unknown targets, a cache option on an unreliable event:
-/// docs/PROTOCOL.md 6.1) and refuses with `SB_EVENT_ERROR`; values outside the enums
-/// are refused at once with `SB_ERR_INVALID`.
+/// Raises an event with `how` (null: the defaults, all zero). Values outside the enums
+/// and a channel over 15 are refused at once with `SB_ERR_INVALID`. Events have no
+/// answer: what the room refuses (caching an event with targets or a group; in a `Host`
+/// or `Server` room, an event not addressed to the authority; docs/PROTOCOL.md 6.1 and
+/// 14) comes back as `SB_EVENT_ERROR_INFO`, and an event over the connection's byte rate
+/// (256 KiB/s, burst 256 KiB by default) is dropped.
 ///
 /// # Safety
 /// As `sb_raise_event`; `how` null or readable, its `targets` pointing to
@@ -95,10 +98,16 @@ pub unsafe extern "C" fn sb_raise_event_with(
             channel: how.channel,
             data,
         };
-        let delivery = if how.reliable != 0 {
-            Delivery::Reliable
-        } else {
-            Delivery::Unreliable
+        if how.channel > MAX_CHANNEL {
+            return Err((
+                SB_ERR_INVALID,
+                format!("channel {} is not 0 to {MAX_CHANNEL}", how.channel),
+            ));
+        }
+        let delivery = match (how.reliable != 0, how.channel) {
+            (false, _) => Delivery::Unreliable,
+            (true, 0) => Delivery::Reliable,
+            (true, ch) => Delivery::Channel(ch),
         };
         c.inner.raise_event(event, delivery);
         Ok(SB_OK)

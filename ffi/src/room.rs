@@ -69,6 +69,9 @@ pub struct SbRoomOptions {
     pub lobby_properties: *const SbText,
     /// How many.
     pub lobby_property_count: usize,
+    /// 1: setting a property to `SB_VALUE_NULL` deletes it (else it keeps a null value,
+    /// as in Photon by default).
+    pub delete_null_properties: u8,
 }
 
 /// A UTF-8 string with its length.
@@ -111,6 +114,7 @@ pub unsafe extern "C" fn sb_room_options_default(out: *mut SbRoomOptions) -> i32
             property_count: 0,
             lobby_properties: std::ptr::null(),
             lobby_property_count: 0,
+            delete_null_properties: u8::from(d.delete_null_props),
         };
         // SAFETY: `out` is not null (checked) and writable (the caller's promise).
         unsafe { out.write(o) };
@@ -173,6 +177,7 @@ unsafe fn options(o: &SbRoomOptions) -> Result<RoomOptions, (i32, String)> {
         },
         mode,
         join_approval: o.join_approval != 0,
+        delete_null_props: o.delete_null_properties != 0,
         flush_window_ms: u32::try_from(o.flush_window_ms).ok(),
         ..RoomOptions::default()
     })
@@ -463,7 +468,8 @@ pub unsafe extern "C" fn sb_set_actor_properties(
 }
 
 /// Sets `count` properties of the room (`target` 0) or an actor at once (any kind;
-/// `SB_VALUE_NULL` deletes a key), and tells everyone.
+/// `SB_VALUE_NULL` deletes the key in a room created with `delete_null_properties`,
+/// else sets it to null), and tells everyone.
 ///
 /// # Safety
 /// As `sb_authenticate`; `props` points to `count` readable `SbProperty`s, their

@@ -253,6 +253,27 @@ impl Trust {
         })
     }
 
+    /// Trusts the certificates in PEM text (for a platform where the file is not on a
+    /// file system, e.g. inside an Android package). `what` names it in errors.
+    pub fn from_ca_pem(pem: &[u8], what: &str) -> Result<Self, TlsError> {
+        let pem_err = |e: String| TlsError::Pem {
+            path: what.into(),
+            what: e,
+        };
+        let certs = CertificateDer::pem_slice_iter(pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| pem_err(e.to_string()))?;
+        let mut roots = RootCertStore::empty();
+        let (added, _) = roots.add_parsable_certificates(certs);
+        if added == 0 {
+            return Err(pem_err("no usable CERTIFICATE block".into()));
+        }
+        Ok(Trust {
+            roots: Arc::new(roots),
+            problem: None,
+        })
+    }
+
     /// Trusts the operating system's root certificates (what a deployment with a
     /// certificate from a public CA needs). `SSL_CERT_FILE` and `SSL_CERT_DIR`, when set,
     /// replace the system's store, as in OpenSSL. Loaded once per process.

@@ -157,7 +157,10 @@ static class Authority
 
         // --- Lobbies: the shared room is listed with two players; a random join in an empty
         // SQL lobby finds nothing.
-        var c = Start(master, ca, out sc);
+        // Carol's client trusts the certificate given as PEM bytes (as on Android).
+        var c = SwitchboardClient.ConnectWithCertificate(master, System.IO.File.ReadAllBytes(ca));
+        sc = new Seen(c);
+        Harness.WaitFor(() => sc.Connected, "carol connected", c);
         Login(c, sc, "carol", args[6]);
         c.JoinLobby();
         Harness.WaitFor(() => sc.Games != null && Array.Exists(sc.Games, g => g.Name == room && g.PlayerCount == 2 && g.IsOpen && !g.Removed),
@@ -179,6 +182,7 @@ static class Authority
         {
             Lobby = "ranked", LobbySql = true, LobbyProperties = new[] { "C0" },
             Properties = new Dictionary<string, object> { { "C0", 5 } },
+            DeleteNullProperties = true,
         });
         Harness.WaitFor(() => sa.Room != null, "a created the ranked room", a);
         b.JoinRandom("ranked", true, "C0 > 3");
@@ -192,6 +196,17 @@ static class Authority
             Harness.Fail("C0 deleted, ready=true, speed=1.5");
         try { a.SetProperties(0, new Dictionary<string, object> { { "when", DateTime.Now } }); Harness.Fail("a DateTime accepted"); }
         catch (ArgumentException) { }
+        // Deleted, not kept as null: a joiner sees no C0. An empty key is a key like any other.
+        a.SetProperties(0, new Dictionary<string, object> { { "", "empty key" } });
+        sb.Left = false;
+        b.Leave();
+        Harness.WaitFor(() => sb.Left, "b left the ranked room", b);
+        sb.Room = null;
+        b.JoinGame(room);
+        Harness.WaitFor(() => sb.Room != null, "b came back to the ranked room", a, b);
+        if (sb.Room.Properties.ContainsKey("C0") || !sb.Room.Properties.ContainsKey("ready")
+            || (sb.Room.Properties[""] as string) != "empty key")
+            Harness.Fail("C0 is gone, the empty key is there");
         a.Leave();
         b.Leave();
         Harness.WaitFor(() => sa.Left && sb.Left, "a and b left the ranked room", a, b);

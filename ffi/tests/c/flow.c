@@ -94,6 +94,9 @@ int main(int argc, char **argv) {
     cached.cache = 1;
     sb_raise_event_with(a, 14, S("cached"), &cached);
     SbRaiseOptions bad = {0};
+    bad.channel = 16;
+    if (sb_raise_event_with(a, 1, NULL, 0, &bad) != SB_ERR_INVALID) fail("channel 16 is invalid");
+    bad.channel = 0;
     bad.cache = 9;
     if (sb_raise_event_with(a, 1, NULL, 0, &bad) != SB_ERR_INVALID) fail("cache 9 is invalid");
     bad.cache = 0;
@@ -130,11 +133,28 @@ int main(int argc, char **argv) {
     e = wait_for(b, SB_EVENT_ERROR, "a second room refused");
     if (e.code != -3 || e.flags != SB_OP_CREATE_GAME) fail("a second room: code -3");
 
-    /* Leaving and freeing at once: the leave still reaches the room, at once. */
-    sb_leave(b, 0);
+    /* Reliable events sent right before freeing the client still arrive (on the control
+     * stream and on a channel); then the room sees b go at once. */
+    SbRaiseOptions on5 = {0};
+    on5.reliable = 1;
+    on5.channel = 5;
+    sb_raise_event(b, 30, S("last words"), 0, 1);
+    sb_raise_event_with(b, 31, S("on channel 5"), &on5);
     sb_client_free(b);
-    e = wait_for(a, SB_EVENT_ACTOR_LEFT, "a saw b leave before its client was freed");
-    if (e.actor != b_again || e.flags != 0) fail("b left for good");
+    int got30 = 0, got31 = 0;
+    for (;;) {
+        SbEvent x;
+        int r = sb_poll(a, &x);
+        if (r < 0) fail("sb_poll");
+        if (r == 0) { nap(); continue; }
+        if (x.kind == SB_EVENT_EVENT && x.code == 30) got30 = 1;
+        if (x.kind == SB_EVENT_EVENT && x.code == 31) got31 = 1;
+        if (x.kind == SB_EVENT_ACTOR_LEFT) {
+            if (x.actor != b_again) fail("b went");
+            break;
+        }
+    }
+    if (!got30 || !got31) fail("b's last reliable events arrived before it went");
 
     sb_client_free(a);
     printf("ok\n");
