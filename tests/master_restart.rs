@@ -29,6 +29,8 @@ fn start_master(
     cfg.client_addr = client;
     cfg.cluster_addr = cluster;
     cfg.game_list_interval = Duration::from_millis(50);
+    // No admin listener: its fixed default port would collide between tests.
+    cfg.admin_addr = None;
     let master = Master::bind(cfg).expect("bind master");
     let addrs = (master.client_addr(), master.cluster_addr());
     let (stop, stopped) = oneshot::channel::<()>();
@@ -49,16 +51,17 @@ async fn until(what: &str, cond: impl Fn() -> bool) {
         .unwrap_or_else(|_| panic!("{what} did not happen within 10 s"));
 }
 
-#[tokio::test]
-async fn a_restarted_master_rebuilds_its_view_from_the_game_servers() {
-    let tls = tempfile::tempdir().unwrap();
-    let (identity, ca) = ServerIdentity::dev(&tls.path().join("tls")).unwrap();
-    let trust = Trust::from_ca_file(&ca).unwrap();
+/// Starts `n` game servers registering with the master at `cluster_addr`, and waits until
+/// they have.
+async fn start_game_servers(
+    n: usize,
+    identity: &ServerIdentity,
+    trust: &Trust,
+    cluster_addr: SocketAddr,
+) -> Vec<Arc<Stats>> {
     let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let (client_addr, cluster_addr, stop, master) = start_master(&identity, any, any);
-
     let mut stats: Vec<Arc<Stats>> = Vec::new();
-    for i in 0..2 {
+    for i in 0..n {
         let mut cfg = GameServerConfig::new(
             format!("gs-{i}"),
             cluster_addr.to_string(),
@@ -77,6 +80,17 @@ async fn a_restarted_master_rebuilds_its_view_from_the_game_servers() {
         stats.iter().all(|s| s.registered.load(Ordering::Relaxed))
     })
     .await;
+    stats
+}
+
+#[tokio::test]
+async fn a_restarted_master_rebuilds_its_view_from_the_game_servers() {
+    let tls = tempfile::tempdir().unwrap();
+    let (identity, ca) = ServerIdentity::dev(&tls.path().join("tls")).unwrap();
+    let trust = Trust::from_ca_file(&ca).unwrap();
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let (client_addr, cluster_addr, stop, master) = start_master(&identity, any, any);
+    let stats = start_game_servers(2, &identity, &trust, cluster_addr).await;
 
     let config = ClientConfig::new(trust.clone());
     let client = |user: &'static str| {
@@ -147,4 +161,80 @@ async fn a_restarted_master_rebuilds_its_view_from_the_game_servers() {
         let expected_actor = if name == "r1" { 3 } else { 2 };
         assert_eq!(room.actor(), expected_actor, "{name} kept its actors");
     }
+}
+
+/// A game loop's client (the poll core under the C API and C#) in a room when the master
+/// dies: it hears that the master connection closed, the room plays on, and a call that
+/// needs the master is answered with an error instead of never.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poll_client_in_a_room_plays_on_when_the_master_dies() {
+    use switchboard_client::{Op, PollClient, PollEvent};
+    let tls = tempfile::tempdir().unwrap();
+    let (identity, ca) = ServerIdentity::dev(&tls.path().join("tls")).unwrap();
+    let trust = Trust::from_ca_file(&ca).unwrap();
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let (client_addr, cluster_addr, stop, master) = start_master(&identity, any, any);
+    start_game_servers(1, &identity, &trust, cluster_addr).await;
+    let mut host = Client::connect(&client_addr.to_string(), ClientConfig::new(trust.clone()))
+        .await
+        .unwrap();
+    host.authenticate("host", "").await.unwrap();
+    let room = host
+        .create_game(Some("r1"), RoomOptions::default())
+        .await
+        .unwrap();
+
+    let (joined, in_room) = oneshot::channel::<()>();
+    let (killed, master_gone) = std::sync::mpsc::channel::<()>();
+    let (master_addr, config) = (client_addr.to_string(), ClientConfig::new(trust.clone()));
+    // The poll client lives on a blocking thread, as in a game loop.
+    let game = tokio::task::spawn_blocking(move || {
+        let mut pc = PollClient::connect(&master_addr, config).unwrap();
+        let next = |pc: &mut PollClient, what: &str, pred: &dyn Fn(&PollEvent) -> bool| {
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while std::time::Instant::now() < deadline {
+                match pc.poll() {
+                    Some(e) if pred(&e) => return e,
+                    Some(_) => {}
+                    None => std::thread::sleep(Duration::from_millis(2)),
+                }
+            }
+            panic!("{what} did not happen within 10 s");
+        };
+        pc.authenticate("player", "");
+        next(&mut pc, "authenticated", &|e| {
+            matches!(e, PollEvent::Authenticated { .. })
+        });
+        pc.join_game("r1", Default::default());
+        next(&mut pc, "joined", &|e| {
+            matches!(e, PollEvent::Joined { .. })
+        });
+        joined.send(()).unwrap();
+        next(&mut pc, "the master's close", &|e| {
+            matches!(e, PollEvent::Disconnected { room: false, .. })
+        });
+        master_gone.recv().unwrap();
+        next(&mut pc, "the host's event", &|e| {
+            matches!(e, PollEvent::Event { code: 3, .. })
+        });
+        pc.join_lobby(Lobby::default());
+        next(&mut pc, "the lobby call's answer", &|e| {
+            matches!(
+                e,
+                PollEvent::Error {
+                    op: Op::Lobby,
+                    code: 0,
+                    ..
+                }
+            )
+        });
+    });
+    in_room.await.unwrap();
+    stop.send(()).unwrap();
+    master.await.unwrap();
+    killed.send(()).unwrap();
+    room.raise_event(3, b"master is gone".to_vec(), Delivery::Reliable)
+        .await
+        .unwrap();
+    game.await.expect("the game loop saw it all");
 }
