@@ -3,7 +3,7 @@
 //! `sb_event_*` functions. Like `SbEvent`'s own pointers, what they point into stays
 //! valid until the next `sb_poll` or `sb_client_free` on that client.
 
-use switchboard_protocol::{ActorInfo, GameListEntry, ObjectInfo, RoomMode, Value};
+use switchboard_protocol::{ActorInfo, GameListEntry, ObjectInfo, Properties, RoomMode, Value};
 
 use crate::{SB_ERR_NULL, SbClient, client, guard};
 
@@ -174,6 +174,12 @@ unsafe fn read<T>(c: *mut SbClient, out: *mut T, item: impl FnOnce(&Details) -> 
     })
 }
 
+/// Property number `index` (in key order) of a map.
+fn nth(props: &Properties, index: u32) -> Option<SbProperty> {
+    let (k, v) = props.iter().nth(index as usize)?;
+    Some(property(k, v))
+}
+
 fn sorted(props: &[(String, Value)], index: usize) -> Option<SbProperty> {
     props.get(index).map(|(k, v)| property(k, v))
 }
@@ -250,9 +256,7 @@ pub unsafe extern "C" fn sb_event_actor_property(
     // SAFETY: forwarded from the caller.
     unsafe {
         read(client, out, |d| {
-            let actor = d.actors.get(actor_index as usize)?;
-            let (k, v) = actor.properties.iter().nth(index as usize)?;
-            Some(property(k, v))
+            nth(&d.actors.get(actor_index as usize)?.properties, index)
         })
     }
 }
@@ -294,9 +298,7 @@ pub unsafe extern "C" fn sb_event_game_property(
     // SAFETY: forwarded from the caller.
     unsafe {
         read(client, out, |d| {
-            let game = d.games.get(game_index as usize)?;
-            let (k, v) = game.properties.iter().nth(index as usize)?;
-            Some(property(k, v))
+            nth(&d.games.get(game_index as usize)?.properties, index)
         })
     }
 }
